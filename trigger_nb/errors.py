@@ -1,0 +1,147 @@
+"""Every error trigger_nb raises, in one place.
+
+Each message names the thing, the problem and the fix. Errors also subclass the builtin that fits,
+so ``except TypeError`` keeps working for callers who do not know us::
+
+    TriggerNbError(Exception)
+    ├── InvalidCacheKeyError(TypeError)      a cache key of an unsupported type or empty
+    ├── DuplicateCacheKeyError(ValueError)   the same key twice in one scope and execution
+    ├── InvalidPayloadError(ValueError)      a payload that fails the job's schema
+    ├── InvalidOptionError(ValueError)       a bad option value (negative retry limit, NaN timeout)
+    ├── TaskError(RuntimeError)              a task failed after its last attempt
+    ├── TaskTimeoutError(TimeoutError)       an attempt ran past ``timeout`` (retried or TaskError)
+    ├── TaskOutputError(TypeError)           a task's output cannot be serialized
+    ├── CacheReadError(RuntimeError)         a stored output can no longer be read
+    ├── StoreError(OSError)                  the store cannot be opened or written
+    │   └── StoreVersionError                the store was written by an unknown format version
+    ├── NotFoundError(LookupError)           an unknown job, run or task id
+    └── JobDefinitionError(ValueError)       a job without a run function, or not defined here
+
+Internal control flow derives from ``BaseException`` (like ``KeyboardInterrupt``) so a user's
+``except Exception`` can never swallow it::
+
+    ControlFlow(BaseException)
+    └── RunSuspended                         ``io.wait`` suspends the run until a resume time
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from trigger_nb.model import AttemptRecord, ErrorInfo
+
+
+class TriggerNbError(Exception):
+    """Base class of every error trigger_nb raises on purpose."""
+
+
+class InvalidCacheKeyError(TriggerNbError, TypeError):
+    """A cache key that is empty or of a type keys cannot hold."""
+
+
+class DuplicateCacheKeyError(TriggerNbError, ValueError):
+    """The same cache key used twice in one scope within one execution."""
+
+    def __init__(self, message: str, *, cache_key: object) -> None:
+        super().__init__(message)
+        self.cache_key = cache_key
+
+
+class InvalidPayloadError(TriggerNbError, ValueError):
+    """A payload that does not validate against the job's schema; ``errors`` lists each field."""
+
+    def __init__(self, message: str, *, errors: list[dict[str, Any]] | None = None) -> None:
+        super().__init__(message)
+        self.errors = errors or []
+
+
+class InvalidOptionError(TriggerNbError, ValueError):
+    """An option value that cannot work (negative retry limit, NaN timeout, unknown name)."""
+
+
+class TaskError(TriggerNbError, RuntimeError):
+    """A task failed after its last attempt.
+
+    ``error`` carries the last error's type, message and traceback as data; the original exception
+    is the ``__cause__``.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        cache_key: object,
+        task_id: str,
+        attempts: list[AttemptRecord],
+        error: ErrorInfo,
+    ) -> None:
+        super().__init__(message)
+        self.cache_key = cache_key
+        self.task_id = task_id
+        self.attempts = attempts
+        self.error = error
+
+    @property
+    def error_type(self) -> str:
+        return self.error.type
+
+    @property
+    def error_message(self) -> str:
+        return self.error.message
+
+    @property
+    def traceback(self) -> str:
+        return self.error.traceback
+
+
+class TaskTimeoutError(TriggerNbError, TimeoutError):
+    """One attempt of a task ran longer than its ``timeout``."""
+
+
+class TaskOutputError(TriggerNbError, TypeError):
+    """A task returned a value that cannot be serialized into the store."""
+
+    def __init__(self, message: str, *, cache_key: object, output_type: str) -> None:
+        super().__init__(message)
+        self.cache_key = cache_key
+        self.output_type = output_type
+
+
+class CacheReadError(TriggerNbError, RuntimeError):
+    """A completed task's stored output can no longer be read (class moved, file damaged)."""
+
+    def __init__(self, message: str, *, cache_key: object = None, task_id: str = "") -> None:
+        super().__init__(message)
+        self.cache_key = cache_key
+        self.task_id = task_id
+
+
+class StoreError(TriggerNbError, OSError):
+    """The store directory cannot be opened, read or written."""
+
+
+class StoreVersionError(StoreError):
+    """The store was written by a format version this trigger_nb does not know."""
+
+
+class NotFoundError(TriggerNbError, LookupError):
+    """An unknown job, run or task."""
+
+
+class JobDefinitionError(TriggerNbError, ValueError):
+    """A job that cannot run as defined (no run function, conflicting definition)."""
+
+
+class ControlFlow(BaseException):
+    """Internal signals that unwind the user's code; never an error of the user's."""
+
+
+class RunSuspended(ControlFlow):
+    """Raised by ``io.wait`` to suspend the run until ``resume_at``."""
+
+    def __init__(self, resume_at: datetime, cache_key: object) -> None:
+        super().__init__(f"run suspended by io.wait({cache_key!r}) until {resume_at.isoformat()}")
+        self.resume_at = resume_at
+        self.cache_key = cache_key

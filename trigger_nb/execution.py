@@ -1,0 +1,132 @@
+"""The state of one execution of a run, shared by ``io``, the task engine and the logger.
+
+The current parent task lives in a ``ContextVar`` so nesting is tracked through plain calls,
+threads started by ``io.parallel`` and asyncio tasks alike.
+"""
+
+from __future__ import annotations
+
+import collections
+import threading
+from collections.abc import Callable
+from contextvars import ContextVar
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from trigger_nb.clock import Clock
+from trigger_nb.codec import to_jsonable
+from trigger_nb.model import LogRecord, utcnow
+from trigger_nb.store import RunSnapshot, Store
+
+if TYPE_CHECKING:
+    from trigger_nb.job import TriggerClient
+
+Listener = Callable[[str, Any], None]
+LOG_LEVELS = ("debug", "info", "warn", "error")
+
+
+@dataclass(frozen=True)
+class Frame:
+    """Where code is running: which execution, under which parent task (None: the run's root)."""
+
+    execution: Execution
+    task_id: str | None
+
+
+current_frame: ContextVar[Frame | None] = ContextVar("trigger_nb_frame", default=None)
+
+
+@dataclass
+class Execution:
+    run_id: str
+    number: int
+    store: Store
+    snapshot: RunSnapshot
+    clock: Clock
+    client: TriggerClient | None = None
+    listeners: list[Listener] = field(default_factory=list)
+    executed: int = 0
+    replayed: int = 0
+    failed: int = 0
+    time_saved_seconds: float = 0.0
+    used_task_ids: set[str] = field(default_factory=set)
+    lock: threading.RLock = field(default_factory=threading.RLock)
+    _log_seq: int = 0
+    _seq: int = 0
+    _prior_root_logs: collections.Counter[tuple[str, str]] = field(
+        default_factory=collections.Counter
+    )
+
+    def __post_init__(self) -> None:
+        self._prior_root_logs.update(
+            (log.level, log.message) for log in self.snapshot.logs if log.task_id is None
+        )
+        self._seq = len(self.snapshot.raw_tasks)
+
+    def parent_id(self) -> str | None:
+        frame = current_frame.get()
+        return frame.task_id if frame is not None and frame.execution is self else None
+
+    def next_seq(self) -> int:
+        with self.lock:
+            self._seq += 1
+            return self._seq
+
+    def publish(self, kind: str, payload: Any) -> None:
+        for listener in list(self.listeners):
+            try:
+                listener(kind, payload)
+            except Exception:  # a broken view must never break the run it shows
+                continue
+
+    def log(self, level: str, message: str, data: dict[str, Any], task_id: str | None) -> None:
+        text = str(message)
+        with self.lock:
+            if task_id is None and self._prior_root_logs[(level, text)] > 0:
+                # The same top-level log written by an earlier execution: a replay, not news.
+                self._prior_root_logs[(level, text)] -= 1
+                return
+            self._log_seq += 1
+            seq = self._log_seq
+        record = LogRecord(
+            run_id=self.run_id,
+            task_id=task_id,
+            execution=self.number,
+            seq=seq,
+            level=level,
+            message=text,
+            data={str(k): to_jsonable(v) for k, v in data.items()},
+            time=self.clock.now() if self.clock else utcnow(),
+        )
+        self.store.append_log(record)
+        self.publish("log", record)
+
+
+class Logger:
+    """``io.logger`` / ``task.logger``: records attached to a task (or to the run at top level)."""
+
+    def __init__(self, execution: Execution, task_id: str | None = None, *, bound: bool = False):
+        self._execution = execution
+        self._task_id = task_id
+        self._bound = bound
+
+    def _emit(self, level: str, message: str, data: dict[str, Any]) -> None:
+        task_id = self._task_id if self._bound else self._execution.parent_id()
+        self._execution.log(level, message, data, task_id)
+
+    def debug(self, message: str, **data: Any) -> None:
+        self._emit("debug", message, data)
+
+    def info(self, message: str, **data: Any) -> None:
+        self._emit("info", message, data)
+
+    def log(self, message: str, **data: Any) -> None:
+        self._emit("info", message, data)
+
+    def warn(self, message: str, **data: Any) -> None:
+        self._emit("warn", message, data)
+
+    warning = warn
+
+    def error(self, message: str, **data: Any) -> None:
+        self._emit("error", message, data)

@@ -1,0 +1,78 @@
+"""Cache keys: validation, typed encoding, and the ids derived from them.
+
+Keys are encoded *with their types* so ``["a", "b"]``, ``"a:b"``, ``1`` and ``"1"`` are four
+different keys (Trigger.dev v2 joined key parts with ``:`` and collided these). The encoding is a
+compact JSON text so it stays readable in the store and stable across Python versions.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from typing import Any
+
+from trigger_nb.errors import InvalidCacheKeyError
+
+TASK_ID_CHARS = 24
+_PART_TYPES = (str, int, float, bool, type(None))
+
+
+def encode_key(cache_key: object) -> str:
+    """The canonical text of a cache key; raises InvalidCacheKeyError for anything unsupported."""
+    if isinstance(cache_key, str):
+        if not cache_key:
+            raise InvalidCacheKeyError(
+                "cache key is an empty string: give each task a non-empty key, e.g. 'send-email'"
+            )
+        return "s" + cache_key
+    if isinstance(cache_key, (list, tuple)):
+        if not cache_key:
+            raise InvalidCacheKeyError(
+                "cache key is an empty list: give at least one part, e.g. ['send-email', user_id]"
+            )
+        return "l" + json.dumps([_encode_part(part, i) for i, part in enumerate(cache_key)])
+    if isinstance(cache_key, _PART_TYPES) and cache_key is not None:
+        return "v" + json.dumps(_encode_part(cache_key, None))
+    raise InvalidCacheKeyError(
+        f"cache key of type {type(cache_key).__name__} is not supported: use a non-empty string, "
+        "or a list of strings, ints, floats, bools or None"
+    )
+
+
+def _encode_part(part: object, index: int | None) -> list[Any]:
+    where = "cache key" if index is None else f"cache key part {index}"
+    # bool before int: True is an int in Python but must not equal the key 1.
+    if isinstance(part, bool):
+        return ["b", part]
+    if isinstance(part, int):
+        return ["i", str(part)]
+    if isinstance(part, float):
+        return ["f", repr(part) if not math.isnan(part) else "nan"]
+    if isinstance(part, str):
+        return ["s", part]
+    if part is None:
+        return ["n"]
+    raise InvalidCacheKeyError(
+        f"{where} of type {type(part).__name__} is not supported: key parts must be strings, "
+        "ints, floats, bools or None (convert it, e.g. str(value))"
+    )
+
+
+def display_key(cache_key: object) -> Any:
+    """A JSON-able form of the key for records and views."""
+    if isinstance(cache_key, (list, tuple)):
+        return [p if not isinstance(p, float) or math.isfinite(p) else repr(p) for p in cache_key]
+    if isinstance(cache_key, float) and not math.isfinite(cache_key):
+        return repr(cache_key)
+    return cache_key
+
+
+def idempotency_key(run_id: str, parent_id: str | None, encoded_key: str) -> str:
+    """sha256 hex of run id, parent scope and key: stable across executions and processes."""
+    material = "\x1f".join((run_id, parent_id or "", encoded_key))
+    return hashlib.sha256(material.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def task_id_for(idempotency: str) -> str:
+    return idempotency[:TASK_ID_CHARS]

@@ -1,0 +1,231 @@
+"""The records trigger_nb persists: runs, tasks, attempts, logs and errors, as pydantic models.
+
+Records hold metadata only. A task's output lives under its own store key so that the task tree,
+the CLI and the explorer read status, timings and a short preview without unpickling anything.
+"""
+
+from __future__ import annotations
+
+import enum
+import reprlib
+import traceback as traceback_module
+from datetime import datetime, timezone
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+PREVIEW_CHARS = 200
+REDACTED = "[REDACTED]"
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+class RunStatus(str, enum.Enum):
+    RUNNING = "RUNNING"
+    WAITING = "WAITING"
+    SUCCESS = "SUCCESS"
+    FAILURE = "FAILURE"
+    CANCELED = "CANCELED"
+
+    def __str__(self) -> str:
+        return self.value
+
+
+class TaskStatus(str, enum.Enum):
+    RUNNING = "RUNNING"
+    COMPLETED = "COMPLETED"
+    FAILED = "FAILED"
+    WAITING = "WAITING"
+    INTERRUPTED = "INTERRUPTED"
+
+    def __str__(self) -> str:
+        return self.value
+
+
+class ErrorInfo(BaseModel):
+    """An exception kept as data: it survives the process that raised it."""
+
+    type: str
+    message: str
+    traceback: str = ""
+
+    @classmethod
+    def from_exception(cls, error: BaseException) -> ErrorInfo:
+        kind = type(error)
+        name = kind.__qualname__
+        if kind.__module__ not in ("builtins", "__main__"):
+            name = f"{kind.__module__}.{name}"
+        text = "".join(traceback_module.format_exception(kind, error, error.__traceback__))
+        return cls(type=name, message=str(error), traceback=text)
+
+    def summary(self) -> str:
+        short = self.type.rsplit(".", 1)[-1]
+        return f"{short}: {self.message}" if self.message else short
+
+
+class AttemptRecord(BaseModel):
+    number: int
+    execution: int
+    started_at: datetime
+    finished_at: datetime | None = None
+    status: TaskStatus = TaskStatus.RUNNING
+    error: ErrorInfo | None = None
+
+
+class LogRecord(BaseModel):
+    run_id: str
+    task_id: str | None = None
+    execution: int
+    seq: int
+    level: str
+    message: str
+    data: dict[str, Any] = Field(default_factory=dict)
+    time: datetime
+
+
+class TaskRecord(BaseModel):
+    id: str
+    run_id: str
+    parent_id: str | None = None
+    key: str
+    cache_key: Any
+    idempotency_key: str
+    kind: str = "task"
+    seq: int = 0
+    name: str
+    icon: str | None = None
+    description: str | None = None
+    properties: list[dict[str, Any]] = Field(default_factory=list)
+    params: Any = None
+    output_properties: list[dict[str, Any]] = Field(default_factory=list)
+    redact: list[str] = Field(default_factory=list)
+    status: TaskStatus = TaskStatus.RUNNING
+    created_at: datetime
+    started_at: datetime | None = None
+    completed_at: datetime | None = None
+    duration_seconds: float | None = None
+    first_execution: int = 1
+    completed_execution: int | None = None
+    attempts: list[AttemptRecord] = Field(default_factory=list)
+    error: ErrorInfo | None = None
+    output_type: str | None = None
+    output_size: int | None = None
+    output_preview: str | None = None
+    wait_until: datetime | None = None
+
+    @property
+    def is_completed(self) -> bool:
+        return self.status is TaskStatus.COMPLETED
+
+
+class ExecutionRecord(BaseModel):
+    number: int
+    started_at: datetime
+    finished_at: datetime | None = None
+    status: RunStatus = RunStatus.RUNNING
+    executed: int = 0
+    replayed: int = 0
+    failed: int = 0
+    time_saved_seconds: float = 0.0
+
+
+class EventInfo(BaseModel):
+    name: str | None = None
+    id: str
+    timestamp: datetime
+    payload: Any = None
+
+
+class RunRecord(BaseModel):
+    id: str
+    job_id: str
+    job_name: str
+    job_version: str
+    client_id: str
+    status: RunStatus = RunStatus.RUNNING
+    event: EventInfo
+    created_at: datetime
+    updated_at: datetime
+    completed_at: datetime | None = None
+    execution_history: list[ExecutionRecord] = Field(default_factory=list)
+    error: ErrorInfo | None = None
+    output_type: str | None = None
+    output_preview: str | None = None
+    output_size: int | None = None
+    wait_until: datetime | None = None
+    task_count: int = 0
+
+    @property
+    def executions(self) -> int:
+        return len(self.execution_history)
+
+    @property
+    def started_at(self) -> datetime:
+        return self.created_at
+
+    @property
+    def duration_seconds(self) -> float | None:
+        if self.completed_at is None:
+            return None
+        return (self.completed_at - self.created_at).total_seconds()
+
+
+def type_name(value: object) -> str:
+    kind = type(value)
+    if kind.__module__ == "builtins":
+        return kind.__qualname__
+    return f"{kind.__module__}.{kind.__qualname__}"
+
+
+_preview_repr = reprlib.Repr()
+_preview_repr.maxstring = PREVIEW_CHARS
+_preview_repr.maxother = PREVIEW_CHARS
+_preview_repr.maxlist = _preview_repr.maxtuple = _preview_repr.maxset = 10
+_preview_repr.maxdict = 10
+
+
+def preview(value: object, redact: list[str] | None = None) -> str:
+    """A short, safe one-line text of a value, with redacted paths masked."""
+    if redact:
+        value = redact_value(to_plain(value), redact)
+    try:
+        text = _preview_repr.repr(value)
+    except Exception as error:  # a broken __repr__ must not fail the task
+        text = f"<{type_name(value)}: repr failed: {error}>"
+    text = " ".join(text.split())
+    return text if len(text) <= PREVIEW_CHARS else text[: PREVIEW_CHARS - 1] + "…"
+
+
+def to_plain(value: object) -> Any:
+    """Pydantic models and dataclasses as dicts, recursively; other values unchanged."""
+    import dataclasses
+
+    if isinstance(value, BaseModel):
+        return value.model_dump()
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return dataclasses.asdict(value)
+    if isinstance(value, dict):
+        return {k: to_plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [to_plain(v) for v in value]
+    return value
+
+
+def redact_value(value: Any, paths: list[str]) -> Any:
+    """Mask each dotted path (``"user.password"``, ``"items.*.token"``) of a plain value."""
+    for path in paths:
+        value = _mask(value, path.split("."))
+    return value
+
+
+def _mask(value: Any, parts: list[str]) -> Any:
+    if not parts:
+        return REDACTED
+    head, rest = parts[0], parts[1:]
+    if isinstance(value, dict):
+        return {k: (_mask(v, rest) if head in ("*", str(k)) else v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_mask(v, rest) if head == "*" or head == str(i) else v for i, v in enumerate(value)]
+    return value

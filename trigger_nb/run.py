@@ -1,0 +1,398 @@
+"""Runs: executing one (``execute_run``) and looking at one (``JobRun``, ``TaskView``)."""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import inspect
+import uuid
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from trigger_nb.codec import deserialize, serialize
+from trigger_nb.errors import (
+    CacheReadError,
+    JobDefinitionError,
+    NotFoundError,
+    RunSuspended,
+    TriggerNbError,
+)
+from trigger_nb.execution import Execution, Listener
+from trigger_nb.model import (
+    AttemptRecord,
+    ErrorInfo,
+    EventInfo,
+    ExecutionRecord,
+    LogRecord,
+    RunRecord,
+    RunStatus,
+    TaskRecord,
+    preview,
+    type_name,
+)
+from trigger_nb.store import RunSnapshot, Store
+
+if TYPE_CHECKING:
+    from trigger_nb.job import Job, TriggerClient
+
+_MISSING: Any = object()
+
+
+@dataclasses.dataclass(frozen=True)
+class JobContext:
+    id: str
+    name: str
+    version: str
+
+
+@dataclasses.dataclass(frozen=True)
+class RunContext:
+    id: str
+    execution: int
+    started_at: datetime
+
+
+@dataclasses.dataclass(frozen=True)
+class EventContext:
+    name: str | None
+    id: str
+    timestamp: datetime
+    payload: Any
+
+
+@dataclasses.dataclass(frozen=True)
+class Context:
+    """``ctx``, the run function's third argument."""
+
+    job: JobContext
+    run: RunContext
+    event: EventContext
+    client: TriggerClient
+
+
+def execute_run(
+    job: Job,
+    run_id: str,
+    payload: Any,
+    payload_json: Any,
+    *,
+    event_name: str | None = None,
+    event_id: str | None = None,
+    listeners: list[Listener] | None = None,
+    run_fn: Any = None,
+) -> JobRun:
+    """One execution of a run: replay what completed, execute the rest, record the outcome."""
+    from trigger_nb.io import IO
+    from trigger_nb.task import run_coroutine
+
+    client, store, clock = job.client, job.client.store, job.client.clock
+    with store.lock_run(run_id):
+        now = clock.now()
+        record = store.load_run(run_id) or RunRecord(
+            id=run_id,
+            job_id=job.id,
+            job_name=job.name,
+            job_version=job.version,
+            client_id=client.id,
+            event=EventInfo(
+                name=event_name,
+                id=event_id or uuid.uuid4().hex,
+                timestamp=now,
+                payload=payload_json,
+            ),
+            created_at=now,
+            updated_at=now,
+        )
+        number = record.executions + 1
+        history = ExecutionRecord(number=number, started_at=now)
+        record.execution_history.append(history)
+        record.status, record.updated_at, record.error = RunStatus.RUNNING, now, None
+        record.wait_until = record.completed_at = None
+        store.save_run(record)
+        snapshot = store.load_snapshot(run_id)
+        x = Execution(run_id, number, store, snapshot, clock, client, list(listeners or []))
+        io = IO(x, job.integrations)
+        ctx = Context(
+            job=JobContext(job.id, job.name, job.version),
+            run=RunContext(run_id, number, record.created_at),
+            event=EventContext(
+                record.event.name, record.event.id, record.event.timestamp, record.event.payload
+            ),
+            client=client,
+        )
+        x.publish("run_started", record)
+        output: Any = _MISSING
+        exception: BaseException | None = None
+        try:
+            fn = run_fn or job.run_fn
+            assert fn is not None, "checked by Job.trigger"
+            result = fn(payload, io, ctx)
+            if inspect.isawaitable(result):
+                result = run_coroutine(result)
+            output = result
+        except RunSuspended as suspended:
+            record.status, record.wait_until = RunStatus.WAITING, suspended.resume_at
+        except KeyboardInterrupt as error:
+            record.status, record.error = RunStatus.CANCELED, ErrorInfo.from_exception(error)
+            exception = error
+        except Exception as error:
+            record.status, record.error = RunStatus.FAILURE, ErrorInfo.from_exception(error)
+            exception = error
+        else:
+            _record_output(store, record, output)
+        finally:
+            _close_execution(record, history, x, clock.now())
+            store.save_run(record)
+            x.publish("run_finished", record)
+    run = JobRun(store, record, client=client, output=output, exception=exception)
+    if isinstance(exception, KeyboardInterrupt):
+        raise exception
+    return run
+
+
+def _record_output(store: Store, record: RunRecord, output: Any) -> None:
+    record.status = RunStatus.SUCCESS
+    record.output_type, record.output_preview = type_name(output), preview(output)
+    try:
+        data = serialize(output, "run output")
+    except TriggerNbError:
+        record.output_size = None  # kept in this process only; views say it was not stored
+        return
+    record.output_size = len(data)
+    store.save_run_output(record.id, data)
+
+
+def _close_execution(
+    record: RunRecord, history: ExecutionRecord, x: Execution, now: datetime
+) -> None:
+    history.finished_at, history.status = now, record.status
+    history.executed, history.replayed, history.failed = x.executed, x.replayed, x.failed
+    history.time_saved_seconds = x.time_saved_seconds
+    record.updated_at = now
+    if record.status in (RunStatus.SUCCESS, RunStatus.FAILURE, RunStatus.CANCELED):
+        record.completed_at = now
+    record.task_count = len(set(x.snapshot.raw_tasks) | x.used_task_ids)
+
+
+class TaskView:
+    """A task of a stored run: its record's fields, its children, and lazy output and logs."""
+
+    def __init__(self, run: JobRun, record: TaskRecord) -> None:
+        self._run = run
+        self.record = record
+        self.children: list[TaskView] = []
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.__dict__["record"], name)
+
+    def __repr__(self) -> str:
+        return f"<task {self.record.name!r} {self.record.status.value}>"
+
+    @property
+    def output(self) -> Any:
+        """The stored output, unpickled on first access (None until the task completed)."""
+        if not self.record.is_completed:
+            return None
+        data = self._run._store.read_output(self.record.run_id, self.record.id)
+        return deserialize(data, f"task {self.record.name!r}", "refresh it with refresh=True")
+
+    @property
+    def logs(self) -> list[LogRecord]:
+        return [log for log in self._run.logs if log.task_id == self.record.id]
+
+    @property
+    def attempts(self) -> list[AttemptRecord]:
+        return self.record.attempts
+
+    def walk(self) -> list[TaskView]:
+        found = [self]
+        for child in self.children:
+            found.extend(child.walk())
+        return found
+
+
+class JobRun:
+    """One run of a job: status, output, error, executions, and the task tree."""
+
+    def __init__(
+        self,
+        store: Store,
+        record: RunRecord,
+        *,
+        client: TriggerClient | None = None,
+        output: Any = _MISSING,
+        exception: BaseException | None = None,
+    ) -> None:
+        self._store = store
+        self._record = record
+        self._client = client
+        self._output = output
+        self.exception = exception
+        self._snapshot: RunSnapshot | None = None
+
+    def __repr__(self) -> str:
+        return f"<JobRun {self.id} job={self.job_id!r} {self.status.value}>"
+
+    # identity and status
+    id = property(lambda self: self._record.id)
+    job_id = property(lambda self: self._record.job_id)
+    record = property(lambda self: self._record)
+
+    @property
+    def status(self) -> RunStatus:
+        return self._record.status
+
+    @property
+    def error(self) -> ErrorInfo | None:
+        return self._record.error
+
+    @property
+    def executions(self) -> int:
+        return self._record.executions
+
+    @property
+    def execution_history(self) -> list[ExecutionRecord]:
+        return self._record.execution_history
+
+    @property
+    def started_at(self) -> datetime:
+        return self._record.created_at
+
+    @property
+    def completed_at(self) -> datetime | None:
+        return self._record.completed_at
+
+    @property
+    def wait_until(self) -> datetime | None:
+        return self._record.wait_until
+
+    @property
+    def payload(self) -> Any:
+        return self._record.event.payload
+
+    @property
+    def output(self) -> Any:
+        if self._output is not _MISSING:
+            return self._output
+        if self._record.status is not RunStatus.SUCCESS:
+            return None
+        data = self._store.read_run_output(self.id)
+        if data is None:
+            raise CacheReadError(
+                f"run {self.id}: its output ({self._record.output_type}) could not be stored; "
+                "re-run it to see the output in this process"
+            )
+        self._output = deserialize(data, f"run {self.id}", "re-run the job")
+        return self._output
+
+    def raise_for_status(self) -> JobRun:
+        """Raise the run's exception if it failed (this process), else return the run."""
+        if self.exception is not None:
+            raise self.exception
+        if self.status is RunStatus.FAILURE and self.error is not None:
+            raise JobDefinitionError(f"run {self.id} failed: {self.error.summary()}")
+        return self
+
+    # tasks and logs
+    def _load(self) -> RunSnapshot:
+        if self._snapshot is None:
+            self._snapshot = self._store.load_snapshot(self.id)
+        return self._snapshot
+
+    @property
+    def all_tasks(self) -> list[TaskView]:
+        """Every task, flat, in the order they first ran."""
+        records = []
+        for task_id in self._load().raw_tasks:
+            with contextlib.suppress(CacheReadError):
+                record = self._load().task(task_id)
+                if record is not None:
+                    records.append(record)
+        return [TaskView(self, r) for r in sorted(records, key=lambda r: r.seq)]
+
+    @property
+    def tasks(self) -> list[TaskView]:
+        """The task tree: top-level tasks, each with ``children``."""
+        views = self.all_tasks
+        by_id = {v.record.id: v for v in views}
+        roots: list[TaskView] = []
+        for view in views:
+            parent = by_id.get(view.record.parent_id or "")
+            (parent.children if parent is not None else roots).append(view)
+        for view in views:
+            if view.record.kind == "parallel":
+                view.children.sort(key=lambda c: _index(c.record.cache_key))
+        return roots
+
+    @property
+    def logs(self) -> list[LogRecord]:
+        return list(self._load().logs)
+
+    def task(self, cache_key: object) -> TaskView:
+        """The first task (depth-first) whose cache key or name equals ``cache_key``."""
+        for view in self.all_tasks:
+            if cache_key in (view.record.cache_key, view.record.name, view.record.id):
+                return view
+        raise NotFoundError(f"run {self.id} has no task with key or name {cache_key!r}")
+
+    def reload(self) -> JobRun:
+        record = self._store.load_run(self.id)
+        if record is None:
+            raise NotFoundError(f"run {self.id} no longer exists (cleared?)")
+        self._record, self._snapshot = record, None
+        return self
+
+    def resume(self) -> JobRun:
+        """Execute the run again: replay completed tasks, continue past due waits."""
+        if self._client is None or self.job_id not in self._client.jobs:
+            raise JobDefinitionError(
+                f"run {self.id}: job {self.job_id!r} is not defined in this process; define it "
+                "(run its cell or define_job + @job.run) on a client, then resume"
+            )
+        job = self._client.jobs[self.job_id]
+        value, payload_json = job.validate(self._record.event.payload)
+        return execute_run(
+            job,
+            self.id,
+            value,
+            payload_json,
+            event_name=self._record.event.name,
+            event_id=self._record.event.id,
+            listeners=list(self._client.listeners),
+        )
+
+    def to_records(self) -> list[dict[str, Any]]:
+        """One dict per task (flat), for tables and DataFrames."""
+        rows = []
+        for view in self.all_tasks:
+            r = view.record
+            rows.append(
+                {
+                    "run_id": r.run_id,
+                    "task_id": r.id,
+                    "parent_id": r.parent_id,
+                    "cache_key": r.cache_key,
+                    "name": r.name,
+                    "kind": r.kind,
+                    "status": r.status.value,
+                    "attempts": len(r.attempts),
+                    "started_at": r.started_at,
+                    "completed_at": r.completed_at,
+                    "duration_seconds": r.duration_seconds,
+                    "output_type": r.output_type,
+                    "output_preview": r.output_preview,
+                    "error": r.error.summary() if r.error else None,
+                }
+            )
+        return rows
+
+    def to_dataframe(self) -> Any:
+        try:
+            import pandas  # type: ignore[import-untyped]
+        except ImportError as error:
+            raise ImportError("to_dataframe() needs pandas: pip install pandas") from error
+        return pandas.DataFrame(self.to_records())
+
+
+def _index(key: Any) -> tuple[int, str]:
+    return (key, "") if isinstance(key, int) else (1 << 62, str(key))

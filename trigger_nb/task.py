@@ -1,0 +1,406 @@
+"""Running one task: replay it, or execute it with retries, timeouts and durable records.
+
+The attempt loop is written once, as a generator that yields what it needs (call the function,
+sleep before a retry); a sync and an async driver carry those out. That keeps ``run_task`` and
+``arun_task`` identical in behaviour without two copies of the retry logic.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import inspect
+import math
+import signal
+import threading
+import time
+from collections.abc import Callable, Generator, Iterator
+from typing import Any
+
+from trigger_nb.codec import deserialize, serialize
+from trigger_nb.errors import (
+    CacheReadError,
+    InvalidOptionError,
+    RunSuspended,
+    TaskError,
+    TaskTimeoutError,
+    TriggerNbError,
+)
+from trigger_nb.execution import Execution, Frame, Logger, current_frame
+from trigger_nb.model import AttemptRecord, ErrorInfo, TaskRecord, TaskStatus, preview, type_name
+from trigger_nb.retry import SKIP_RETRYING, RetryAt, RetryOptions, compute_delay, should_retry
+from trigger_nb.store import sealed_duration
+
+_NO_RETRY = RetryOptions(limit=1)
+_RETRY_AT_LIMIT = RetryOptions().limit
+
+
+class TaskHandle:
+    """The ``task`` argument of a task function."""
+
+    def __init__(self, record: TaskRecord, cache_key: object, execution: Execution) -> None:
+        self.id = record.id
+        self.cache_key = cache_key
+        self.idempotency_key = record.idempotency_key
+        self.name = record.name
+        self.run_id = record.run_id
+        self.attempt = 0
+        self.output_properties: list[dict[str, Any]] = []
+        self.logger = Logger(execution, record.id, bound=True)
+        self._record = record
+
+    def __repr__(self) -> str:
+        return f"<task {self.name!r} key={self.cache_key!r} attempt={self.attempt}>"
+
+
+@dataclasses.dataclass
+class TaskCall:
+    """One ``run_task`` call, validated, with its record ready to execute."""
+
+    execution: Execution
+    record: TaskRecord
+    cache_key: object
+    fn: Callable[..., Any]
+    retry: RetryOptions | None = None
+    timeout: float | None = None
+    on_error: Callable[[BaseException, TaskHandle], Any] | None = None
+    refresh: bool = False
+    handle: TaskHandle = dataclasses.field(init=False)
+
+    def __post_init__(self) -> None:
+        self.handle = TaskHandle(self.record, self.cache_key, self.execution)
+
+    @property
+    def label(self) -> str:
+        return f"task {self.record.name!r}" if self.record.name else f"task {self.cache_key!r}"
+
+    @property
+    def refresh_hint(self) -> str:
+        return (
+            f"run it again with run_task({self.cache_key!r}, ..., refresh=True), or clear the "
+            f"run with `trigger-nb clear --run {self.record.run_id}`"
+        )
+
+
+@dataclasses.dataclass
+class _Invoke:
+    pass
+
+
+@dataclasses.dataclass
+class _Sleep:
+    seconds: float
+
+
+_Step = _Invoke | _Sleep
+
+
+def replay(x: Execution, task_id: str, cache_key: object, name: object) -> Any:
+    """The stored output of a completed task, as the value its first execution returned."""
+    stored = x.snapshot.outputs[task_id]
+    label = f"task {name!r}" if name else f"task {cache_key!r}"
+    what = f"{label} (run {x.run_id})"
+    hint = (
+        f"run it again with run_task({cache_key!r}, ..., refresh=True), or clear the run with "
+        f"`trigger-nb clear --run {x.run_id}`"
+    )
+    try:
+        data = x.store.read_output(x.run_id, task_id, stored)
+    except CacheReadError as error:
+        raise CacheReadError(
+            f"{what}: {error}; {hint}", cache_key=cache_key, task_id=task_id
+        ) from error
+    value = deserialize(data, what, hint)
+    with x.lock:
+        x.replayed += 1
+        x.time_saved_seconds += sealed_duration(stored) if isinstance(stored, bytes) else 0.0
+    if x.listeners:
+        x.publish("task_replayed", x.snapshot.task(task_id))
+    return value
+
+
+def _attempts(call: TaskCall) -> Generator[_Step, Any, Any]:
+    x, rec = call.execution, call.record
+    options = call.retry or _NO_RETRY
+    number = 0
+    while True:
+        number += 1
+        call.handle.attempt = number
+        started = x.clock.now()
+        attempt = AttemptRecord(number=number, execution=x.number, started_at=started)
+        rec.attempts.append(attempt)
+        rec.status, rec.started_at, rec.error = TaskStatus.RUNNING, started, None
+        x.store.save_task(rec, drop_output=call.refresh and number == 1)
+        x.publish("task_started", rec)
+        began = time.perf_counter()
+        try:
+            result = yield _Invoke()
+        except RunSuspended:
+            _finish(call, attempt, TaskStatus.WAITING, None)
+            raise
+        except TriggerNbError as error:
+            if isinstance(error, TaskTimeoutError) and getattr(error, "task_id", None) == rec.id:
+                error_to_handle: BaseException = error
+            else:
+                # A child task's failure (or a usage error inside): the parent fails with it,
+                # unchanged, and is not retried for it.
+                _finish(call, attempt, TaskStatus.FAILED, error)
+                raise
+        except Exception as error:
+            error_to_handle = error
+        except BaseException as error:  # KeyboardInterrupt, SystemExit, asyncio cancellation
+            _finish(call, attempt, TaskStatus.INTERRUPTED, error)
+            raise
+        else:
+            return _complete(call, attempt, result, time.perf_counter() - began)
+
+        delay, failure = _decide(call, options, number, error_to_handle)
+        if delay is None:
+            _finish(call, attempt, TaskStatus.FAILED, failure)
+            these = [a for a in rec.attempts if a.execution == x.number]
+            plural = "attempt" if len(these) == 1 else "attempts"
+            info = rec.error or ErrorInfo.from_exception(failure)
+            raise TaskError(
+                f"{call.label} failed after {len(these)} {plural}: {info.summary()}",
+                cache_key=call.cache_key,
+                task_id=rec.id,
+                attempts=these,
+                error=info,
+            ) from failure
+        attempt.status, attempt.finished_at = TaskStatus.FAILED, x.clock.now()
+        attempt.error = ErrorInfo.from_exception(failure)
+        x.store.save_task(rec)
+        x.publish("task_retrying", rec)
+        yield _Sleep(delay)
+
+
+def _decide(
+    call: TaskCall, options: RetryOptions, number: int, error: BaseException
+) -> tuple[float | None, BaseException]:
+    """Seconds to wait before the next attempt (None: give up), and the error to record."""
+    try:
+        decision = call.on_error(error, call.handle) if call.on_error is not None else None
+    except Exception as hook_error:  # a broken on_error fails the task with its own error
+        hook_error.__cause__ = error
+        return None, hook_error
+    if isinstance(decision, BaseException):
+        decision.__cause__ = decision.__cause__ or error
+        error = decision
+    if decision is SKIP_RETRYING:
+        return None, error
+    if isinstance(decision, RetryAt):
+        limit = call.retry.limit if call.retry is not None else _RETRY_AT_LIMIT
+        now = call.execution.clock.now()
+        return (decision.delay_from(now) if number < limit else None), error
+    if number < options.limit and should_retry(error, options):
+        return compute_delay(number, options), error
+    return None, error
+
+
+def _finish(
+    call: TaskCall, attempt: AttemptRecord, status: TaskStatus, error: BaseException | None
+) -> None:
+    x, rec = call.execution, call.record
+    attempt.status, attempt.finished_at = status, x.clock.now()
+    info = None
+    if error is not None:
+        child = getattr(error, "error", None)
+        info = child if isinstance(child, ErrorInfo) else ErrorInfo.from_exception(error)
+        attempt.error = info
+    rec.status, rec.error = status, info
+    if status is TaskStatus.FAILED:
+        with x.lock:
+            x.failed += 1
+    x.store.save_task(rec)
+    x.publish(f"task_{status.value.lower()}", rec)
+
+
+def _complete(call: TaskCall, attempt: AttemptRecord, result: Any, seconds: float) -> Any:
+    x, rec = call.execution, call.record
+    try:
+        data = serialize(result, call.cache_key)
+    except TriggerNbError as error:
+        _finish(call, attempt, TaskStatus.FAILED, error)
+        raise
+    now = x.clock.now()
+    attempt.status, attempt.finished_at = TaskStatus.COMPLETED, now
+    rec.status, rec.completed_at, rec.completed_execution = TaskStatus.COMPLETED, now, x.number
+    rec.duration_seconds = seconds if rec.kind != "wait" else 0.0
+    rec.output_type, rec.output_size = type_name(result), len(data)
+    rec.output_preview = preview(result, rec.redact)
+    rec.output_properties = list(call.handle.output_properties)
+    x.store.complete_task(rec, data)
+    with x.lock:
+        x.executed += 1
+    x.publish("task_completed", rec)
+    # Hand back what was stored, so the first execution and every replay see the same value.
+    return deserialize(data, call.label, call.refresh_hint)
+
+
+def run_sync(call: TaskCall) -> Any:
+    steps = _attempts(call)
+    step = next(steps)
+    while True:
+        try:
+            if isinstance(step, _Invoke):
+                value = _invoke_sync(call)
+            else:
+                value = None
+                call.execution.clock.sleep(step.seconds)
+        except BaseException as error:
+            try:
+                step = steps.throw(error)
+            except StopIteration as stop:
+                return stop.value
+        else:
+            try:
+                step = steps.send(value)
+            except StopIteration as stop:
+                return stop.value
+
+
+async def run_async(call: TaskCall) -> Any:
+    steps = _attempts(call)
+    step = next(steps)
+    while True:
+        try:
+            if isinstance(step, _Invoke):
+                value = await _invoke_async(call)
+            else:
+                value = None
+                await call.execution.clock.asleep(step.seconds)
+        except BaseException as error:
+            try:
+                step = steps.throw(error)
+            except StopIteration as stop:
+                return stop.value
+        else:
+            try:
+                step = steps.send(value)
+            except StopIteration as stop:
+                return stop.value
+
+
+def _arguments(fn: Callable[..., Any], handle: TaskHandle) -> tuple[Any, ...]:
+    """``fn`` may take no argument or one (the task handle)."""
+    try:
+        parameters = inspect.signature(fn).parameters.values()
+    except (TypeError, ValueError):
+        return (handle,)
+    positional = [
+        p
+        for p in parameters
+        if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD, p.VAR_POSITIONAL)
+    ]
+    return (handle,) if positional else ()
+
+
+def _timeout_error(call: TaskCall) -> TaskTimeoutError:
+    error = TaskTimeoutError(
+        f"{call.label} attempt {call.handle.attempt} timed out after {call.timeout:g} s"
+    )
+    error.task_id = call.record.id  # type: ignore[attr-defined]
+    return error
+
+
+def _invoke_sync(call: TaskCall) -> Any:
+    token = current_frame.set(Frame(call.execution, call.record.id))
+    try:
+        if inspect.iscoroutinefunction(call.fn):
+            result = call.fn(*_arguments(call.fn, call.handle))
+        else:
+            with _deadline(call):
+                result = call.fn(*_arguments(call.fn, call.handle))
+        if inspect.isawaitable(result):
+            result = run_coroutine(_await_with_timeout(call, result))
+        return result
+    finally:
+        current_frame.reset(token)
+
+
+async def _invoke_async(call: TaskCall) -> Any:
+    token = current_frame.set(Frame(call.execution, call.record.id))
+    try:
+        if inspect.iscoroutinefunction(call.fn):
+            result = call.fn(*_arguments(call.fn, call.handle))
+        else:
+            with _deadline(call):
+                result = call.fn(*_arguments(call.fn, call.handle))
+        if inspect.isawaitable(result):
+            result = await _await_with_timeout(call, result)
+        return result
+    finally:
+        current_frame.reset(token)
+
+
+async def _await_with_timeout(call: TaskCall, awaitable: Any) -> Any:
+    if call.timeout is None:
+        return await awaitable
+    try:
+        return await asyncio.wait_for(awaitable, call.timeout)
+    except asyncio.TimeoutError:
+        raise _timeout_error(call) from None
+
+
+@contextlib.contextmanager
+def _deadline(call: TaskCall) -> Iterator[None]:
+    """Interrupt a sync function after ``timeout`` seconds with SIGALRM (main thread only).
+
+    Elsewhere (a worker thread of ``io.parallel``) Python cannot interrupt running code, so the
+    timeout is checked when the function returns.
+    """
+    if call.timeout is None:
+        yield
+        return
+    if threading.current_thread() is not threading.main_thread() or not hasattr(
+        signal, "setitimer"
+    ):
+        began = time.monotonic()
+        yield
+        if time.monotonic() - began > call.timeout:
+            raise _timeout_error(call)
+        return
+
+    def on_alarm(signum: int, frame: Any) -> None:
+        raise _timeout_error(call)
+
+    previous_handler = signal.signal(signal.SIGALRM, on_alarm)
+    previous_delay, _ = signal.setitimer(signal.ITIMER_REAL, call.timeout)
+    began = time.monotonic()
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous_handler)
+        if previous_delay:  # an outer task's deadline: re-arm it with what is left
+            left = previous_delay - (time.monotonic() - began)
+            signal.setitimer(signal.ITIMER_REAL, max(left, 1e-6))
+
+
+def run_coroutine(coroutine: Any) -> Any:
+    """Run a coroutine to completion from sync code, inside Jupyter's running loop too."""
+    try:
+        loop = asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(coroutine)
+    import nest_asyncio2
+
+    nest_asyncio2.apply(loop)
+    return loop.run_until_complete(coroutine)
+
+
+def check_timeout(timeout: object) -> float | None:
+    if timeout is None:
+        return None
+    if (
+        isinstance(timeout, bool)
+        or not isinstance(timeout, (int, float))
+        or not math.isfinite(timeout)
+        or timeout <= 0
+    ):
+        raise InvalidOptionError(
+            f"timeout={timeout!r} is invalid: give the seconds each attempt may take, a finite "
+            "number > 0 (or None for no timeout)"
+        )
+    return float(timeout)
