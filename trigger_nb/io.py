@@ -273,7 +273,7 @@ def _positional_count(fn: Callable[..., Any]) -> int:
     except (TypeError, ValueError):
         return 1
     kinds = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
-    return sum(1 for p in parameters if p.kind in kinds)
+    return sum(1 for p in parameters if p.kind in kinds and p.default is p.empty)
 
 
 def _check_seconds(seconds: object) -> float:

@@ -288,12 +288,14 @@ def _arguments(fn: Callable[..., Any], handle: TaskHandle) -> tuple[Any, ...]:
         parameters = inspect.signature(fn).parameters.values()
     except (TypeError, ValueError):
         return (handle,)
-    positional = [
-        p
+    # Parameters with defaults are the `lambda user=user: ...` idiom for loop variables: leave
+    # them alone; only a required positional parameter (or *args) receives the task.
+    wants_task = any(
+        p.kind is p.VAR_POSITIONAL
+        or (p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD) and p.default is p.empty)
         for p in parameters
-        if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD, p.VAR_POSITIONAL)
-    ]
-    return (handle,) if positional else ()
+    )
+    return (handle,) if wants_task else ()
 
 
 def _timeout_error(call: TaskCall) -> TaskTimeoutError:
