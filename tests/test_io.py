@@ -93,7 +93,9 @@ def test_look_alike_keys_are_four_tasks(client: TriggerClient) -> None:
 
     @job.run
     def run(payload: Any, io: Any, ctx: Any) -> list[object]:
-        return [io.run_task(k, lambda k=k: calls.append(k) or k) for k in (["a", "b"], "a:b", 1, "1")]
+        return [
+            io.run_task(k, lambda k=k: calls.append(k) or k) for k in (["a", "b"], "a:b", 1, "1")
+        ]
 
     assert job.trigger().output == [["a", "b"], "a:b", 1, "1"]
     assert job.trigger().output == [["a", "b"], "a:b", 1, "1"]
@@ -248,17 +250,26 @@ def test_task_handle_and_display_options_are_recorded(client: TriggerClient) -> 
     def run(payload: Any, io: Any, ctx: Any) -> None:
         def body(task: Any) -> dict[str, str]:
             seen.update(
-                id=task.id, key=task.cache_key, idem=task.idempotency_key, name=task.name,
-                attempt=task.attempt, run_id=task.run_id,
+                id=task.id,
+                key=task.cache_key,
+                idem=task.idempotency_key,
+                name=task.name,
+                attempt=task.attempt,
+                run_id=task.run_id,
             )
             task.output_properties = [{"label": "rows", "text": "3"}]
             task.logger.info("inside", rows=3)
             return {"user": "ada", "token": "s3cret"}
 
         io.run_task(
-            ["fetch", 7], body, name="Fetch user", icon="database", description="reads the db",
+            ["fetch", 7],
+            body,
+            name="Fetch user",
+            icon="database",
+            description="reads the db",
             properties=[{"label": "table", "text": "users", "url": "https://example.invalid"}],
-            params={"id": 7, "password": "hunter2"}, redact=["token"],
+            params={"id": 7, "password": "hunter2"},
+            redact=["token"],
         )
 
     run_ = job.trigger()
@@ -268,7 +279,9 @@ def test_task_handle_and_display_options_are_recorded(client: TriggerClient) -> 
     assert task.icon == "database" and task.description == "reads the db"
     assert task.properties[0]["url"] == "https://example.invalid"
     assert task.output_properties == [{"label": "rows", "text": "3"}]
-    assert "s3cret" not in (task.output_preview or "") and "[REDACTED]" in (task.output_preview or "")
+    assert "s3cret" not in (task.output_preview or "") and "[REDACTED]" in (
+        task.output_preview or ""
+    )
     assert task.output == {"user": "ada", "token": "s3cret"}  # the real value is intact
     assert [(log.message, log.data) for log in task.logs] == [("inside", {"rows": 3})]
 

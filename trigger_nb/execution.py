@@ -45,6 +45,8 @@ class Execution:
     clock: Clock
     client: TriggerClient | None = None
     listeners: list[Listener] = field(default_factory=list)
+    # Every task of this execution runs again (``%%trigger_job --refresh``), as if refresh=True.
+    refresh: bool = False
     executed: int = 0
     replayed: int = 0
     failed: int = 0

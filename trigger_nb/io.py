@@ -95,6 +95,7 @@ class IO:
                 "wrap the side effect, e.g. lambda task: send_email(...)"
             )
         opts = _TaskOptions.parse(cache_key, options) if options else _DEFAULTS
+        refresh = opts.refresh or x.refresh
         encoded = encode_key(cache_key)
         parent = x.parent_id()
         idem = idempotency_key(x.run_id, parent, encoded)
@@ -109,14 +110,14 @@ class IO:
                     cache_key=cache_key,
                 )
             x.used_task_ids.add(task_id)
-        if not opts.refresh and task_id in x.snapshot.outputs:
+        if not refresh and task_id in x.snapshot.outputs:
             return task_id
         previous = None
         if task_id in x.snapshot.raw_tasks:
             try:
                 previous = x.snapshot.task(task_id)
             except CacheReadError as error:
-                if not opts.refresh:
+                if not refresh:
                     raise CacheReadError(
                         f"task {cache_key!r}: {error} (pass refresh=True to run it again)",
                         cache_key=cache_key,
@@ -131,7 +132,7 @@ class IO:
             retry=opts.retry,
             timeout=opts.timeout,
             on_error=opts.on_error,
-            refresh=opts.refresh,
+            refresh=refresh,
         )
 
     # --- waits -------------------------------------------------------------------------------

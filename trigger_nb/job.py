@@ -162,8 +162,12 @@ class Job:
         event_name: str | None = None,
         event_id: str | None = None,
         listeners: Iterable[Listener] = (),
+        refresh: bool = False,
     ) -> JobRun:
-        """Start this job's run for ``payload``, or resume it if it already exists."""
+        """Start this job's run for ``payload``, or resume it if it already exists.
+
+        ``refresh=True`` runs every task of this execution again instead of replaying it.
+        """
         if self.run_fn is None:
             raise JobDefinitionError(
                 f"job {self.id!r} has no run function: decorate one with @job.run"
@@ -183,6 +187,7 @@ class Job:
             event_name=event_name,
             event_id=event_id,
             listeners=[*self.client.listeners, *listeners],
+            refresh=refresh,
         )
 
 

@@ -80,8 +80,12 @@ def execute_run(
     event_id: str | None = None,
     listeners: list[Listener] | None = None,
     run_fn: Any = None,
+    refresh: bool = False,
 ) -> JobRun:
-    """One execution of a run: replay what completed, execute the rest, record the outcome."""
+    """One execution of a run: replay what completed, execute the rest, record the outcome.
+
+    ``refresh=True`` runs every task again instead of replaying it.
+    """
     from trigger_nb.io import IO
     from trigger_nb.task import run_coroutine
 
@@ -111,6 +115,7 @@ def execute_run(
         store.save_run(record)
         snapshot = store.load_snapshot(run_id)
         x = Execution(run_id, number, store, snapshot, clock, client, list(listeners or []))
+        x.refresh = refresh
         io = IO(x, job.integrations)
         ctx = Context(
             job=JobContext(job.id, job.name, job.version),
@@ -330,7 +335,7 @@ class JobRun:
 
     def task(self, cache_key: object) -> TaskView:
         """The first task (depth-first) whose cache key or name equals ``cache_key``."""
-        for view in self.all_tasks:
+        for view in (v for root in self.tasks for v in root.walk()):
             if cache_key in (view.record.cache_key, view.record.name, view.record.id):
                 return view
         raise NotFoundError(f"run {self.id} has no task with key or name {cache_key!r}")

@@ -28,6 +28,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -180,6 +181,19 @@ class Store:
         self.backend.evict(run_id)
         self.backend.delete(f"r:{run_id}")
 
+    def prune(self, older_than: datetime, *, dry_run: bool = False) -> list[str]:
+        """Delete every run last active before ``older_than``; return their ids (oldest first).
+
+        A run's last activity is its ``completed_at``, else its ``updated_at``; a WAITING run stays
+        active until its resume time, so a long ``io.wait`` is never pruned before it is due.
+        """
+        stale = [r for r in self.list_runs() if last_active(r) < older_than]
+        stale.sort(key=last_active)
+        if not dry_run:
+            for record in stale:
+                self.delete_run(record.id)
+        return [r.id for r in stale]
+
     def save_run_output(self, run_id: str, data: bytes) -> None:
         self.backend.write([(f"ro:{run_id}", seal(data, 0.0), run_id)])
 
@@ -248,6 +262,14 @@ class Store:
 
     def close(self) -> None:
         self.backend.close()
+
+
+def last_active(record: RunRecord) -> datetime:
+    """When a run last did (or, for a pending wait, will do) something: the age ``prune`` uses."""
+    moment = record.completed_at or record.updated_at
+    if record.wait_until is not None and record.completed_at is None:
+        moment = max(moment, record.wait_until)
+    return moment
 
 
 def _as_bytes(value: Value) -> bytes:

@@ -1,0 +1,164 @@
+"""The store contract, against DiskStore and MemoryStore (trigger_nb/store.py)."""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+import diskcache
+import pytest
+
+from trigger_nb import CacheReadError, DiskStore, Store, StoreError, StoreVersionError
+from trigger_nb.model import EventInfo, LogRecord, RunRecord, TaskRecord, TaskStatus
+
+NOW = datetime(2026, 1, 1, tzinfo=timezone.utc)
+
+
+def task(run_id: str, task_id: str, status: TaskStatus = TaskStatus.RUNNING) -> TaskRecord:
+    return TaskRecord(
+        id=task_id, run_id=run_id, key="s" + task_id, cache_key=task_id, idempotency_key="0" * 64,
+        name=task_id, status=status, created_at=NOW,
+    )  # fmt: skip
+
+
+def run_record(run_id: str, job_id: str = "job") -> RunRecord:
+    return RunRecord(
+        id=run_id, job_id=job_id, job_name=job_id, job_version="1", client_id="c",
+        event=EventInfo(id="e", timestamp=NOW), created_at=NOW, updated_at=NOW,
+    )  # fmt: skip
+
+
+def test_runs_round_trip_and_list_newest_first(any_store: Store) -> None:
+    older, newer = run_record("run_a"), run_record("run_b")
+    newer.created_at = datetime(2026, 2, 1, tzinfo=timezone.utc)
+    any_store.save_run(older)
+    any_store.save_run(newer)
+    assert any_store.load_run("run_a") == older
+    assert [r.id for r in any_store.list_runs()] == ["run_b", "run_a"]
+    assert any_store.load_run("run_missing") is None
+
+
+def test_completion_is_visible_in_one_bulk_snapshot(any_store: Store) -> None:
+    any_store.save_task(task("run_a", "t1"))
+    done = task("run_a", "t2", TaskStatus.COMPLETED)
+    any_store.complete_task(done, b"payload")
+    any_store.append_log(
+        LogRecord(run_id="run_a", execution=1, seq=1, level="info", message="m", time=NOW)
+    )
+    any_store.complete_task(task("run_other", "t9", TaskStatus.COMPLETED), b"other run")
+    snapshot = any_store.load_snapshot("run_a")
+    assert set(snapshot.raw_tasks) == {"t1", "t2"}
+    assert set(snapshot.outputs) == {"t2"}  # only completed tasks have outputs
+    assert snapshot.task("t2") == done
+    assert any_store.read_output("run_a", "t2", snapshot.outputs["t2"]) == b"payload"
+    assert [log.message for log in snapshot.logs] == ["m"]
+
+
+def test_refresh_drops_the_old_output_with_the_running_record(any_store: Store) -> None:
+    any_store.complete_task(task("run_a", "t1", TaskStatus.COMPLETED), b"old")
+    any_store.save_task(task("run_a", "t1"), drop_output=True)
+    assert any_store.load_snapshot("run_a").outputs == {}
+
+
+def test_delete_run_removes_only_that_run(any_store: Store) -> None:
+    for run_id in ("run_a", "run_b"):
+        any_store.save_run(run_record(run_id))
+        any_store.complete_task(task(run_id, "t", TaskStatus.COMPLETED), b"x" * 50_000)
+    any_store.delete_run("run_a")
+    assert any_store.load_run("run_a") is None
+    assert any_store.load_snapshot("run_a").raw_tasks == {}
+    assert any_store.read_output("run_b", "t") == b"x" * 50_000
+
+
+def test_find_run_by_unique_prefix(any_store: Store) -> None:
+    for run_id in ("run_abc1", "run_abc2", "run_xyz"):
+        any_store.save_run(run_record(run_id))
+    assert any_store.find_run("xy").id == "run_xyz"
+    assert any_store.find_run("run_abc1").id == "run_abc1"
+    with pytest.raises(LookupError, match="ambiguous"):
+        any_store.find_run("abc")
+    with pytest.raises(LookupError, match="no run matches"):
+        any_store.find_run("nope")
+
+
+def test_damaged_bytes_are_detected_by_the_seal(any_store: Store) -> None:
+    any_store.complete_task(task("run_a", "t1", TaskStatus.COMPLETED), b"payload")
+    key = "o:run_a:t1"
+    blob = any_store.backend.get(key)
+    assert isinstance(blob, bytes)
+    any_store.backend.write([(key, blob[:-1] + b"X", "run_a")])
+    with pytest.raises(CacheReadError, match="checksum"):
+        any_store.read_output("run_a", "t1")
+    any_store.backend.write([(key, b"short", "run_a")])
+    with pytest.raises(CacheReadError, match="truncated"):
+        any_store.read_output("run_a", "t1")
+
+
+def test_lock_run_makes_a_second_holder_wait(any_store: Store) -> None:
+    order: list[str] = []
+    entered = threading.Event()
+
+    def second() -> None:
+        entered.wait()
+        with any_store.lock_run("run_a"):
+            order.append("second")
+
+    thread = threading.Thread(target=second)
+    thread.start()
+    with any_store.lock_run("run_a"):
+        entered.set()
+        time.sleep(0.1)
+        order.append("first")
+    thread.join()
+    assert order == ["first", "second"]
+
+
+def test_disk_store_never_evicts_and_refuses_unknown_formats(tmp_path: Path) -> None:
+    store = DiskStore(tmp_path / "s")
+    store.close()
+    cache = diskcache.Cache(str(tmp_path / "s"))
+    assert cache.eviction_policy == "none"
+    cache.set("__format__", "99")
+    cache.close()
+    with pytest.raises(StoreVersionError, match="format version '99'"):
+        DiskStore(tmp_path / "s")
+
+
+def test_default_directory_comes_from_the_environment(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("TRIGGER_NB_DIR", str(tmp_path / "env-store"))
+    store = DiskStore()
+    assert store.location == str((tmp_path / "env-store").resolve())
+    store.close()
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root to mount a tiny tmpfs")
+def test_a_full_disk_is_a_store_error_and_the_task_is_not_cached(tmp_path: Path) -> None:
+    import subprocess
+
+    mount = tmp_path / "tiny"
+    mount.mkdir()
+    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(mount)])
+    if done.returncode != 0:
+        pytest.skip("cannot mount a tmpfs here")
+    try:
+        from trigger_nb import TriggerClient
+
+        client = TriggerClient("full", store=DiskStore(mount / "store"))
+        job = client.define_job(id="big")
+        job.run(lambda payload, io, ctx: io.run_task("huge", lambda: os.urandom(4_000_000)))
+        try:
+            error = job.trigger().exception
+        except StoreError as raised:  # the run record itself could not be saved either
+            error = raised
+        assert isinstance(error, StoreError)
+        assert "disk is not full" in str(error)
+        run_id = job.run_id_for(None)
+        assert client.store.load_snapshot(run_id).outputs == {}  # nothing reported as cached
+        client.store.close()
+    finally:
+        subprocess.run(["umount", "-l", str(mount)])
