@@ -163,3 +163,17 @@ def test_runs_are_listed_loaded_by_prefix_and_resumable_from_a_new_client(
         loaded.resume()
     with pytest.raises(NotFoundError, match="no run matches"):
         second.load_run("zzzz")
+
+
+def test_a_run_that_triggers_itself_fails_clearly_instead_of_hanging(
+    client: TriggerClient,
+) -> None:
+    job = client.define_job(id="recursive")
+
+    @job.run
+    def run(payload: Any, io: Any, ctx: Any) -> None:
+        io.run_task("again", lambda: job.trigger(payload))
+
+    result = job.trigger(1)
+    assert "already executing in this thread" in str(result.exception)
+    assert "new_run=True" in str(result.exception)

@@ -15,7 +15,8 @@ so ``except TypeError`` keeps working for callers who do not know us::
     ├── StoreError(OSError)                  the store cannot be opened or written
     │   └── StoreVersionError                the store was written by an unknown format version
     ├── NotFoundError(LookupError)           an unknown job, run or task id
-    └── JobDefinitionError(ValueError)       a job without a run function, or not defined here
+    ├── JobDefinitionError(ValueError)       a job without a run function, or not defined here
+    └── RunBusyError(RuntimeError)           a run asked to execute inside its own execution
 
 Internal control flow derives from ``BaseException`` (like ``KeyboardInterrupt``) so a user's
 ``except Exception`` can never swallow it::
@@ -132,6 +133,10 @@ class NotFoundError(TriggerNbError, LookupError):
 
 class JobDefinitionError(TriggerNbError, ValueError):
     """A job that cannot run as defined (no run function, conflicting definition)."""
+
+
+class RunBusyError(TriggerNbError, RuntimeError):
+    """A run asked to execute while this thread is already executing it (it would deadlock)."""
 
 
 class ControlFlow(BaseException):

@@ -24,6 +24,7 @@ import hashlib
 import os
 import sqlite3
 import struct
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -32,7 +33,13 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Protocol
 
-from trigger_nb.errors import CacheReadError, NotFoundError, StoreError, StoreVersionError
+from trigger_nb.errors import (
+    CacheReadError,
+    NotFoundError,
+    RunBusyError,
+    StoreError,
+    StoreVersionError,
+)
 from trigger_nb.model import LogRecord, RunRecord, TaskRecord
 
 FORMAT_VERSION = 1
@@ -124,6 +131,7 @@ class Store:
 
     def __init__(self, backend: Backend) -> None:
         self.backend = backend
+        self._held = threading.local()
         self._check_format()
 
     @property
@@ -257,8 +265,19 @@ class Store:
     @contextlib.contextmanager
     def lock_run(self, run_id: str) -> Iterator[None]:
         """Hold the run for one execution: a second process (or thread) waits here."""
+        held: set[str] = self._held.__dict__.setdefault("runs", set())
+        if run_id in held:
+            # Waiting on a lock this very thread holds would hang the kernel forever.
+            raise RunBusyError(
+                f"run {run_id} is already executing in this thread: a run cannot trigger or "
+                "resume itself; use job.trigger(..., new_run=True) or another payload"
+            )
         with self.backend.lock(run_id):
-            yield
+            held.add(run_id)
+            try:
+                yield
+            finally:
+                held.discard(run_id)
 
     def close(self) -> None:
         self.backend.close()
@@ -405,12 +424,26 @@ def _file_lock(path: Path) -> Iterator[None]:
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "a+") as handle:
         # Poll instead of blocking so Ctrl-C (KeyboardInterrupt) still stops a waiting kernel.
+        told = False
         while True:
             try:
                 fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
                 break
             except BlockingIOError:
+                if not told:
+                    handle.seek(0)
+                    holder = handle.read().strip() or "another process"
+                    print(
+                        f"trigger_nb: {path.stem} is executing in {holder}; waiting for it to "
+                        "finish, then its completed tasks will be replayed",
+                        file=sys.stderr,
+                    )
+                    told = True
                 time.sleep(_LOCK_POLL_SECONDS)
+        handle.seek(0)
+        handle.truncate()
+        handle.write(f"process {os.getpid()}")
+        handle.flush()
         try:
             yield
         finally:
