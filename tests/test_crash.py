@@ -33,12 +33,11 @@ WORKER = textwrap.dedent(
 
     @job.run
     def run(payload, io, ctx):
-        return sum(io.run_task(["task", i], lambda i=i: effect(i))["i"] for i in range(%d))
+        return sum(io.run_task(["task", i], lambda i=i: effect(i))["i"] for i in range(TASKS))
 
     print(job.trigger().status.value)
     """
-    % TASKS
-)
+).replace("TASKS", str(TASKS))
 
 
 def effect_lines(path: Path) -> list[int]:

@@ -135,7 +135,7 @@ def test_bad_definitions_are_clear_errors(client: TriggerClient, call: Any, frag
 
 
 def test_a_job_without_run_function_says_how_to_add_one(client: TriggerClient) -> None:
-    with pytest.raises(JobDefinitionError, match="@job.run"):
+    with pytest.raises(JobDefinitionError, match=r"@job\.run"):
         client.define_job(id="empty").trigger()
 
 
