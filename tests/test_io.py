@@ -326,3 +326,19 @@ def test_task_id_and_idempotency_key_stay_the_same_across_executions(
     for _ in range(3):
         job.trigger()
     assert len(keys) == 3 and len(set(keys)) == 1
+
+
+def test_replay_reports_the_time_it_saved(client: TriggerClient) -> None:
+    import time
+
+    job = client.define_job(id="time-saved")
+
+    @job.run
+    def run(payload: Any, io: Any, ctx: Any) -> None:
+        io.run_task("small", lambda: time.sleep(0.05))
+        io.run_task("big", lambda: time.sleep(0.05) or b"x" * 100_000)  # stored as a file
+
+    assert job.trigger().execution_history[-1].time_saved_seconds == 0
+    replayed = job.trigger().execution_history[-1]
+    assert replayed.replayed == 2 and replayed.executed == 0
+    assert replayed.time_saved_seconds >= 0.1

@@ -79,19 +79,15 @@ def seal(data: bytes, duration_seconds: float) -> bytes:
     return _SEAL.pack(hashlib.blake2b(data, digest_size=16).digest(), duration_seconds) + data
 
 
-def unseal(blob: bytes, what: str) -> bytes:
-    """The payload of a sealed blob; CacheReadError if it was damaged."""
+def unseal(blob: bytes, what: str) -> tuple[bytes, float]:
+    """The payload of a sealed blob and the duration sealed with it; CacheReadError if damaged."""
     if len(blob) < _SEAL.size:
         raise CacheReadError(f"{what}: the stored output is truncated ({len(blob)} bytes)")
-    digest, _ = _SEAL.unpack_from(blob)
+    digest, duration = _SEAL.unpack_from(blob)
     data = blob[_SEAL.size :]
     if hashlib.blake2b(data, digest_size=16).digest() != digest:
         raise CacheReadError(f"{what}: the stored output is damaged (checksum mismatch)")
-    return data
-
-
-def sealed_duration(blob: bytes) -> float:
-    return float(_SEAL.unpack_from(blob)[1]) if len(blob) >= _SEAL.size else 0.0
+    return data, float(duration)
 
 
 @dataclass
@@ -209,7 +205,7 @@ class Store:
         blob = self.backend.get(f"ro:{run_id}")
         if blob is None:
             return None
-        return unseal(_as_bytes(blob), f"run {run_id}")
+        return unseal(_as_bytes(blob), f"run {run_id}")[0]
 
     # tasks
     def load_snapshot(self, run_id: str) -> RunSnapshot:
@@ -245,6 +241,12 @@ class Store:
 
     def read_output(self, run_id: str, task_id: str, value: Value | Lazy | None = None) -> bytes:
         """A completed task's output bytes, checked against their seal."""
+        return self.read_sealed_output(run_id, task_id, value)[0]
+
+    def read_sealed_output(
+        self, run_id: str, task_id: str, value: Value | Lazy | None = None
+    ) -> tuple[bytes, float]:
+        """A completed task's output bytes and its original duration (seconds)."""
         what = f"task {task_id} of run {run_id}"
         try:
             if value is None:

@@ -30,7 +30,6 @@ from trigger_nb.errors import (
 from trigger_nb.execution import Execution, Frame, Logger, current_frame
 from trigger_nb.model import AttemptRecord, ErrorInfo, TaskRecord, TaskStatus, preview, type_name
 from trigger_nb.retry import SKIP_RETRYING, RetryAt, RetryOptions, compute_delay, should_retry
-from trigger_nb.store import sealed_duration
 
 _NO_RETRY = RetryOptions(limit=1)
 _RETRY_AT_LIMIT = RetryOptions().limit
@@ -106,7 +105,7 @@ def replay(x: Execution, task_id: str, cache_key: object, name: object) -> Any:
         f"`trigger-nb clear --run {x.run_id}`"
     )
     try:
-        data = x.store.read_output(x.run_id, task_id, stored)
+        data, seconds = x.store.read_sealed_output(x.run_id, task_id, stored)
     except CacheReadError as error:
         raise CacheReadError(
             f"{what}: {error}; {hint}", cache_key=cache_key, task_id=task_id
@@ -114,7 +113,7 @@ def replay(x: Execution, task_id: str, cache_key: object, name: object) -> Any:
     value = deserialize(data, what, hint)
     with x.lock:
         x.replayed += 1
-        x.time_saved_seconds += sealed_duration(stored) if isinstance(stored, bytes) else 0.0
+        x.time_saved_seconds += seconds
     if x.listeners:
         x.publish("task_replayed", x.snapshot.task(task_id))
     return value
