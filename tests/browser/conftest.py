@@ -3,6 +3,12 @@
 Recipe: /work/shared/recipes/browser-widget-tests.md (Debian chromium at /usr/bin/chromium;
 never ``playwright install``). Every test in this directory gets the ``browser`` marker. When
 ``/usr/bin/chromium`` is missing the tests are skipped, unless ``CI`` is set: then they fail.
+
+``jupyter_server`` and ``browser`` are shared by all tests of this package and torn down after
+its last test (package scope; pytest keeps the package's tests together). Not session scope on
+purpose: while a Playwright sync session lives, the main thread reports a *running* asyncio
+loop (``asyncio.run()`` then raises), and the server and Chromium would use the CPU of the
+rest of the suite.
 """
 
 from __future__ import annotations
@@ -159,7 +165,7 @@ def _start_server(base: Path) -> JupyterServer:
     )
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def jupyter_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[JupyterServer]:
     """A JupyterLab server on 127.0.0.1 (``.url``, ``.token``, ``.root_dir``, ``.store_dir``)."""
     server = _start_server(tmp_path_factory.mktemp("jupyterlab"))
@@ -169,7 +175,7 @@ def jupyter_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Jupyter
         server.stop()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def browser() -> Generator[Browser, None, None]:
     """Headless Debian Chromium driven by Playwright (skipped/failed per the module docstring)."""
     if _chromium_missing():

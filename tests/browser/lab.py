@@ -10,6 +10,7 @@ import contextlib
 import json
 import os
 import re
+import secrets
 import signal
 import subprocess
 import time
@@ -29,6 +30,8 @@ ARTIFACTS_DIR = Path(__file__).resolve().parent.parent / "artifacts"
 # "Python 3 (ipykernel) | Idle" in the status bar: a kernel exists and is idle. Do NOT use
 # `.jp-Notebook-ExecutionIndicator[data-status='idle']`: it reads idle before a kernel exists.
 KERNEL_IDLE_RE = re.compile(r"^(?!No Kernel).+ \| Idle$")
+# The notebook panel in the current main-area tab (other tabs carry lm-mod-hidden).
+VISIBLE_NOTEBOOK = ".jp-NotebookPanel:not(.lm-mod-hidden)"
 # Counts the code-cell prompts of the visible notebook: done ("[3]:"), busy/queued ("[*]:").
 _PROMPTS_JS = r"""
 () => {
@@ -69,10 +72,15 @@ class JupyterServer:
             body = resp.read()
         return json.loads(body) if body else None
 
-    def lab_url(self, path: str) -> str:
-        """The JupyterLab URL opening ``path`` (relative to root_dir), token included."""
+    def lab_url(self, path: str, workspace: str | None = None) -> str:
+        """The JupyterLab URL opening ``path`` (relative to root_dir), token included.
+
+        Each call uses a new workspace (unless ``workspace`` is given): with the default
+        workspace, JupyterLab would restore the notebooks earlier tests opened, as hidden tabs.
+        """
         quoted = urllib.parse.quote(path.replace(os.sep, "/"))
-        return f"{self.url}/lab/tree/{quoted}?token={self.token}"
+        workspace = workspace or f"test-{secrets.token_hex(6)}"
+        return f"{self.url}/lab/workspaces/{workspace}/tree/{quoted}?token={self.token}"
 
     def shutdown_all_kernels(self) -> None:
         """Delete every session and kernel, so kernels don't pile up between tests."""
@@ -184,7 +192,7 @@ def wait_for_execution(page: Page, expected: int, timeout: float = 120.0) -> Non
         if time.monotonic() > deadline:
             break
         page.wait_for_timeout(250)
-    outputs = page.locator(".jp-NotebookPanel:not(.lm-mod-hidden) .jp-OutputArea-output")
+    outputs = page.locator(f"{VISIBLE_NOTEBOOK} .jp-OutputArea-output")
     text = "\n---\n".join(outputs.all_inner_texts())[-4000:]
     raise AssertionError(
         f"notebook did not finish: expected {expected} executed code cells, prompts {counts}; "
@@ -207,7 +215,7 @@ def open_and_run_notebook(
 
     expected = _expected_executed_cells(server, nb_path_relative)
     page.goto(server.lab_url(nb_path_relative), timeout=left() * 1000)
-    page.locator(".jp-NotebookPanel .jp-Notebook").first.wait_for(
+    page.locator(f"{VISIBLE_NOTEBOOK} .jp-Notebook").first.wait_for(
         state="visible", timeout=left() * 1000
     )
     wait_for_kernel_idle(page, timeout=left())
