@@ -308,6 +308,9 @@ class TriggerClient:
         return resumed
 
     def list_runs(self, job: str | None = None, status: str | None = None) -> list[JobRun]:
+        """Runs in the store, newest first; ``status`` is any case ("failure" or "FAILURE")."""
+        if status is not None:
+            status = _run_status(status)
         records = self.store.list_runs()
         return [
             JobRun(self.store, r, client=self)
@@ -317,6 +320,17 @@ class TriggerClient:
 
     def load_run(self, run_id: str) -> JobRun:
         return JobRun(self.store, self.store.find_run(run_id), client=self)
+
+
+def _run_status(status: object) -> str:
+    from trigger_nb.model import RunStatus
+
+    names = [s.value for s in RunStatus]
+    if not isinstance(status, str) or status.upper() not in names:
+        raise InvalidOptionError(
+            f"status={status!r} is not a run status: use one of {', '.join(names)}"
+        )
+    return status.upper()
 
 
 def _plain_or_none(payload: Any) -> Any:
