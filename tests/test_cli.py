@@ -13,6 +13,8 @@ import re
 import runpy
 import subprocess
 import sys
+import threading
+import time
 from collections import Counter
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -469,6 +471,34 @@ def test_clear_run_of_another_job_is_refused(
         1, f"trigger-nb: error: run {runs.ok} is a run of job 'etl', not 'report'\n"
     )  # fmt: skip
     assert len(remaining(runs)) == 4
+
+
+def test_clear_waits_for_a_run_that_is_executing(
+    runs: Runs, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Another process executing the run holds its lock: clear deletes it only once released."""
+    executing = DiskStore(runs.dir)  # a store of its own: its lock is a separate file lock
+    codes: list[int] = []
+    clearing = threading.Thread(
+        target=lambda: codes.append(main(["clear", "--run", runs.failed, "-y", "--dir", runs.dir]))
+    )
+    try:
+        with executing.lock_run(runs.failed):
+            clearing.start()
+            deadline = time.monotonic() + 30
+            waited = ""
+            while f"{runs.failed} is executing in process" not in waited:
+                assert time.monotonic() < deadline, "clear never waited for the run's lock"
+                time.sleep(0.01)
+                waited += capsys.readouterr().err  # said once clear finds the lock taken
+            assert clearing.is_alive() and codes == []
+            assert runs.failed in remaining(runs)  # nothing deleted while the run executes
+        clearing.join(timeout=30)
+    finally:
+        executing.close()
+    assert codes == [0]
+    assert capsys.readouterr().out == f"Deleted run {runs.failed} (job 'etl').\n"
+    assert remaining(runs) == {runs.ok, runs.waiting, runs.report}
 
 
 def _clear_on_a_terminal(runs: Runs, answer: str) -> tuple[int, str]:

@@ -1,0 +1,318 @@
+"""Runs, tasks and logs as the ``trigger-nb`` command line prints them: aligned text and JSON.
+
+Runs and records in, strings and JSON-able dicts out: nothing here prints, finds a run or decides
+an exit code. Only ``cli_commands`` imports this module, and nothing here imports back.
+"""
+
+from __future__ import annotations
+
+import decimal
+import html
+import json
+import uuid
+from collections.abc import Sequence
+from datetime import date, datetime, time
+from pathlib import PurePath
+from typing import Any
+
+from trigger_nb.model import LogRecord, RunRecord, RunStatus, TaskRecord, TaskStatus, to_plain
+from trigger_nb.run import JobRun, TaskView
+
+NOTE_CHARS = 60
+RUNS_HEADER = ("JOB", "RUN", "STATUS", "STARTED", "DURATION", "EXECS", "TASKS", "REPLAYED")
+TASKS_HEADER = ("TASK", "STATUS", "DURATION", "ATTEMPTS", "")
+
+
+# --- runs and tasks as text ---------------------------------------------------------------------
+
+
+def runs_table(records: list[RunRecord], short: dict[str, str]) -> str:
+    """One aligned row per run; ``short`` maps each id to the prefix shown."""
+    rows = [
+        (
+            r.job_id,
+            short[r.id],
+            r.status.value,
+            local_time(r.created_at),
+            human_duration(r.duration_seconds),
+            str(r.executions),
+            str(r.task_count),
+            str(_replayed(r)),
+        )
+        for r in records
+    ]
+    return _table(RUNS_HEADER, rows, right=(5, 6, 7))
+
+
+def run_outline(run: JobRun, now: datetime) -> str:
+    """The run's fields, then its task tree as an indented table."""
+    r = run.record
+    status = r.status.value
+    if r.status is RunStatus.WAITING and r.wait_until is not None:
+        left = (r.wait_until - now).total_seconds()
+        status += f" until {local_time(r.wait_until)}"
+        status += f" (in {human_duration(left)})" if left > 0 else ""
+    executions = str(r.executions)
+    if r.execution_history:
+        last = r.execution_history[-1]
+        saved = last.time_saved_seconds
+        executions += (
+            f" (last: {last.executed} executed, {last.replayed} replayed, {last.failed} failed"
+            f"{f', saved {human_duration(saved)}' if saved else ''})"
+        )
+    fields = [
+        ("job", f"{r.job_id} ({r.job_name} v{r.job_version})"),
+        ("status", status),
+        ("started", local_time(r.created_at)),
+        ("duration", human_duration(r.duration_seconds)),
+        ("executions", executions),
+        ("payload", _clip(json.dumps(r.event.payload, default=str), 2 * NOTE_CHARS)),
+    ]
+    if r.output_type is not None:
+        fields.append(("output", f"{r.output_type}: {r.output_preview}"))
+    if r.error is not None:
+        fields.append(("error", r.error.summary()))
+    rows: list[tuple[str, ...]] = []
+
+    def walk(views: list[TaskView], depth: int) -> None:
+        for view in views:
+            t = view.record
+            rows.append(
+                (
+                    "  " * depth + task_label(t),
+                    t.status.value,
+                    human_duration(t.duration_seconds),
+                    str(len(t.attempts)),
+                    _clip(_note(t), NOTE_CHARS),
+                )
+            )
+            walk(view.children, depth + 1)
+
+    walk(run.tasks, 0)
+    tree = _table(TASKS_HEADER, rows, right=(3,)) if rows else "No tasks."
+    return "\n".join([f"Run {r.id}", *_fields(fields), "", tree])
+
+
+def task_label(t: TaskRecord) -> str:
+    key = key_text(t.cache_key)
+    # The key is shown only where the name hides it ("parallel [fan]", not "item 0 [0]").
+    hidden = key not in t.name and str(t.cache_key) not in t.name
+    return f"{t.name} [{key}]" if hidden else t.name
+
+
+def _note(t: TaskRecord) -> str:
+    if t.error is not None:
+        return t.error.summary()
+    if t.wait_until is not None and t.status is TaskStatus.WAITING:
+        return f"until {local_time(t.wait_until)}"
+    if t.output_preview is not None and t.kind != "wait":
+        return f"= {t.output_preview}"
+    return ""
+
+
+def task_details(run: JobRun, view: TaskView) -> str:
+    """One task: its fields, attempts, logs and the traceback of its last error."""
+    t = view.record
+    parent = next((v for v in run.all_tasks if v.record.id == t.parent_id), None)
+    kids = [v.record for v in run.all_tasks if v.record.parent_id == t.id]
+    fields = [
+        ("key", key_text(t.cache_key)),
+        ("id", t.id),
+        ("idempotency", t.idempotency_key),
+        ("kind", t.kind),
+        ("parent", task_label(parent.record) if parent else "-"),
+        ("children", ", ".join(task_label(k) for k in kids) or "-"),
+        ("started", local_time(t.started_at or t.created_at)),
+        ("completed", local_time(t.completed_at)),
+        ("duration", human_duration(t.duration_seconds)),
+        (
+            "executions",
+            f"first ran in {t.first_execution}, completed in {t.completed_execution or '-'}",
+        ),
+    ]
+    if t.description:
+        fields.append(("description", t.description))
+    if t.params is not None:
+        fields.append(("params", json.dumps(t.params, default=str)))
+    for prop in [*t.properties, *t.output_properties]:
+        fields.append((str(prop.get("label")), f"{prop.get('text')} {prop.get('url') or ''}"))
+    if t.output_type is not None:
+        size = f", {t.output_size} bytes" if t.output_size is not None else ""
+        fields.append(("output", f"{t.output_type}{size}: {t.output_preview}"))
+    if t.wait_until is not None:
+        fields.append(("resumes", local_time(t.wait_until)))
+    if t.error is not None:
+        fields.append(("error", t.error.summary()))
+    lines = [f"Task {t.name} [{t.status.value}] in run {run.id}", *_fields(fields), ""]
+    lines.append(f"Attempts ({len(t.attempts)})")
+    for a in t.attempts:
+        error = a.error.summary() if a.error else ""
+        lines.append(
+            f"  #{a.number}  execution {a.execution}  {local_time(a.started_at)}  "
+            f"{a.status.value}  {error}"
+        )
+    lines += ["", f"Logs ({len(view.logs)})"]
+    if view.logs:
+        lines.append(_indent(log_lines(view.logs, {t.id: t.name})))
+    if t.error is not None and t.error.traceback:
+        lines += ["", "Traceback of the last error", _indent(t.error.traceback.rstrip())]
+    return "\n".join(line.rstrip() for line in lines)
+
+
+def log_lines(logs: list[LogRecord], names: dict[str, str]) -> str:
+    """One aligned line per log; ``names`` maps task ids to the names shown."""
+    rows = [
+        (
+            local_time(log.time),
+            f"#{log.execution}",
+            log.level.upper(),
+            names.get(log.task_id, log.task_id) if log.task_id else "(run)",
+            log.message
+            + "".join(f"  {k}={json.dumps(v, default=str)}" for k, v in log.data.items()),
+        )
+        for log in logs
+    ]
+    return _table(None, rows) if rows else ""
+
+
+# --- JSON ---------------------------------------------------------------------------------------
+
+
+def json_text(data: Any) -> str:
+    return json.dumps(data, indent=2, ensure_ascii=False, default=str)
+
+
+def run_summary_json(r: RunRecord) -> dict[str, Any]:
+    """One row of ``runs --json``: the table's columns with full ids and ISO times."""
+    return {
+        "id": r.id,
+        "job_id": r.job_id,
+        "job_name": r.job_name,
+        "job_version": r.job_version,
+        "status": r.status.value,
+        "started_at": r.created_at.isoformat(),
+        "updated_at": r.updated_at.isoformat(),
+        "completed_at": r.completed_at.isoformat() if r.completed_at else None,
+        "wait_until": r.wait_until.isoformat() if r.wait_until else None,
+        "duration_seconds": r.duration_seconds,
+        "executions": r.executions,
+        "tasks": r.task_count,
+        "replayed": _replayed(r),
+        "output_preview": r.output_preview,
+        "error": r.error.summary() if r.error else None,
+    }
+
+
+def run_json(run: JobRun) -> dict[str, Any]:
+    """The whole run: its record, task tree and logs (what ``export`` writes)."""
+    data: dict[str, Any] = run.record.model_dump(mode="json")
+    data.update(executions=run.executions, duration_seconds=run.record.duration_seconds)
+    data["tasks"] = [task_json(view) for view in run.tasks]
+    data["logs"] = logs_json(run.logs)
+    return data
+
+
+def task_json(view: TaskView, *, logs: bool = False) -> dict[str, Any]:
+    data: dict[str, Any] = view.record.model_dump(mode="json")
+    if logs:
+        data["logs"] = logs_json(view.logs)
+    data["children"] = [task_json(child, logs=logs) for child in view.children]
+    return data
+
+
+def logs_json(logs: list[LogRecord]) -> list[dict[str, Any]]:
+    return [log.model_dump(mode="json") for log in logs]
+
+
+def output_text(value: object, *, as_json: bool) -> str:
+    """An output as indented JSON, else its repr (as a JSON string when ``as_json``)."""
+    try:
+        return json.dumps(to_plain(value), indent=2, ensure_ascii=False, default=_scalar)
+    except (TypeError, ValueError):  # sets, DataFrames, bytes...: their repr says more
+        return json.dumps(repr(value)) if as_json else repr(value)
+
+
+def _scalar(value: object) -> str:
+    """JSON for the scalars JSON lacks (times, UUIDs, decimals, paths); others are not JSON.
+
+    Not ``codec.to_jsonable``: it turns a set into a list, where the repr tells the reader more.
+    """
+    if isinstance(value, (datetime, date, time)):
+        return value.isoformat()
+    if isinstance(value, (uuid.UUID, decimal.Decimal, PurePath)):
+        return str(value)
+    raise TypeError(f"{type(value).__name__} is not JSON")
+
+
+def html_page(run: JobRun, body: str) -> str:
+    """A standalone page around the static run view ``body``."""
+    title = html.escape(f"{run.record.job_name} · {run.id} · {run.status.value}")
+    return (
+        f'<!doctype html>\n<html><head><meta charset="utf-8"><title>{title}</title></head>\n'
+        f"<body>\n{body}\n</body></html>"
+    )
+
+
+# --- small formatting helpers -------------------------------------------------------------------
+
+
+def _replayed(r: RunRecord) -> int:
+    return sum(e.replayed for e in r.execution_history)
+
+
+def key_text(cache_key: Any) -> str:
+    """A cache key as typed on the command line: strings as they are, others as JSON."""
+    return cache_key if isinstance(cache_key, str) else json.dumps(cache_key, default=str)
+
+
+def local_time(moment: datetime | None) -> str:
+    return moment.astimezone().strftime("%Y-%m-%d %H:%M:%S") if moment else "-"
+
+
+def human_duration(seconds: float | None) -> str:
+    """120 ms, 4.2 s, 3m 05s, 2h 04m, 3d 04h."""
+    if seconds is None:
+        return "-"
+    if seconds < 1:
+        return f"{seconds * 1000:.0f} ms"
+    if seconds < 60:
+        return f"{seconds:.1f} s"
+    whole = round(seconds)
+    if whole >= 86400:
+        return f"{whole // 86400}d {whole % 86400 // 3600:02d}h"
+    if whole >= 3600:
+        return f"{whole // 3600}h {whole % 3600 // 60:02d}m"
+    return f"{whole // 60}m {whole % 60:02d}s"
+
+
+def plural(count: int, noun: str) -> str:
+    return f"{count} {noun}{'' if count == 1 else 's'}"
+
+
+def _clip(text: str, size: int) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= size else text[: size - 3] + "..."
+
+
+def _fields(pairs: list[tuple[str, str]]) -> list[str]:
+    width = max(len(name) for name, _ in pairs)
+    return [f"  {name.ljust(width)}  {value}".rstrip() for name, value in pairs]
+
+
+def _indent(text: str) -> str:
+    return "\n".join(f"  {line}" for line in text.splitlines())
+
+
+def _table(
+    header: Sequence[str] | None, rows: Sequence[Sequence[str]], right: tuple[int, ...] = ()
+) -> str:
+    lines = [header, *rows] if header else list(rows)
+    widths = [max(len(line[i]) for line in lines) for i in range(len(lines[0]))]
+    text = []
+    for line in lines:
+        cells = [
+            cell.rjust(width) if i in right else cell.ljust(width)
+            for i, (cell, width) in enumerate(zip(line, widths, strict=True))
+        ]
+        text.append("  ".join(cells).rstrip())
+    return "\n".join(text)
