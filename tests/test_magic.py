@@ -1,0 +1,429 @@
+"""The magics in a real, in-process IPython shell, on a real DiskStore in tmp_path.
+
+Behaviour that needs a kernel (its event loop, SIGINT, nbclient) is in test_notebooks.py.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from IPython.core.error import UsageError
+from IPython.core.interactiveshell import InteractiveShell
+
+import trigger_nb
+import trigger_nb.job
+from trigger_nb.magic_args import MagicArgumentError, parse_job_line, split_words
+from trigger_nb.magic_table import RunTable
+
+
+@pytest.fixture
+def ip(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+    """The shell after ``%load_ext trigger_nb``, with a fresh namespace and default client."""
+    monkeypatch.setenv("TRIGGER_NB_DIR", str(tmp_path / "store"))
+    monkeypatch.chdir(tmp_path)
+    # The default client is one per process; a new one per test reads TRIGGER_NB_DIR again.
+    monkeypatch.setattr(trigger_nb.job, "_default", None)
+    shell = InteractiveShell.instance()
+    shell.colors = "nocolor"
+    shell.reset(new_session=False)
+    result = shell.run_cell("%load_ext trigger_nb")
+    assert result.error_in_exec is None
+    shell.user_ns["calls"] = []
+    yield shell
+    shell.reset(new_session=False)
+
+
+def run(ip: Any, code: str) -> Any:
+    return ip.run_cell(code, store_history=True)
+
+
+def ok(ip: Any, code: str) -> Any:
+    result = run(ip, code)
+    assert result.error_in_exec is None, result.error_in_exec
+    assert result.error_before_exec is None, result.error_before_exec
+    return result.result
+
+
+COUNTING = """%%trigger_job counter --quiet{flags}
+first = io.run_task("first", lambda: calls.append("first") or len(calls))
+second = io.run_task("second", lambda: calls.append("second") or len(calls))
+first * 10 + second
+"""
+
+
+def test_second_execution_of_the_same_cell_replays(ip: Any) -> None:
+    assert ok(ip, COUNTING.format(flags="")) == 12
+    assert ok(ip, COUNTING.format(flags="")) == 12
+    assert ip.user_ns["calls"] == ["first", "second"]
+    (run_,) = trigger_nb.list_runs("counter")
+    assert run_.executions == 2
+    assert [e.replayed for e in run_.execution_history] == [0, 2]
+
+
+def test_new_run_runs_every_task_again(ip: Any) -> None:
+    ok(ip, COUNTING.format(flags=""))
+    assert ok(ip, COUNTING.format(flags=" --new-run")) == 34
+    assert ip.user_ns["calls"] == ["first", "second", "first", "second"]
+    assert len(trigger_nb.list_runs("counter")) == 2
+
+
+def test_refresh_runs_every_task_again_in_the_same_run(ip: Any) -> None:
+    ok(ip, COUNTING.format(flags=""))
+    assert ok(ip, COUNTING.format(flags=" --refresh")) == 34
+    assert ip.user_ns["calls"] == ["first", "second", "first", "second"]
+    (run_,) = trigger_nb.list_runs("counter")
+    assert [e.executed for e in run_.execution_history] == [2, 2]
+    assert ok(ip, COUNTING.format(flags="")) == 34  # and the refreshed results replay
+
+
+def test_a_changed_payload_is_a_new_run(ip: Any) -> None:
+    cell = '%%trigger_job greet --quiet --payload {"name": name}\n'
+    cell += 'io.run_task("hello", lambda: calls.append(payload["name"]) or payload["name"])'
+    ok(ip, "name = 'Ada'")
+    assert ok(ip, cell) == "Ada"
+    ok(ip, "name = 'Grace'")
+    assert ok(ip, cell) == "Grace"
+    ok(ip, "name = 'Ada'")
+    assert ok(ip, cell) == "Ada"
+    assert ip.user_ns["calls"] == ["Ada", "Grace"]
+    assert sorted(r.payload["name"] for r in trigger_nb.list_runs("greet")) == ["Ada", "Grace"]
+
+
+def test_schema_validates_the_payload_the_body_sees(ip: Any) -> None:
+    ok(
+        ip,
+        "from pydantic import BaseModel\nclass NewUser(BaseModel):\n    user_id: str\n    age: int",
+    )
+    cell = '%%trigger_job signup --quiet --schema NewUser --payload {"user_id": "u1", "age": "7"}\n'
+    cell += "(type(payload).__name__, payload.age)"
+    assert ok(ip, cell) == ("NewUser", 7)
+
+
+def test_body_may_await(ip: Any) -> None:
+    cell = """%%trigger_job waiter --quiet
+import asyncio
+await asyncio.sleep(0.01)
+pair = await asyncio.gather(io.arun_task("a", lambda: 1), io.arun_task("b", lambda: 2))
+await io.arun_task("sum", lambda: sum(pair))
+"""
+    assert ok(ip, cell) == 3
+    assert ok(ip, cell) == 3
+    assert trigger_nb.list_runs("waiter")[0].execution_history[-1].replayed == 3
+
+
+def test_assigned_names_stay_and_injected_names_are_restored(ip: Any) -> None:
+    ok(ip, "payload = 'my own variable'")
+    ok(
+        ip,
+        "%%trigger_job names --quiet\n"
+        "answer = io.run_task('a', lambda: 42)\n"
+        "seen = type(io).__name__",
+    )
+    assert ok(ip, "answer, seen, payload") == (42, "IO", "my own variable")
+    assert "io" not in ip.user_ns and "ctx" not in ip.user_ns
+
+
+def test_ctx_describes_the_job_and_run(ip: Any) -> None:
+    cell = "%%trigger_job ctx-job --quiet --version 2.0\n"
+    cell += "(ctx.job.id, ctx.job.version, ctx.run.execution)"
+    assert ok(ip, cell) == ("ctx-job", "2.0", 1)
+    assert ok(ip, cell) == ("ctx-job", "2.0", 2)
+
+
+def test_last_expression_is_displayed_and_a_semicolon_silences_it(
+    ip: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert ok(ip, "%%trigger_job shown --quiet\n6 * 7") == 42
+    assert "Out[" in capsys.readouterr().out
+    assert ok(ip, "%%trigger_job silent --quiet\n6 * 7;") is None
+    assert "Out[" not in capsys.readouterr().out
+    assert trigger_nb.list_runs("silent")[0].output == 42  # still the run's output
+
+
+def test_live_view_shows_the_finished_tree(ip: Any, capsys: pytest.CaptureFixture[str]) -> None:
+    ok(
+        ip,
+        "%%trigger_job viewed --name 'Viewed job'\nio.run_task('fetch', lambda: 1, name='Fetch')",
+    )
+    out = capsys.readouterr().out
+    assert "Viewed job" in out and "Fetch" in out and "SUCCESS" in out
+
+
+def test_failure_shows_the_users_line_not_trigger_nb_internals(
+    ip: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    cell = """%%trigger_job broken --quiet
+def divide():
+    return 1 / 0
+io.run_task("divide", lambda: divide())
+"""
+    result = run(ip, cell)
+    assert isinstance(result.error_in_exec, trigger_nb.TaskError)
+    out = capsys.readouterr().out
+    assert "return 1 / 0" in out and 'io.run_task("divide", lambda: divide())' in out
+    assert "ZeroDivisionError" in out
+    for internal in ("trigger_nb/", "execute_run", "run_cell_magic", "_attempts"):
+        assert internal not in out
+    assert trigger_nb.list_runs("broken")[0].status == "FAILURE"
+
+
+def test_error_in_the_body_itself_points_at_its_cell_line(
+    ip: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    result = run(ip, "%%trigger_job typo --quiet\nx = 1\nundefined_name + x")
+    assert isinstance(result.error_in_exec, NameError)
+    out = capsys.readouterr().out
+    assert "line 3" in out and "undefined_name + x" in out and "trigger_nb/" not in out
+
+
+def test_keyboard_interrupt_cancels_and_the_next_execution_continues(ip: Any) -> None:
+    ok(ip, "stop = True")
+    cell = """%%trigger_job interrupted --quiet
+io.run_task("before", lambda: calls.append("before"))
+def slow():
+    calls.append("slow")
+    if stop:
+        raise KeyboardInterrupt  # what Ctrl-C raises inside the task
+io.run_task("slow", slow)
+io.run_task("after", lambda: calls.append("after"))
+len(calls)
+"""
+    result = run(ip, cell)
+    assert isinstance(result.error_in_exec, KeyboardInterrupt)
+    assert "Re-run this cell to continue" in str(result.error_in_exec)
+    run_ = trigger_nb.list_runs("interrupted")[0]
+    assert run_.status == "CANCELED"
+    assert run_.task("slow").status == "INTERRUPTED"
+    ok(ip, "stop = False")
+    assert ok(ip, cell) == 4
+    assert ip.user_ns["calls"] == ["before", "slow", "slow", "after"]
+    assert run_.reload().status == "SUCCESS"
+
+
+def test_waiting_run_continues_when_the_cell_is_executed_again(
+    ip: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    cell = """%%trigger_job waits --quiet
+io.run_task("before", lambda: calls.append("before"))
+io.wait("pause", 1.0)
+io.run_task("after", lambda: calls.append("after"))
+"done"
+"""
+    assert ok(ip, cell) is None
+    assert "re-run this cell" in capsys.readouterr().out
+    assert trigger_nb.list_runs("waits")[0].status == "WAITING"
+    assert ok(ip, cell) is None  # not due yet: suspends again
+    time.sleep(1.05)
+    assert ok(ip, cell) == "done"
+    assert ip.user_ns["calls"] == ["before", "after"]
+
+
+def test_event_without_payload_only_registers_the_job(
+    ip: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    ok(ip, "from pydantic import BaseModel\nclass NewUser(BaseModel):\n    user_id: str")
+    cell = "%%trigger_job on-signup --event user.created --schema NewUser\n"
+    cell += "io.run_task('welcome', lambda: calls.append(payload.user_id) or payload.user_id)"
+    assert ok(ip, cell) is None
+    assert "trigger_nb.send_event('user.created', payload)" in capsys.readouterr().out
+    assert trigger_nb.list_runs("on-signup") == [] and ip.user_ns["calls"] == []
+    (run_,) = trigger_nb.send_event("user.created", {"user_id": "u7"})
+    assert (run_.status, run_.output, ip.user_ns["calls"]) == ("SUCCESS", "u7", ["u7"])
+    trigger_nb.send_event("user.created", {"user_id": "u7"})
+    assert ip.user_ns["calls"] == ["u7"]
+
+
+@pytest.mark.parametrize(
+    ("line", "named"),
+    [
+        ("counter --bogus", "--bogus"),
+        ("counter -q", "-q"),
+        ("counter --quiet --quiet", "--quiet"),
+        ("counter --payload", "--payload"),
+        ("counter --payload {'user_id': undefined_user}", "undefined_user"),
+        ("counter --payload {'user_id': undefined_user}", "--payload"),
+        ("counter --payload {'a': (1,}", "--payload"),
+        ("counter --schema 42", "--schema"),
+        ("counter --schema 'NewUser'", "--schema"),
+        ("counter --schema NewUser --payload {'age': 1}", "--payload"),
+        ("counter --integrations ['mail']", "--integrations"),
+        ("counter --integrations {'run_task': object()}", "run_task"),
+        ("counter --run-id 'not a valid id'", "--run-id"),
+        ("", "JOB_ID"),
+        ("''", "JOB_ID"),
+        ("'bad job id!'", "job id"),
+        ("counter extra", "extra"),
+        ("counter --payload {'a': 1", "'}'"),
+    ],
+)
+def test_bad_arguments_are_a_one_line_usage_error_and_nothing_runs(
+    ip: Any, capsys: pytest.CaptureFixture[str], line: str, named: str
+) -> None:
+    ok(ip, "from pydantic import BaseModel\nclass NewUser(BaseModel):\n    user_id: str")
+    result = run(ip, f"%%trigger_job {line}\nio.run_task('side-effect', lambda: calls.append(1))")
+    assert isinstance(result.error_in_exec, UsageError)
+    captured = capsys.readouterr()
+    shown = captured.err + captured.out
+    assert shown.count("\n") == 1 and shown.startswith("UsageError: %%trigger_job")
+    assert named in shown
+    assert "Traceback" not in shown and "trigger_nb/" not in shown
+    assert ip.user_ns["calls"] == [] and trigger_nb.list_runs() == []
+
+
+def test_a_syntax_error_in_the_body_shows_the_cell_line(
+    ip: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    result = run(ip, "%%trigger_job syntax --quiet\nx = 1\ny = (")
+    assert isinstance(result.error_in_exec, UsageError)
+    shown = capsys.readouterr().err
+    assert "line 3" in shown and "y = (" in shown and "trigger_nb/" not in shown
+
+
+def test_trigger_runs_lists_the_runs(ip: Any) -> None:
+    ok(ip, COUNTING.format(flags=""))
+    ok(ip, "%%trigger_job other --quiet\n1")
+    explorer = ok(ip, "%trigger_runs counter")
+    data, _ = ip.display_formatter.format(explorer)
+    run_id = trigger_nb.list_runs("counter")[0].id
+    for shown in (data["text/plain"], data["text/html"]):
+        assert "counter" in shown and "SUCCESS" in shown and run_id[:12] in shown
+        assert "other" not in shown
+    assert isinstance(run(ip, "%trigger_runs a b").error_in_exec, UsageError)
+
+
+def test_run_table_shows_runs_as_text_and_html(ip: Any) -> None:
+    ok(ip, COUNTING.format(flags=""))
+    table = RunTable(trigger_nb.list_runs("counter"), "counter")
+    run_id = trigger_nb.list_runs("counter")[0].id
+    assert run_id in repr(table) and "SUCCESS" in repr(table) and "12" in repr(table)
+    assert f"<td>{run_id}</td>" in table._repr_html_()
+    assert repr(RunTable([], "nothing")) == "no runs of job 'nothing'"
+
+
+def test_trigger_cache_info_and_clear(ip: Any, capsys: pytest.CaptureFixture[str]) -> None:
+    ok(ip, COUNTING.format(flags=""))
+    run_id = trigger_nb.list_runs("counter")[0].id
+    ok(ip, "%trigger_cache info counter")
+    out = capsys.readouterr().out
+    assert "1 run(s), 2 task(s)" in out and run_id in out
+    ok(ip, f"%trigger_cache clear counter --run {run_id[:10]}")
+    assert "cleared 1 run(s)" in capsys.readouterr().out
+    assert trigger_nb.list_runs("counter") == []
+    ok(ip, COUNTING.format(flags=""))
+    assert len(ip.user_ns["calls"]) == 4  # cleared: the tasks ran again
+
+
+@pytest.mark.parametrize(
+    "line", ["", "info", "purge counter", "info a b", "clear counter --run", "info x --run nope"]
+)
+def test_trigger_cache_bad_arguments(ip: Any, line: str) -> None:
+    result = run(ip, f"%trigger_cache {line}")
+    assert isinstance(result.error_in_exec, UsageError)
+    assert "%trigger_cache" in str(result.error_in_exec)
+
+
+def test_split_words_keeps_expressions_whole() -> None:
+    line = 'job --payload {"a b": [1, (2, 3)], "c": "x y"} --name "My job"'
+    assert split_words(line) == [
+        "job",
+        "--payload",
+        '{"a b": [1, (2, 3)], "c": "x y"}',
+        "--name",
+        '"My job"',
+    ]
+    args = parse_job_line(line + " --refresh --version=1.2")
+    assert (args.job_id, args.name, args.version, args.refresh) == ("job", "My job", "1.2", True)
+    assert args.payload == '{"a b": [1, (2, 3)], "c": "x y"}'
+    assert parse_job_line("job --payload 1 + 2").payload == "1 + 2"
+    with pytest.raises(MagicArgumentError, match=r"--quiet is a switch"):
+        parse_job_line("job --quiet=yes")
+
+
+def test_event_with_payload_runs_at_once_and_records_the_event(ip: Any) -> None:
+    cell = "%%trigger_job on-order --quiet --event order.paid --payload {'order': 7}\n"
+    cell += (
+        "shipped = io.run_task('ship', lambda: calls.append(payload['order']) or 'shipped')\n"
+        "(ctx.event.name, shipped)"
+    )
+    assert ok(ip, cell) == ("order.paid", "shipped")
+    (run_,) = trigger_nb.send_event("order.paid", {"order": 7})  # the same run: replayed
+    assert run_.output == ("order.paid", "shipped") and ip.user_ns["calls"] == [7]
+
+
+def run_with_a_running_loop(ip: Any, cell: str, seconds: float) -> Any:
+    """Execute ``cell`` as ipykernel does (inside a running asyncio loop), then keep the loop
+    running for ``seconds`` so timers the cell set can fire."""
+
+    async def scenario() -> Any:
+        result = await ip.run_cell_async(cell, transformed_cell=ip.transform_cell(cell))
+        await asyncio.sleep(seconds)
+        return result
+
+    return asyncio.run(scenario())
+
+
+def test_waiting_run_resumes_by_itself_while_the_loop_runs(
+    ip: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    cell = """%%trigger_job napper --quiet
+io.run_task("before", lambda: calls.append("before"))
+io.wait("nap", 0.2)
+io.run_task("after", lambda: calls.append("after"))
+print("printed after the wait")
+"woke up"
+"""
+    result = run_with_a_running_loop(ip, cell, 0.8)
+    assert result.error_in_exec is None and result.result is None  # the cell ended at the wait
+    assert ip.user_ns["calls"] == ["before", "after"]
+    out = capsys.readouterr().out
+    assert "waits until" in out and "it resumes by itself" in out
+    assert "printed after the wait\n'woke up'" in out  # the outcome, shown where the run began
+    assert trigger_nb.list_runs("napper")[0].status == "SUCCESS"
+
+
+def test_a_resumed_run_that_fails_shows_the_error(
+    ip: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    cell = '%%trigger_job napper-fails\nio.wait("nap", 0.1)\nio.run_task("explode", lambda: 1 / 0)'
+    run_with_a_running_loop(ip, cell, 0.6)
+    out = capsys.readouterr().out
+    assert "ZeroDivisionError" in out and "TaskError: task 'explode' failed" in out
+    assert "trigger_nb/" not in out
+    assert trigger_nb.list_runs("napper-fails")[0].status == "FAILURE"
+
+
+def test_re_executing_a_waiting_cell_replaces_its_timer(ip: Any) -> None:
+    cell = '%%trigger_job twice --quiet\nio.wait("nap", 0.3)\n'
+    cell += 'io.run_task("after", lambda: calls.append(1))'
+
+    async def scenario() -> None:
+        for _ in range(2):
+            await ip.run_cell_async(cell, transformed_cell=ip.transform_cell(cell))
+        await asyncio.sleep(0.8)
+
+    asyncio.run(scenario())
+    assert ip.user_ns["calls"] == [1]
+    assert trigger_nb.list_runs("twice")[0].executions == 3  # two by the cell, one by the timer
+
+
+def test_a_resume_falling_due_during_another_run_waits_for_it(ip: Any) -> None:
+    napper = '%%trigger_job nap-a --quiet\nio.wait("nap", 0.2)\n'
+    napper += 'io.run_task("a", lambda: calls.append("A"))'
+    slow = (
+        "%%trigger_job slow-b --quiet\nimport asyncio\nawait asyncio.sleep(1.0)\ncalls.append('B')"
+    )
+
+    async def scenario() -> None:
+        await ip.run_cell_async(napper, transformed_cell=ip.transform_cell(napper))
+        # B's body awaits inside nest-asyncio's nested loop, where A's timer falls due.
+        await ip.run_cell_async(slow, transformed_cell=ip.transform_cell(slow))
+        assert ip.user_ns["calls"] == ["B"]
+        await asyncio.sleep(1.0)  # BUSY_RETRY_SECONDS after B: A resumes
+
+    asyncio.run(scenario())
+    assert ip.user_ns["calls"] == ["B", "A"]
