@@ -7,8 +7,11 @@ it must not import IPython or ipywidgets (the CLI and scripts stay fast).
 
 from __future__ import annotations
 
-from typing import Any
+import importlib
+from typing import TYPE_CHECKING, Any
 
+# Light modules load at once (no pydantic); the rest on first use, through ``__getattr__`` below:
+# pydantic alone costs ~100 ms of CPU, which would make `import trigger_nb` miss its 150 ms budget.
 from trigger_nb import retry
 from trigger_nb.clock import FakeClock, SystemClock
 from trigger_nb.errors import (
@@ -27,20 +30,63 @@ from trigger_nb.errors import (
     TaskTimeoutError,
     TriggerNbError,
 )
-from trigger_nb.integration import Integration
-from trigger_nb.io import IO
-from trigger_nb.job import (
-    EventTrigger,
-    Job,
-    TriggerClient,
-    default_client,
-    event_trigger,
-    send_event,
-)
-from trigger_nb.model import RunStatus, TaskStatus
 from trigger_nb.retry import SKIP_RETRYING, RetryAt, RetryOptions
-from trigger_nb.run import Context, JobRun, TaskView
-from trigger_nb.store import DiskStore, MemoryStore, Store
+
+if TYPE_CHECKING:
+    from trigger_nb.integration import Integration
+    from trigger_nb.io import IO
+    from trigger_nb.job import (
+        EventTrigger,
+        Job,
+        TriggerClient,
+        default_client,
+        event_trigger,
+        send_event,
+    )
+    from trigger_nb.model import RunStatus, TaskStatus
+    from trigger_nb.run import Context, JobRun, TaskView
+    from trigger_nb.store import DiskStore, MemoryStore, Store
+
+_LAZY = {
+    "Integration": "trigger_nb.integration",
+    "IO": "trigger_nb.io",
+    "EventTrigger": "trigger_nb.job",
+    "Job": "trigger_nb.job",
+    "TriggerClient": "trigger_nb.job",
+    "default_client": "trigger_nb.job",
+    "event_trigger": "trigger_nb.job",
+    "send_event": "trigger_nb.job",
+    "RunStatus": "trigger_nb.model",
+    "TaskStatus": "trigger_nb.model",
+    "Context": "trigger_nb.run",
+    "JobRun": "trigger_nb.run",
+    "TaskView": "trigger_nb.run",
+    "DiskStore": "trigger_nb.store",
+    "MemoryStore": "trigger_nb.store",
+    "Store": "trigger_nb.store",
+}
+
+
+def __getattr__(name: str) -> Any:
+    """The public names above, imported on first use (PEP 562); submodules too."""
+    if name in _LAZY:
+        value = getattr(importlib.import_module(_LAZY[name]), name)
+    elif not name.startswith("__"):
+        try:
+            value = importlib.import_module(f"{__name__}.{name}")
+        except ModuleNotFoundError as error:
+            if error.name != f"{__name__}.{name}":
+                raise
+            raise AttributeError(f"module {__name__!r} has no attribute {name!r}") from None
+    else:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))
+
 
 __version__ = "0.1.0"
 
@@ -49,12 +95,16 @@ def list_runs(
     job: str | None = None, status: str | None = None, *, store: Store | str | None = None
 ) -> list[JobRun]:
     """Past runs in a store (default: the notebook's), newest first."""
+    from trigger_nb.job import TriggerClient, default_client
+
     client = default_client() if store is None else TriggerClient("explorer", store=store)
     return client.list_runs(job=job, status=status)
 
 
 def load_run(run_id: str, *, store: Store | str | None = None) -> JobRun:
     """One past run by id (or a unique prefix of it)."""
+    from trigger_nb.job import TriggerClient, default_client
+
     client = default_client() if store is None else TriggerClient("explorer", store=store)
     return client.load_run(run_id)
 

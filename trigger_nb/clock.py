@@ -7,7 +7,6 @@ library, not a mock.
 
 from __future__ import annotations
 
-import asyncio
 import threading
 import time
 from datetime import datetime, timedelta, timezone
@@ -33,6 +32,8 @@ class SystemClock:
             time.sleep(seconds)
 
     async def asleep(self, seconds: float) -> None:
+        import asyncio  # here, not at the top: asyncio adds ~30 ms to `import trigger_nb`
+
         await asyncio.sleep(max(seconds, 0.0))
 
 
@@ -58,6 +59,8 @@ class FakeClock:
             self._now += timedelta(seconds=max(seconds, 0.0))
 
     async def asleep(self, seconds: float) -> None:
+        import asyncio
+
         self.sleep(seconds)
         await asyncio.sleep(0)
 

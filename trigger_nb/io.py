@@ -6,10 +6,9 @@ and replayed from the store on later executions.
 
 from __future__ import annotations
 
-import asyncio
-import concurrent.futures
 import contextvars
 import inspect
+import json
 import math
 import random as random_module
 from collections.abc import Callable, Iterable
@@ -25,7 +24,13 @@ from trigger_nb.errors import (
     TaskError,
 )
 from trigger_nb.execution import Execution, Logger
-from trigger_nb.keys import display_key, encode_key, idempotency_key, task_id_for
+from trigger_nb.keys import (
+    display_key,
+    encode_key,
+    idempotency_key,
+    storable_text,
+    task_id_for,
+)
 from trigger_nb.model import TaskRecord, TaskStatus
 from trigger_nb.retry import RetryOptions
 from trigger_nb.task import (
@@ -39,6 +44,8 @@ from trigger_nb.task import (
 )
 
 if TYPE_CHECKING:
+    import concurrent.futures
+
     from trigger_nb.integration import IntegrationProxy
 
 DEFAULT_PARALLEL_WORKERS = 8
@@ -221,6 +228,9 @@ class IO:
         def fan_out() -> list[Any]:
             if inspect.iscoroutinefunction(fn):
                 return list(run_coroutine(self._gather(values, child, options)))
+            # Imported here, not at the top: with asyncio it adds ~30 ms to `import trigger_nb`.
+            import concurrent.futures
+
             workers = max(1, min(max_workers, len(values) or 1))
             with concurrent.futures.ThreadPoolExecutor(workers) as pool:
                 futures = [
@@ -248,6 +258,8 @@ class IO:
         coroutines = [
             self.arun_task(i, child(v), name=f"item {i}", **options) for i, v in enumerate(values)
         ]
+        import asyncio
+
         outcomes = await asyncio.gather(*coroutines, return_exceptions=True)
         return _results_or_raise(list(outcomes))
 
@@ -334,9 +346,9 @@ class _TaskOptions:
             value = options.get(label)
             if value is not None and not isinstance(value, str):
                 raise InvalidOptionError(f"run_task {label}={value!r} is invalid: use a string")
-            setattr(o, label, value)
-        o.properties = _check_properties(options.get("properties"))
-        o.params = to_jsonable(options.get("params"))
+            setattr(o, label, _storable(label, value))
+        o.properties = _storable("properties", _check_properties(options.get("properties")))
+        o.params = _storable("params", to_jsonable(options.get("params")))
         o.retry = _check_retry(options)
         o.timeout = check_timeout(options.get("timeout"))
         on_error = options.get("on_error")
@@ -348,7 +360,9 @@ class _TaskOptions:
         redact = options.get("redact") or []
         if isinstance(redact, str):
             redact = [redact]
-        if not all(isinstance(path, str) and path for path in redact):
+        if not isinstance(redact, (list, tuple)) or not all(
+            isinstance(path, str) and path for path in _storable("redact", redact)
+        ):
             raise InvalidOptionError(
                 f"run_task redact={redact!r} is invalid: give dotted paths, e.g. ['user.token']"
             )
@@ -359,6 +373,21 @@ class _TaskOptions:
 
 
 _DEFAULTS = _TaskOptions()
+
+
+def _storable(label: str, value: Any) -> Any:
+    """``value``, once checked to fit in the task record (UTF-8 JSON): text with a lone surrogate
+    (or an int too long to write) would otherwise fail deep inside the store."""
+    if not value or (isinstance(value, str) and value.isascii()):
+        return value
+    try:
+        json.dumps(value, ensure_ascii=False).encode("utf-8")
+    except (TypeError, ValueError) as error:  # UnicodeEncodeError is a ValueError
+        raise InvalidOptionError(
+            f"run_task {label} cannot be stored ({type(error).__name__}: {error}): use valid "
+            "Unicode text and JSON-able values"
+        ) from None
+    return value
 
 
 def _check_retry(options: dict[str, Any]) -> RetryOptions | None:
@@ -403,13 +432,14 @@ def _new_record(
     opts: _TaskOptions,
     previous: TaskRecord | None,
 ) -> TaskRecord:
-    name = opts.name or (cache_key if isinstance(cache_key, str) else str(display_key(cache_key)))
+    shown = display_key(cache_key)
+    name = opts.name or (shown if isinstance(shown, str) else str(shown))
     record = TaskRecord(
         id=task_id,
         run_id=x.run_id,
         parent_id=parent,
-        key=encoded,
-        cache_key=display_key(cache_key),
+        key=storable_text(encoded),
+        cache_key=shown,
         idempotency_key=idem,
         kind=opts.kind,
         seq=previous.seq if previous is not None else x.next_seq(),

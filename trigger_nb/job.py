@@ -127,7 +127,7 @@ class Job:
         from pydantic import ValidationError
 
         if self.schema is None:
-            return payload, _plain_json(payload, self.id)
+            return payload, _storable_json(_plain_json(payload, self.id), self.id)
         adapter = _adapter(self.schema)
         try:
             value = adapter.validate_python(payload)
@@ -142,7 +142,7 @@ class Job:
                 f"{'s' if len(problems) != 1 else ''}): {lines}",
                 errors=problems,
             ) from None
-        return value, adapter.dump_python(value, mode="json")
+        return value, _storable_json(adapter.dump_python(value, mode="json"), self.id)
 
     def run_id_for(self, payload_json: Any) -> str:
         material = json.dumps(
@@ -202,6 +202,22 @@ def _plain_json(payload: Any, job_id: str) -> Any:
             f"into JSON ({error}): pass JSON-like data, or give the job a schema",
             errors=[{"path": "(payload)", "message": str(error)}],
         ) from None
+
+
+def _storable_json(payload_json: Any, job_id: str) -> Any:
+    """The payload's JSON form, once checked to be writable as UTF-8 JSON (it names the run and is
+    stored with it): a lone surrogate or an int of more than 4,300 digits is an invalid payload
+    here instead of an error from deep inside the store."""
+    try:
+        json.dumps(payload_json, ensure_ascii=False, sort_keys=True).encode("utf-8")
+    except (TypeError, ValueError) as error:  # UnicodeEncodeError is a ValueError
+        message = f"{type(error).__name__}: {error}"
+        raise InvalidPayloadError(
+            f"payload for job {job_id!r} cannot be stored as JSON ({message}): pass valid "
+            "Unicode text and ints of at most 4,300 digits",
+            errors=[{"path": "(payload)", "message": message}],
+        ) from None
+    return payload_json
 
 
 def _check_id(value: object, label: str) -> str:

@@ -46,7 +46,13 @@ def _encode_part(part: object, index: int | None) -> list[Any]:
     if isinstance(part, bool):
         return ["b", part]
     if isinstance(part, int):
-        return ["i", str(part)]
+        try:
+            return ["i", str(part)]
+        except ValueError:  # Python refuses to turn ints of more than 4,300 digits into text
+            raise InvalidCacheKeyError(
+                f"{where} is an int with too many digits to store as text: use a shorter key "
+                "part, e.g. a hash of the number"
+            ) from None
     if isinstance(part, float):
         return ["f", repr(part) if not math.isnan(part) else "nan"]
     if isinstance(part, str):
@@ -59,13 +65,29 @@ def _encode_part(part: object, index: int | None) -> list[Any]:
     )
 
 
+def storable_text(text: str) -> str:
+    """``text`` as it can be written into a UTF-8 JSON record: a lone surrogate (a file name
+    decoded with ``surrogateescape``, say) is shown as its escape, e.g. ``\\udcff``.
+
+    Only records and views use this; the task's identity comes from the key itself."""
+    if text.isascii():
+        return text
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
 def display_key(cache_key: object) -> Any:
     """A JSON-able form of the key for records and views."""
     if isinstance(cache_key, (list, tuple)):
-        return [p if not isinstance(p, float) or math.isfinite(p) else repr(p) for p in cache_key]
-    if isinstance(cache_key, float) and not math.isfinite(cache_key):
-        return repr(cache_key)
-    return cache_key
+        return [_display_part(p) for p in cache_key]
+    return _display_part(cache_key)
+
+
+def _display_part(part: object) -> Any:
+    if isinstance(part, float) and not math.isfinite(part):
+        return repr(part)
+    if isinstance(part, str):
+        return storable_text(part)
+    return part
 
 
 def idempotency_key(run_id: str, parent_id: str | None, encoded_key: str) -> str:

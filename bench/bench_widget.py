@@ -1,0 +1,267 @@
+"""What the task-tree view costs: a 1,000-task run with the live view vs without, and render times.
+
+Run: ``.venv/bin/python bench/bench_widget.py [--kernel] [--browser]``.
+
+- in process: a fresh 1,000-task run (10 parents x 100 children, DiskStore) triggered quietly vs
+  with a ``LiveRunView`` listening and ``finish(run)`` building the interactive tree; medians of
+  ``TRIGGER_NB_BENCH_REPEATS`` interleaved repeats (at least 15: the machines are noisy); the
+  issue's limit is a ratio <= 1.20.
+- render: static HTML, text outline, the interactive ``RunView`` and one live redraw of that tree.
+- ``--kernel``: the same comparison inside a real Jupyter kernel (nbclient), where every widget
+  message is serialized and sent over ZeroMQ.
+- ``--browser``: JupyterLab + headless Chromium: seconds from "Run All" until the 1,000-task tree
+  is visible, vs the same cell without a view (needs /usr/bin/chromium).
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+from _bench import REPEATS, human, median, table, timed, verdict  # noqa: E402
+
+from trigger_nb import DiskStore, Job, TriggerClient  # noqa: E402
+
+GROUPS, PER_GROUP = 10, 100  # 1,000 leaf tasks (+10 parents)
+LIMIT = 1.20
+
+
+def make_job(directory: Path) -> Job:
+    client = TriggerClient("bench", store=DiskStore(directory))
+    job = client.define_job("bench-widget", name="A thousand tasks")
+
+    @job.run
+    def run(payload: object, io: Any, ctx: object) -> int:
+        for group in range(GROUPS):
+            io.run_task(
+                ["group", group],
+                lambda group=group: [
+                    io.run_task(["item", group, i], lambda i=i: i) for i in range(PER_GROUP)
+                ],
+            )
+        return GROUPS * PER_GROUP
+
+    return job
+
+
+def quiet(job: Job) -> Any:
+    return job.trigger(new_run=True)
+
+
+def with_view(job: Job) -> Any:
+    from trigger_nb.run_view import has_widget_kernel
+    from trigger_nb.widget import LiveRunView
+
+    view = LiveRunView(title="bench")
+    if has_widget_kernel():  # as %%trigger_job does: the final static HTML is then rendered too
+        from IPython.display import display
+
+        display(view)
+    run = job.trigger(new_run=True, listeners=[view.listener])
+    view.finish(run)
+    return run
+
+
+Timing = tuple[float, float]  # (wall seconds, CPU seconds of the whole process)
+
+
+def clocked(fn: Any) -> Timing:
+    wall, cpu = time.perf_counter(), time.process_time()
+    fn()
+    return time.perf_counter() - wall, time.process_time() - cpu
+
+
+def compare(root: Path, repeats: int = max(REPEATS, 15)) -> tuple[list[Timing], list[Timing], Any]:
+    job = make_job(root / "store")
+    quiet(job), with_view(job)  # warm up imports and SQLite
+    base, view = [], []
+    for _ in range(repeats):
+        gc.collect()  # garbage of one repeat must not be collected on the other's clock
+        base.append(clocked(lambda: quiet(job)))
+        gc.collect()
+        view.append(clocked(lambda: with_view(job)))
+    return base, view, quiet(job)
+
+
+def comparison_table(base: list[Timing], view: list[Timing], where: str) -> str:
+    """Wall-clock medians (what the issue limits) and CPU-time medians: on a busy machine other
+    processes inflate wall time at random, while CPU time counts only this process's work."""
+    wall = [median([t[0] for t in runs]) for runs in (base, view)]
+    cpu = [median([t[1] for t in runs]) for runs in (base, view)]
+    ratio, cpu_ratio = wall[1] / wall[0], cpu[1] / cpu[0]
+    return (
+        table(
+            [f"1,000-task run {where}", "wall median", "ratio", "CPU median", "CPU ratio"],
+            [
+                ["quiet (no view)", human(wall[0]), "1.00", human(cpu[0]), "1.00"],
+                [
+                    "live view + finish",
+                    human(wall[1]),
+                    f"{ratio:.2f} ({verdict(ratio, LIMIT)} ≤ {LIMIT:.2f})",
+                    human(cpu[1]),
+                    f"{cpu_ratio:.2f} ({verdict(cpu_ratio, LIMIT)})",
+                ],
+            ],
+        )
+        + f"\n\n{len(base)} interleaved repeats each."
+    )
+
+
+def render_table(run: Any, repeats: int = REPEATS) -> str:
+    from trigger_nb.html_view import render_html, render_text
+    from trigger_nb.run_view import RunView
+    from trigger_nb.widget import LiveRunView
+
+    records = [view.record for view in run.all_tasks]
+    live = LiveRunView(title="bench")
+    for record in records:
+        live._apply("task_completed", record)
+    n = max(repeats, 5)
+    rows = [
+        ["static HTML (render_html)", render_html],
+        ["text outline (render_text)", render_text],
+        ["interactive RunView (first page)", RunView],
+        ["one live redraw (LiveRunView)", lambda _run: live._draw()],
+    ]
+    out = []
+    for label, fn in rows:
+        out.append([label, human(median([timed(lambda fn=fn: fn(run)) for _ in range(n)]))])
+    size = len(render_html(run))
+    out.append(["static HTML size", f"{size / 1024:,.0f} KiB"])
+    return table([f"render a {len(records):,}-task tree", "median"], out)
+
+
+def in_process() -> str:
+    with tempfile.TemporaryDirectory() as tmp:
+        base, view, run = compare(Path(tmp))
+        return comparison_table(base, view, "(in process)") + "\n\n" + render_table(run)
+
+
+KERNEL_CELL = """
+import sys, tempfile
+from pathlib import Path
+sys.path.insert(0, {here!r})
+import bench_widget
+with tempfile.TemporaryDirectory() as tmp:
+    base, view, run = bench_widget.compare(Path(tmp))
+print(bench_widget.comparison_table(base, view, "(in a kernel)"))
+"""
+
+
+def in_kernel() -> str:
+    import nbformat
+    from nbclient import NotebookClient
+
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_code_cell(KERNEL_CELL.format(here=str(HERE)))]
+    NotebookClient(nb, timeout=600, kernel_name="python3").execute()
+    outputs = nb.cells[0].outputs
+    return "".join(o.get("text", "") for o in outputs if o.output_type == "stream").strip()
+
+
+BROWSER_CELL = """
+import time, trigger_nb
+client = trigger_nb.default_client()
+job = client.define_job("big", name="A thousand tasks")
+
+@job.run
+def big(payload, io, ctx):
+    for group in range(10):
+        io.run_task(["group", group], lambda group=group: [
+            io.run_task(["item", group, i], lambda i=i: i) for i in range(100)])
+
+{body}
+"""
+WITH_VIEW = """
+from trigger_nb.widget import LiveRunView
+view = LiveRunView(title="big")
+display(view)
+run = job.trigger(new_run=True, listeners=[view.listener])
+view.finish(run)
+"""
+WITHOUT_VIEW = """
+run = job.trigger(new_run=True)
+print("done", run.status)
+"""
+
+
+def in_browser(repeats: int) -> str:
+    repo = HERE.parent
+    sys.path.insert(0, str(repo))
+    from playwright.sync_api import sync_playwright
+
+    from tests.browser.conftest import _start_server
+    from tests.browser.lab import (
+        CHROMIUM,
+        CHROMIUM_ARGS,
+        run_all_cells,
+        wait_for_execution,
+        wait_for_kernel_idle,
+        write_notebook,
+    )
+
+    def measure(page: Any, server: Any, name: str, body: str, visible: str) -> float:
+        path = write_notebook(server, name, [BROWSER_CELL.format(body=body)])
+        page.goto(server.lab_url(path))
+        wait_for_kernel_idle(page)
+        began = time.monotonic()
+        run_all_cells(page)
+        page.locator(visible).first.wait_for(state="visible", timeout=120_000)
+        took = time.monotonic() - began
+        wait_for_execution(page, 1)
+        server.shutdown_all_kernels()
+        return took
+
+    with tempfile.TemporaryDirectory() as tmp:
+        server = _start_server(Path(tmp))
+        try:
+            with sync_playwright() as pw:
+                browser = pw.chromium.launch(
+                    executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS
+                )
+                page = browser.new_page(viewport={"width": 1400, "height": 1000})
+                base, view = [], []
+                for i in range(max(repeats, 5)):
+                    done = ".jp-OutputArea-output:has-text('done SUCCESS')"
+                    base.append(measure(page, server, f"quiet{i}", WITHOUT_VIEW, done))
+                    tree = ".tnb-run-view .tnb-header:has-text('1010 executed')"
+                    view.append(measure(page, server, f"view{i}", WITH_VIEW, tree))
+                browser.close()
+        finally:
+            server.stop()
+    return table(
+        ["1,000-task run in JupyterLab + Chromium", "median", "min", "max"],
+        [
+            ["Run All → cell printed (no view)", *map(human, _stats(base))],
+            ["Run All → interactive tree visible", *map(human, _stats(view))],
+        ],
+    )
+
+
+def _stats(values: list[float]) -> tuple[float, float, float]:
+    return median(values), min(values), max(values)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--kernel", action="store_true", help="also measure inside a kernel")
+    parser.add_argument("--browser", action="store_true", help="also measure in Chromium")
+    args = parser.parse_args()
+    print(in_process())
+    if args.kernel:
+        print()
+        print(in_kernel())
+    if args.browser:
+        print()
+        print(in_browser(REPEATS))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""The reliability suite: real processes, real kills, real damage (all marked slow)."""
