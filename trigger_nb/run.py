@@ -238,6 +238,12 @@ class JobRun:
     def __repr__(self) -> str:
         return f"<JobRun {self.id} job={self.job_id!r} {self.status.value}>"
 
+    def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, Any]:
+        """In a notebook: the task-tree widget, plus static HTML and text for kernel-free views."""
+        from trigger_nb.widget import run_mimebundle
+
+        return run_mimebundle(self)
+
     # identity and status
     id = property(lambda self: self._record.id)
     job_id = property(lambda self: self._record.job_id)

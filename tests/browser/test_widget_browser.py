@@ -1,0 +1,225 @@
+"""The task-tree widget in a real browser: JupyterLab + headless Chromium + a real kernel.
+
+A notebook defines a nested job through the Python API, triggers it (one task fails), and
+displays the run; then ``%trigger_runs`` lists it. Clicks are real kernel round trips.
+Screenshots go to tests/artifacts/.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+
+import pytest
+from playwright.sync_api import Locator, Page, expect
+
+from .lab import (
+    JupyterServer,
+    open_and_run_notebook,
+    run_all_cells,
+    save_screenshot,
+    wait_for_execution,
+    wait_for_kernel_idle,
+    write_notebook,
+)
+
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
+
+QUICKSTART = """\
+import trigger_nb
+
+SMTP_UP = False
+client = trigger_nb.default_client()
+job = client.define_job("quickstart", name="Welcome a new user", version="1.0.0")
+
+
+@job.run
+def welcome(payload, io, ctx):
+    io.logger.info("welcoming", user=payload["user_id"])
+
+    def fetch_user(task):
+        io.logger.info("looking up user", user_id=payload["user_id"])
+        profile = io.run_task(
+            "load-profile", lambda: {"email": "ann@example.com", "plan": "pro"},
+            name="Load profile", icon="database",
+        )
+        io.run_task("load-orders", lambda: [101, 102, 103], name="Load orders")
+        return profile
+
+    user = io.run_task(
+        "fetch-user", fetch_user, name="Fetch user",
+        properties=[{"label": "user", "text": payload["user_id"]}],
+    )
+
+    def send(task):
+        if not SMTP_UP:
+            raise ConnectionError("SMTP server refused the connection")
+        return {"sent_to": user["email"]}
+
+    io.run_task("send-email", send, name="Send welcome email", params={"to": user["email"]})
+    return user
+
+
+run = job.trigger({"user_id": "u1"})
+run
+"""
+
+
+def _cells(*cells: str) -> list[str]:
+    return ["%load_ext trigger_nb", *cells]
+
+
+def _scroll_to_top(locator: Locator) -> None:
+    """Scroll the notebook so ``locator`` starts at the top: screenshots show the widget."""
+    locator.evaluate("element => element.scrollIntoView({block: 'start'})")
+
+
+def test_tree_logs_error_output_and_explorer(page: Page, jupyter_server: JupyterServer) -> None:
+    rerun = "SMTP_UP = True  # the mail server is back: run the same job again\n"
+    rerun += 'job.trigger({"user_id": "u1"})'
+    cells = _cells(QUICKSTART, "%trigger_runs", rerun)
+    nb = write_notebook(jupyter_server, "widget/quickstart", cells)
+    open_and_run_notebook(page, jupyter_server, nb)
+
+    tree = page.locator(".jp-OutputArea-output .tnb-run-view").first
+    expect(tree).to_be_visible()
+    expect(tree.locator(".tnb-header")).to_contain_text("Welcome a new user")
+    expect(tree.locator(".tnb-header")).to_contain_text("FAILURE")
+    expect(tree.locator(".tnb-header")).to_contain_text("3 executed · 0 replayed · 1 failed")
+    for name in ("Fetch user", "Load profile", "Load orders", "Send welcome email"):
+        expect(tree.locator(".tnb-name-btn", has_text=name)).to_be_visible()
+    expect(tree.locator(".tnb-row-failed .tnb-meta-html")).to_contain_text(
+        "ConnectionError: SMTP server refused the connection"
+    )
+    _scroll_to_top(tree)
+    save_screenshot(page, "widget-tree")
+
+    # Expanding a task shows its log line (a real kernel round trip builds the details).
+    tree.locator(".tnb-name-btn", has_text="Fetch user").click()
+    log_line = tree.locator(".tnb-details .tnb-log", has_text="looking up user")
+    expect(log_line).to_be_visible(timeout=30_000)
+
+    # The failed task shows its error with the traceback.
+    tree.locator(".tnb-name-btn", has_text="Send welcome email").click()
+    error = tree.locator(".tnb-details .tnb-error", has_text="SMTP server refused")
+    expect(error).to_be_visible(timeout=30_000)
+    expect(error).to_contain_text("Traceback")
+
+    # "show output" loads the stored value and renders it.
+    tree.locator(".tnb-name-btn", has_text="Load profile").click()
+    tree.locator(".tnb-show-output").first.click()
+    expect(tree.locator(".tnb-output").first).to_contain_text("ann@example.com", timeout=30_000)
+    _scroll_to_top(tree)
+    save_screenshot(page, "widget-tree-expanded")
+
+    # The explorer lists the run; picking it shows its tree.
+    explorer = page.locator(".jp-OutputArea-output .tnb-explorer").first
+    expect(explorer).to_be_visible()
+    option = explorer.locator(".tnb-runs-list option", has_text="quickstart")
+    expect(option).to_have_count(1)
+    expect(option).to_contain_text("FAILURE")
+    explorer.locator(".tnb-runs-list select").select_option(index=0)
+    picked = explorer.locator(".tnb-explorer-detail .tnb-run-view")
+    expect(picked).to_be_visible(timeout=30_000)
+    expect(picked.locator(".tnb-name-btn", has_text="Send welcome email")).to_be_visible()
+    _scroll_to_top(explorer)
+    save_screenshot(page, "widget-explorer")
+
+    # Run again after the fix: completed tasks are replayed, only the failed one executes.
+    again = page.locator(".jp-CodeCell").nth(3).locator(".tnb-run-view")
+    expect(again.locator(".tnb-header")).to_contain_text("SUCCESS")
+    expect(again.locator(".tnb-header")).to_contain_text("2 executions")
+    expect(again.locator(".tnb-header")).to_contain_text("1 executed · 1 replayed · 0 failed")
+    expect(again.locator(".tnb-name-btn.tnb-st-replayed", has_text="Fetch user")).to_be_visible()
+    expect(again.locator(".tnb-name-btn.tnb-st-completed", has_text="Send welcome")).to_be_visible()
+    _scroll_to_top(again)
+    save_screenshot(page, "widget-replayed")
+
+
+BIG_RUN = """\
+import time, trigger_nb
+client = trigger_nb.default_client()
+job = client.define_job("big", name="A thousand tasks")
+
+@job.run
+def big(payload, io, ctx):
+    for group in range(10):
+        io.run_task(["group", group], lambda group=group: [
+            io.run_task(["item", group, i], lambda i=i: i) for i in range(100)])
+
+from trigger_nb.widget import LiveRunView
+view = LiveRunView(title="big")
+display(view)
+started = time.perf_counter()
+run = job.trigger(listeners=[view.listener])
+view.finish(run)
+print(f"run+view {time.perf_counter() - started:.3f}s, {view.redraws} redraws")
+"""
+# Generous for a busy CI machine; bench/bench_widget.py --browser measures the real number
+# (about 1.5 s from "Run All" to the interactive tree on the development machine).
+BROWSER_BUDGET_SECONDS = 30.0
+
+
+def test_thousand_task_run_renders_within_budget(page: Page, jupyter_server: JupyterServer) -> None:
+    nb = write_notebook(jupyter_server, "widget/big", _cells(BIG_RUN))
+    page.goto(jupyter_server.lab_url(nb))
+    wait_for_kernel_idle(page)
+    started = time.monotonic()
+    run_all_cells(page)
+    view = page.locator(".jp-OutputArea-output .tnb-run-view").first
+    expect(view.locator(".tnb-header")).to_contain_text("1010 executed", timeout=60_000)
+    expect(view.locator(".tnb-name-btn").first).to_be_visible()
+    elapsed = time.monotonic() - started
+    assert elapsed < BROWSER_BUDGET_SECONDS, f"the 1,000-task tree took {elapsed:.1f}s"
+    wait_for_execution(page, 2)
+
+    # Long sibling lists are paged: 50 rows, then "show more".
+    view.locator(".tnb-chevron").first.click()
+    more = view.locator(".tnb-more-btn").first
+    expect(more).to_have_text("show 50 more (50 not shown)", timeout=30_000)
+    expect(view.locator(".tnb-name-btn", has_text="['item', 0, 49]")).to_be_visible()
+    more.click()
+    expect(view.locator(".tnb-name-btn", has_text="['item', 0, 99]")).to_be_visible(timeout=30_000)
+    _scroll_to_top(view)
+    save_screenshot(page, "widget-thousand")
+
+
+SLOW_CELL = """\
+%%trigger_job slow-import --name "Slow import"
+import time
+for i in range(8):
+    io.run_task(["step", i], lambda task, i=i: time.sleep(0.4) or i, name=f"step {i}")
+"imported"
+"""
+
+
+def test_magic_cell_is_live_then_saved_with_static_html(
+    page: Page, jupyter_server: JupyterServer
+) -> None:
+    nb = write_notebook(jupyter_server, "widget/live", _cells(SLOW_CELL))
+    page.goto(jupyter_server.lab_url(nb))
+    wait_for_kernel_idle(page)
+    run_all_cells(page)
+    # While the cell runs, rows appear in the live view.
+    live = page.locator(".jp-OutputArea-output .tnb-live")
+    expect(live.locator(".tnb-task", has_text="step 2")).to_be_visible(timeout=60_000)
+    expect(live.locator(".tnb-status", has_text="RUNNING")).to_be_visible()
+    save_screenshot(page, "widget-live")
+    wait_for_execution(page, 2)
+    # Then the interactive tree replaces it.
+    view = page.locator(".jp-OutputArea-output .tnb-run-view").first
+    expect(view.locator(".tnb-header")).to_contain_text("8 executed · 0 replayed · 0 failed")
+    expect(view.locator(".tnb-name-btn", has_text="step 7")).to_be_visible()
+
+    # The saved notebook carries the final tree as static HTML, for viewers without a kernel.
+    page.locator(".jp-NotebookPanel .jp-Notebook").first.click()
+    page.keyboard.press("Control+s")
+    path = jupyter_server.root_dir / nb
+    deadline = time.monotonic() + 30
+    html = ""
+    while time.monotonic() < deadline and "step 7" not in html:
+        time.sleep(0.5)
+        cells = json.loads(path.read_text())["cells"]
+        outputs = cells[1].get("outputs", [])
+        html = "".join("".join(o.get("data", {}).get("text/html", "")) for o in outputs)
+    assert "step 7" in html and "SUCCESS" in html and "<script" not in html

@@ -1,0 +1,356 @@
+"""Kernel-free renderings of a run: self-contained HTML (no scripts, no external assets) and a
+plain-text outline. Saved notebooks, nbconvert, GitHub and the CLI show these.
+
+Every piece of user text (task names, keys, log messages, errors, previews) goes through
+``html.escape``: a task named ``<script>`` is shown, never run.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+from collections.abc import Callable
+from datetime import datetime, timezone
+from typing import TYPE_CHECKING, Any
+
+from trigger_nb.model import LogRecord, RunRecord, TaskRecord, redact_value, to_plain
+from trigger_nb.view_model import (
+    COLORS,
+    GLYPHS,
+    WAITING,
+    RunSummary,
+    TaskNode,
+    build_tree,
+    cache_key_text,
+    format_countdown,
+    format_duration,
+    format_time,
+    group_logs,
+    summarize_run,
+)
+
+if TYPE_CHECKING:
+    from trigger_nb.run import JobRun
+
+SIBLING_PAGE = 100  # siblings shown per level before "… N more"
+MAX_ROWS = 1000  # rows in one static rendering: a 10,000-task run stays a readable size
+NOTEBOOK_MAX_ROWS = 200  # rows in the fallback saved with a notebook output: keeps it small
+
+CSS = """
+.tnb{font-family:var(--jp-ui-font-family,'DejaVu Sans',sans-serif);font-size:13px;
+color:var(--jp-ui-font-color1,#1f2328);line-height:1.45}
+.tnb code{font-family:var(--jp-code-font-family,'DejaVu Sans Mono',monospace);font-size:12px}
+.tnb-head{margin-bottom:4px}.tnb-name{font-weight:600}.tnb-job{font-weight:600;font-size:14px}
+.tnb-version,.tnb-muted,.tnb-meta{color:var(--jp-ui-font-color2,#656d76)}
+.tnb-badge{color:#fff;border-radius:9px;padding:0 8px;font-size:11px;font-weight:600}
+.tnb-key{background:var(--jp-layout-color2,#eff1f3);border-radius:3px;padding:0 4px}
+.tnb-glyph{display:inline-block;width:1.2em;text-align:center;font-weight:700}
+.tnb-tree details>summary{cursor:pointer;list-style-position:inside}
+.tnb-kids{margin-left:14px;border-left:1px solid var(--jp-border-color2,#d0d7de);
+padding-left:6px}
+.tnb-body{margin:2px 0 6px 22px;padding:4px 8px;border-left:2px solid
+var(--jp-border-color2,#d0d7de)}
+.tnb-body table{border-collapse:collapse;font-size:12px}
+.tnb-body td,.tnb-body th{padding:1px 8px 1px 0;text-align:left;vertical-align:top}
+.tnb-body pre{margin:2px 0;white-space:pre-wrap;font-size:12px;max-height:24em;overflow:auto}
+.tnb-err{color:#cf222e}.tnb-lvl-error{color:#cf222e}.tnb-lvl-warn{color:#bf8700}
+.tnb-sep{color:var(--jp-ui-font-color3,#8c959f)}
+.tnb-more{color:var(--jp-ui-font-color2,#656d76);font-style:italic}
+.tnb-spin{display:inline-block;animation:tnb-spin 1.2s linear infinite}
+@keyframes tnb-spin{to{transform:rotate(360deg)}}
+"""
+
+
+def esc(value: object) -> str:
+    return html.escape(str(value), quote=True)
+
+
+# --- the header -----------------------------------------------------------------------------
+
+
+def header_html(summary: RunSummary, *, now: datetime | None = None) -> str:
+    color = COLORS.get(summary.status, "#6e7781")
+    plural = "s" if summary.executions != 1 else ""
+    parts = [
+        f'<div class="tnb-head"><span class="tnb-job">{esc(summary.job_name)}</span> '
+        f'<span class="tnb-version">v{esc(summary.job_version)}</span> '
+        f'<code class="tnb-runid" title="{esc(summary.run_id)}">{esc(summary.short_id)}</code> '
+        f'<span class="tnb-badge tnb-status" style="background:{color}">'
+        f"{esc(summary.status)}</span></div>",
+        f'<div class="tnb-muted tnb-stats">{summary.executions} execution{plural} · started '
+        f"{esc(summary.started)} · {esc(summary.duration)} · {summary.task_count} tasks</div>",
+        f'<div class="tnb-counts">{esc(summary.counts_line)}</div>',
+    ]
+    if summary.status == "WAITING":
+        parts.append(f'<div style="color:{COLORS[WAITING]}">◷ {_countdown(summary, now)}</div>')
+    if summary.error:
+        parts.append(f'<div class="tnb-err">{esc(summary.error)}</div>')
+    elif summary.output_preview not in (None, "None"):
+        parts.append(
+            f'<div class="tnb-muted">output: <code>{esc(summary.output_preview)}</code></div>'
+        )
+    return "".join(parts)
+
+
+def _countdown(summary: RunSummary, now: datetime | None) -> str:
+    return esc(format_countdown(summary.wait_until, now))
+
+
+# --- one task -------------------------------------------------------------------------------
+
+
+def glyph_html(status: str) -> str:
+    spin = " tnb-spin" if status == "running" else ""
+    return (
+        f'<span class="tnb-glyph tnb-st-{status}{spin}" style="color:{COLORS[status]}" '
+        f'title="{status}">{GLYPHS[status]}</span>'
+    )
+
+
+def meta_html(node: TaskNode, *, now: datetime | None = None) -> str:
+    """Everything on a task's line after its name: key, icon, duration, attempts, properties."""
+    r = node.record
+    key = cache_key_text(r)
+    bits = [f'<code class="tnb-key">{esc(key)}</code>'] if key != r.name else []
+    if r.icon:
+        bits.append(f'<span class="tnb-meta">[{esc(r.icon)}]</span>')
+    if node.status == WAITING:
+        bits.append(f'<span class="tnb-wait">{esc(format_countdown(r.wait_until, now))}</span>')
+    elif r.duration_seconds is not None:
+        bits.append(f'<span class="tnb-meta">{esc(format_duration(r.duration_seconds))}</span>')
+    if len(r.attempts) > 1:
+        bits.append(f'<span class="tnb-meta">{len(r.attempts)} attempts</span>')
+    for prop in [*r.properties, *r.output_properties]:
+        bits.append(f'<span class="tnb-meta tnb-prop">{_property(prop)}</span>')
+    if r.error is not None and node.status == "failed":
+        bits.append(f'<span class="tnb-err">{esc(r.error.summary())}</span>')
+    return '<span class="tnb-sep"> · </span>'.join(bits)
+
+
+def _property(prop: dict[str, Any]) -> str:
+    label, text = esc(prop.get("label", "")), esc(prop.get("text", ""))
+    url = str(prop.get("url") or "")
+    if url.startswith(("http://", "https://")):
+        text = f'<a href="{esc(url)}" target="_blank" rel="noopener">{text}</a>'
+    return f"{label}: {text}" if label else text
+
+
+def line_html(node: TaskNode, *, now: datetime | None = None) -> str:
+    name = f'<span class="tnb-name">{esc(node.record.name)}</span>'
+    return f"{glyph_html(node.status)} {name} {meta_html(node, now=now)}"
+
+
+def details_html(record: TaskRecord, logs: list[LogRecord]) -> str:
+    """A task's description, logs, params, attempts, error and output preview."""
+    parts: list[str] = []
+    if record.description:
+        parts.append(f"<div>{esc(record.description)}</div>")
+    if logs:
+        parts.append(logs_html(logs))
+    if record.params is not None:
+        params = redact_value(to_plain(record.params), record.redact)
+        parts.append(f"<div><b>Params</b><pre>{esc(_json(params))}</pre></div>")
+    if record.attempts:
+        rows = "".join(
+            f"<tr><td>#{a.number}</td><td>execution {a.execution}</td>"
+            f"<td>{esc(format_time(a.started_at))}</td><td>{esc(a.status.value.lower())}</td>"
+            f'<td class="tnb-err">{esc(a.error.summary()) if a.error else ""}</td></tr>'
+            for a in record.attempts
+        )
+        parts.append(f"<div><b>Attempts</b><table>{rows}</table></div>")
+    if record.error is not None:
+        parts.append(
+            f'<div class="tnb-err tnb-error"><b>Error</b> {esc(record.error.summary())}'
+            f"<pre>{esc(record.error.traceback)}</pre></div>"
+        )
+    if record.output_preview is not None:
+        size = f", {record.output_size:,} bytes" if record.output_size is not None else ""
+        parts.append(
+            f'<div><b>Output</b> <span class="tnb-muted">{esc(record.output_type)}{size}'
+            f'</span><pre class="tnb-preview">{esc(record.output_preview)}</pre></div>'
+        )
+    return "".join(parts) or '<div class="tnb-muted">no details</div>'
+
+
+def logs_html(logs: list[LogRecord]) -> str:
+    rows = "".join(
+        f'<tr class="tnb-log tnb-lvl-{esc(log.level)}"><td>{esc(log.level)}</td>'
+        f"<td>{esc(log.time.astimezone().strftime('%H:%M:%S.%f')[:-3])}</td>"
+        f"<td>{esc(log.message)}</td><td><code>{esc(_json(log.data) if log.data else '')}"
+        "</code></td></tr>"
+        for log in logs
+    )
+    return f"<div><b>Logs</b><table>{rows}</table></div>"
+
+
+def _json(value: Any) -> str:
+    return json.dumps(value, indent=1, default=str, ensure_ascii=False)
+
+
+# --- the tree -------------------------------------------------------------------------------
+
+
+class _Budget:
+    def __init__(self, rows: int) -> None:
+        self.left = rows
+        self.hidden = 0
+
+
+def tree_html(
+    nodes: list[TaskNode],
+    logs: dict[str | None, list[LogRecord]] | None,
+    *,
+    now: datetime | None = None,
+    max_rows: int = MAX_ROWS,
+    line: Callable[[TaskNode], str] | None = None,
+    latest: int | None = None,
+) -> str:
+    """Nested rows. With ``logs`` each row is a ``<details>`` holding its details; without,
+    plain lines. ``latest=N`` shows only the last N siblings of each level (the live view, where
+    the newest tasks are the news)."""
+    budget = _Budget(max_rows)
+    render_line = line or (lambda node: line_html(node, now=now))
+    out: list[str] = []
+    _walk(nodes, logs, budget, render_line, out, latest)
+    if budget.hidden:
+        out.append(f'<div class="tnb-more">… {budget.hidden:,} more tasks not shown here</div>')
+    return f'<div class="tnb-tree">{"".join(out)}</div>'
+
+
+def _walk(
+    nodes: list[TaskNode],
+    logs: dict[str | None, list[LogRecord]] | None,
+    budget: _Budget,
+    line: Callable[[TaskNode], str],
+    out: list[str],
+    latest: int | None = None,
+) -> None:
+    if latest is not None and len(nodes) > latest:
+        earlier = len(nodes) - latest
+        out.append(f'<div class="tnb-more">… {earlier:,} earlier sibling tasks</div>')
+        nodes = nodes[earlier:]
+    for index, node in enumerate(nodes):
+        if index >= SIBLING_PAGE or budget.left <= 0:
+            rest = nodes[index:]
+            budget.hidden += sum(n.count() for n in rest)
+            out.append(f'<div class="tnb-more">… {len(rest):,} more sibling tasks</div>')
+            return
+        budget.left -= 1
+        status = node.status
+        if logs is None:
+            out.append(f'<div class="tnb-task tnb-st-{status}">{line(node)}</div>')
+            if node.children:
+                out.append('<div class="tnb-kids">')
+                _walk(node.children, logs, budget, line, out, latest)
+                out.append("</div>")
+            continue
+        body = details_html(node.record, logs.get(node.record.id, []))
+        if node.children:
+            out.append(
+                f'<details open class="tnb-task tnb-st-{status}"><summary>{line(node)}</summary>'
+                f'<details class="tnb-info"><summary class="tnb-muted">details</summary>'
+                f'<div class="tnb-body">{body}</div></details><div class="tnb-kids">'
+            )
+            _walk(node.children, logs, budget, line, out)
+            out.append("</div></details>")
+        else:
+            out.append(
+                f'<details class="tnb-task tnb-st-{status}"><summary>{line(node)}</summary>'
+                f'<div class="tnb-body">{body}</div></details>'
+            )
+
+
+def clock_now(run: JobRun) -> datetime:
+    """The time by the clock of the client that ran ``run`` (a FakeClock in tests)."""
+    client = run._client
+    return client.clock.now() if client is not None else datetime.now(timezone.utc)
+
+
+def run_tree(run: JobRun) -> list[TaskNode]:
+    records = [view.record for view in run.all_tasks]
+    return build_tree(records, run.executions)
+
+
+def render_html(run: JobRun, *, now: datetime | None = None, max_rows: int = MAX_ROWS) -> str:
+    """A self-contained HTML rendering (inline CSS, no scripts, no external assets)."""
+    logs = group_logs(run.logs)
+    return html_from(run.record, run_tree(run), logs, now=now or clock_now(run), max_rows=max_rows)
+
+
+def html_from(
+    record: RunRecord,
+    nodes: list[TaskNode],
+    logs: dict[str | None, list[LogRecord]],
+    *,
+    now: datetime,
+    max_rows: int = MAX_ROWS,
+) -> str:
+    """``render_html`` from an already built tree (the widget has one)."""
+    summary = summarize_run(record, now=now)
+    top = logs.get(None, [])
+    run_logs = ""
+    if top:
+        run_logs = (
+            '<details class="tnb-runlogs"><summary class="tnb-muted">run logs '
+            f'({len(top)})</summary><div class="tnb-body">{logs_html(top)}</div></details>'
+        )
+    tree = tree_html(nodes, logs, now=now, max_rows=max_rows)
+    return (
+        f'<div class="tnb tnb-run"><style>{CSS}</style>{header_html(summary, now=now)}'
+        f"{run_logs}{tree}</div>"
+    )
+
+
+# --- text -----------------------------------------------------------------------------------
+
+
+def summary_text(summary: RunSummary) -> str:
+    plural = "s" if summary.executions != 1 else ""
+    return (
+        f"{summary.job_name} v{summary.job_version} · {summary.run_id} · {summary.status} · "
+        f"{summary.executions} execution{plural} · started {summary.started} · "
+        f"{summary.duration}\n{summary.counts_line}"
+    )
+
+
+def render_text(run: JobRun, *, now: datetime | None = None, max_rows: int = MAX_ROWS) -> str:
+    """An indented plain-text outline of the run's task tree."""
+    return text_from(run.record, run_tree(run), now=now or clock_now(run), max_rows=max_rows)
+
+
+def text_from(
+    record: RunRecord, nodes: list[TaskNode], *, now: datetime, max_rows: int = MAX_ROWS
+) -> str:
+    """``render_text`` from an already built tree."""
+    summary = summarize_run(record, now=now)
+    lines = [summary_text(summary)]
+    if summary.status == "WAITING":
+        lines.append(format_countdown(summary.wait_until, now))
+    if summary.error:
+        lines.append(f"error: {summary.error}")
+    budget = _Budget(max_rows)
+
+    def walk(nodes: list[TaskNode], depth: int) -> None:
+        for index, node in enumerate(nodes):
+            if index >= SIBLING_PAGE or budget.left <= 0:
+                lines.append(f"{'  ' * depth}… {len(nodes) - index:,} more sibling tasks")
+                return
+            budget.left -= 1
+            r = node.record
+            key = cache_key_text(r)
+            label = r.name if key == r.name else f"{r.name} [{key}]"
+            bits = [f"{'  ' * depth}{GLYPHS[node.status]} {label}"]
+            if node.status == WAITING:
+                bits.append(format_countdown(r.wait_until, now))
+            elif r.duration_seconds is not None:
+                bits.append(format_duration(r.duration_seconds))
+            if len(r.attempts) > 1:
+                bits.append(f"{len(r.attempts)} attempts")
+            bits.append(node.status)
+            if r.error is not None and node.status == "failed":
+                bits.append(r.error.summary())
+            lines.append(" · ".join(bits))
+            walk(node.children, depth + 1)
+
+    walk(nodes, 1)
+    return "\n".join(lines)
