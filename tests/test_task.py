@@ -261,3 +261,16 @@ def test_keyboard_interrupt_marks_the_task_interrupted_and_stops_the_run(
     interrupt["on"] = False
     assert job.trigger().output == "done"
     assert calls == {"first": 1, "second": 2}
+
+
+def test_recorded_tracebacks_show_the_users_frames_not_the_engines(
+    client: TriggerClient,
+) -> None:
+    def send_welcome_email() -> None:
+        raise ConnectionError("smtp refused")
+
+    run = one_task_job(client, send_welcome_email).trigger()
+    error = run.reload().task("call-api").error
+    assert error is not None
+    assert "send_welcome_email" in error.traceback and "smtp refused" in error.traceback
+    assert "trigger_nb/task.py" not in error.traceback

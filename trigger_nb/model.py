@@ -7,6 +7,7 @@ the CLI and the explorer read status, timings and a short preview without unpick
 from __future__ import annotations
 
 import enum
+import os
 import reprlib
 import traceback as traceback_module
 from datetime import datetime, timezone
@@ -62,12 +63,29 @@ class ErrorInfo(BaseModel):
         name = kind.__qualname__
         if kind.__module__ not in ("builtins", "__main__"):
             name = f"{kind.__module__}.{name}"
-        text = "".join(traceback_module.format_exception(kind, error, error.__traceback__))
-        return cls(type=name, message=str(error), traceback=text)
+        report = traceback_module.TracebackException.from_exception(error)
+        _drop_internal_frames(report)
+        return cls(type=name, message=str(error), traceback="".join(report.format()))
 
     def summary(self) -> str:
         short = self.type.rsplit(".", 1)[-1]
         return f"{short}: {self.message}" if self.message else short
+
+
+_PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
+
+
+def _drop_internal_frames(report: traceback_module.TracebackException, depth: int = 0) -> None:
+    """Keep the user's frames: trigger_nb's own (the attempt loop, drivers) are noise to them.
+
+    A traceback made only of our frames is kept whole, so an internal bug still shows where.
+    """
+    mine = [f for f in report.stack if not (f.filename or "").startswith(_PACKAGE_DIR)]
+    if mine:
+        report.stack = traceback_module.StackSummary.from_list(mine)
+    for linked in (report.__cause__, report.__context__):
+        if linked is not None and depth < 20:
+            _drop_internal_frames(linked, depth + 1)
 
 
 class AttemptRecord(BaseModel):
