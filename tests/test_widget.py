@@ -343,10 +343,7 @@ def test_ten_thousand_tasks_stay_usable() -> None:
             )
 
     run_ = job.trigger()
-    started = time.perf_counter()
-    view = RunView(run_)
-    opened = time.perf_counter() - started
-    assert opened < 5.0
+    view = RunView(run_)  # its speed is measured in bench/bench_widget.py, not asserted here
     assert len(view.rows) <= 2 * PAGE_SIZE  # widgets for what is on screen, not 10,000 rows
     first = _row(view, "['group', 0]")
     if not first.children_open:
