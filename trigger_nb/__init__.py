@@ -33,32 +33,27 @@ from trigger_nb.errors import (
 from trigger_nb.retry import SKIP_RETRYING, RetryAt, RetryOptions
 
 if TYPE_CHECKING:
+    from trigger_nb.execute import Context
     from trigger_nb.integration import Integration
     from trigger_nb.io import IO
-    from trigger_nb.job import (
-        EventTrigger,
-        Job,
-        TriggerClient,
-        default_client,
-        event_trigger,
-        send_event,
-    )
+    from trigger_nb.job import Job, TriggerClient, default_client, send_event
     from trigger_nb.model import RunStatus, TaskStatus
-    from trigger_nb.run import Context, JobRun, TaskView
+    from trigger_nb.run import JobRun, TaskView
     from trigger_nb.store import DiskStore, MemoryStore, Store
+    from trigger_nb.trigger import EventTrigger, event_trigger
 
 _LAZY = {
     "Integration": "trigger_nb.integration",
     "IO": "trigger_nb.io",
-    "EventTrigger": "trigger_nb.job",
+    "EventTrigger": "trigger_nb.trigger",
     "Job": "trigger_nb.job",
     "TriggerClient": "trigger_nb.job",
     "default_client": "trigger_nb.job",
-    "event_trigger": "trigger_nb.job",
+    "event_trigger": "trigger_nb.trigger",
     "send_event": "trigger_nb.job",
     "RunStatus": "trigger_nb.model",
     "TaskStatus": "trigger_nb.model",
-    "Context": "trigger_nb.run",
+    "Context": "trigger_nb.execute",
     "JobRun": "trigger_nb.run",
     "TaskView": "trigger_nb.run",
     "DiskStore": "trigger_nb.store",

@@ -20,11 +20,12 @@ import sys
 from pathlib import Path
 from typing import NoReturn
 
+from trigger_nb.backend import DIR_ENV_VAR
 from trigger_nb.cli_commands import COMMANDS, EXIT_NOT_FOUND, EXIT_OK, EXIT_USAGE, LOG_LEVELS
 from trigger_nb.clock import SYSTEM_CLOCK, Clock
 from trigger_nb.errors import NotFoundError, TriggerNbError
 from trigger_nb.model import RunStatus
-from trigger_nb.store import DIR_ENV_VAR, DiskStore, Store, default_directory
+from trigger_nb.store import DiskStore, Store, default_directory
 
 _STORE_FILE = "cache.db"  # what diskcache writes in every store directory
 

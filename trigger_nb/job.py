@@ -3,11 +3,12 @@
 A run's id is derived from (client id, job id, job version, canonical JSON of the validated
 payload), so triggering the same job with the same payload again *resumes the same run* and
 replays its completed tasks; ``new_run=True`` or a new ``version`` starts afresh.
+
+Triggers and payload JSON live in ``trigger_nb.trigger``.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import json
 import re
@@ -23,69 +24,18 @@ from trigger_nb.errors import (
     JobDefinitionError,
     NotFoundError,
 )
+from trigger_nb.execute import execute_run
 from trigger_nb.execution import Listener
-from trigger_nb.run import JobRun, execute_run
+from trigger_nb.run import JobRun
 from trigger_nb.store import Store, open_store
+
+# Re-exported (``X as X``) so that ``from trigger_nb.job import event_trigger`` still works.
+from trigger_nb.trigger import EventTrigger as EventTrigger
+from trigger_nb.trigger import event_trigger as event_trigger
+from trigger_nb.trigger import plain_json, schema_adapter, storable_json
 
 _ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,127}$")
 DEFAULT_VERSION = "0.0.1"
-
-
-@dataclasses.dataclass(frozen=True)
-class EventTrigger:
-    """Runs a job when an event with one of ``names`` (and matching ``filter``) is sent."""
-
-    names: tuple[str, ...]
-    schema: Any = None
-    filter: dict[str, Any] | None = None
-
-    def matches(self, name: str, payload: Any) -> bool:
-        return name in self.names and (self.filter is None or _matches(self.filter, payload))
-
-
-def event_trigger(
-    name: str | Iterable[str], schema: Any = None, filter: dict[str, Any] | None = None
-) -> EventTrigger:
-    """A trigger for events named ``name`` (or any of a list), validated by ``schema``."""
-    names = (name,) if isinstance(name, str) else tuple(name)
-    if not names or not all(isinstance(n, str) and n for n in names):
-        raise InvalidOptionError(
-            f"event_trigger name={name!r} is invalid: give an event name such as 'new.user' "
-            "or a list of them"
-        )
-    if filter is not None and not isinstance(filter, dict):
-        raise InvalidOptionError(
-            f"event_trigger filter={filter!r} is invalid: map payload fields to allowed values, "
-            "e.g. {'plan': ['pro', 'team']}"
-        )
-    if schema is not None:
-        _adapter(schema)  # fail now, at definition, if pydantic cannot use it
-    return EventTrigger(names=names, schema=schema, filter=filter)
-
-
-def _matches(filter: dict[str, Any], payload: Any) -> bool:
-    if not isinstance(payload, dict):
-        return False
-    for field, allowed in filter.items():
-        value = payload.get(field)
-        if isinstance(allowed, dict):
-            if not _matches(allowed, value):
-                return False
-        elif value not in (allowed if isinstance(allowed, (list, tuple, set)) else [allowed]):
-            return False
-    return True
-
-
-def _adapter(schema: Any) -> Any:
-    from pydantic import TypeAdapter
-
-    try:
-        return TypeAdapter(schema)
-    except Exception as error:
-        raise InvalidOptionError(
-            f"schema {schema!r} cannot validate payloads ({error}): give a pydantic model or a "
-            "type pydantic.TypeAdapter accepts"
-        ) from error
 
 
 class Job:
@@ -127,8 +77,8 @@ class Job:
         from pydantic import ValidationError
 
         if self.schema is None:
-            return payload, _storable_json(_plain_json(payload, self.id), self.id)
-        adapter = _adapter(self.schema)
+            return payload, storable_json(plain_json(payload, self.id), self.id)
+        adapter = schema_adapter(self.schema)
         try:
             value = adapter.validate_python(payload)
         except ValidationError as error:
@@ -142,7 +92,7 @@ class Job:
                 f"{'s' if len(problems) != 1 else ''}): {lines}",
                 errors=problems,
             ) from None
-        return value, _storable_json(adapter.dump_python(value, mode="json"), self.id)
+        return value, storable_json(adapter.dump_python(value, mode="json"), self.id)
 
     def run_id_for(self, payload_json: Any) -> str:
         material = json.dumps(
@@ -189,35 +139,6 @@ class Job:
             listeners=[*self.client.listeners, *listeners],
             refresh=refresh,
         )
-
-
-def _plain_json(payload: Any, job_id: str) -> Any:
-    from pydantic import TypeAdapter
-
-    try:
-        return TypeAdapter(Any).dump_python(payload, mode="json")
-    except Exception as error:
-        raise InvalidPayloadError(
-            f"payload for job {job_id!r} is a {type(payload).__name__} that cannot be turned "
-            f"into JSON ({error}): pass JSON-like data, or give the job a schema",
-            errors=[{"path": "(payload)", "message": str(error)}],
-        ) from None
-
-
-def _storable_json(payload_json: Any, job_id: str) -> Any:
-    """The payload's JSON form, once checked to be writable as UTF-8 JSON (it names the run and is
-    stored with it): a lone surrogate or an int of more than 4,300 digits is an invalid payload
-    here instead of an error from deep inside the store."""
-    try:
-        json.dumps(payload_json, ensure_ascii=False, sort_keys=True).encode("utf-8")
-    except (TypeError, ValueError) as error:  # UnicodeEncodeError is a ValueError
-        message = f"{type(error).__name__}: {error}"
-        raise InvalidPayloadError(
-            f"payload for job {job_id!r} cannot be stored as JSON ({message}): pass valid "
-            "Unicode text and ints of at most 4,300 digits",
-            errors=[{"path": "(payload)", "message": message}],
-        ) from None
-    return payload_json
 
 
 def _check_id(value: object, label: str) -> str:
@@ -351,7 +272,7 @@ def _run_status(status: object) -> str:
 
 def _plain_or_none(payload: Any) -> Any:
     try:
-        return _plain_json(payload, "?")
+        return plain_json(payload, "?")
     except InvalidPayloadError:
         return None
 

@@ -43,7 +43,7 @@ from trigger_nb.errors import (
     NotFoundError,
     TriggerNbError,
 )
-from trigger_nb.job import DEFAULT_VERSION, EventTrigger, Job, _check_id, event_trigger
+from trigger_nb.job import DEFAULT_VERSION, Job, _check_id
 from trigger_nb.magic_args import (
     JobArgs,
     MagicArgumentError,
@@ -56,6 +56,7 @@ from trigger_nb.magic_resume import Resumer
 from trigger_nb.magic_table import RunTable
 from trigger_nb.model import RunStatus, TaskStatus
 from trigger_nb.run import JobRun
+from trigger_nb.trigger import EventTrigger, event_trigger
 from trigger_nb.widget import LiveRunView
 
 

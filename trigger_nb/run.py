@@ -1,182 +1,37 @@
-"""Runs: executing one (``execute_run``) and looking at one (``JobRun``, ``TaskView``)."""
+"""Runs: looking at one (``JobRun``, ``TaskView``).
+
+Executing one (``execute_run``, ``Context``) lives in ``trigger_nb.execute``.
+"""
 
 from __future__ import annotations
 
 import contextlib
-import dataclasses
-import inspect
-import uuid
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from trigger_nb.codec import deserialize, serialize
-from trigger_nb.errors import (
-    CacheReadError,
-    JobDefinitionError,
-    NotFoundError,
-    RunSuspended,
-    TriggerNbError,
-)
-from trigger_nb.execution import Execution, Listener
+from trigger_nb.codec import deserialize
+from trigger_nb.errors import CacheReadError, JobDefinitionError, NotFoundError
+
+# Re-exported (``X as X``) so that ``from trigger_nb.run import Context, execute_run`` still works.
+from trigger_nb.execute import MISSING
+from trigger_nb.execute import Context as Context
+from trigger_nb.execute import EventContext as EventContext
+from trigger_nb.execute import JobContext as JobContext
+from trigger_nb.execute import RunContext as RunContext
+from trigger_nb.execute import execute_run as execute_run
 from trigger_nb.model import (
     AttemptRecord,
     ErrorInfo,
-    EventInfo,
     ExecutionRecord,
     LogRecord,
     RunRecord,
     RunStatus,
     TaskRecord,
-    preview,
-    type_name,
 )
 from trigger_nb.store import RunSnapshot, Store
 
 if TYPE_CHECKING:
-    from trigger_nb.job import Job, TriggerClient
-
-_MISSING: Any = object()
-
-
-@dataclasses.dataclass(frozen=True)
-class JobContext:
-    id: str
-    name: str
-    version: str
-
-
-@dataclasses.dataclass(frozen=True)
-class RunContext:
-    id: str
-    execution: int
-    started_at: datetime
-
-
-@dataclasses.dataclass(frozen=True)
-class EventContext:
-    name: str | None
-    id: str
-    timestamp: datetime
-    payload: Any
-
-
-@dataclasses.dataclass(frozen=True)
-class Context:
-    """``ctx``, the run function's third argument."""
-
-    job: JobContext
-    run: RunContext
-    event: EventContext
-    client: TriggerClient
-
-
-def execute_run(
-    job: Job,
-    run_id: str,
-    payload: Any,
-    payload_json: Any,
-    *,
-    event_name: str | None = None,
-    event_id: str | None = None,
-    listeners: list[Listener] | None = None,
-    run_fn: Any = None,
-    refresh: bool = False,
-) -> JobRun:
-    """One execution of a run: replay what completed, execute the rest, record the outcome.
-
-    ``refresh=True`` runs every task again instead of replaying it.
-    """
-    from trigger_nb.io import IO
-    from trigger_nb.task import run_coroutine
-
-    client, store, clock = job.client, job.client.store, job.client.clock
-    with store.lock_run(run_id):
-        now = clock.now()
-        record = store.load_run(run_id) or RunRecord(
-            id=run_id,
-            job_id=job.id,
-            job_name=job.name,
-            job_version=job.version,
-            client_id=client.id,
-            event=EventInfo(
-                name=event_name,
-                id=event_id or uuid.uuid4().hex,
-                timestamp=now,
-                payload=payload_json,
-            ),
-            created_at=now,
-            updated_at=now,
-        )
-        number = record.executions + 1
-        history = ExecutionRecord(number=number, started_at=now)
-        record.execution_history.append(history)
-        record.status, record.updated_at, record.error = RunStatus.RUNNING, now, None
-        record.wait_until = record.completed_at = None
-        store.save_run(record)
-        snapshot = store.load_snapshot(run_id)
-        x = Execution(run_id, number, store, snapshot, clock, client, list(listeners or []))
-        x.refresh = refresh
-        io = IO(x, job.integrations)
-        ctx = Context(
-            job=JobContext(job.id, job.name, job.version),
-            run=RunContext(run_id, number, record.created_at),
-            event=EventContext(
-                record.event.name, record.event.id, record.event.timestamp, record.event.payload
-            ),
-            client=client,
-        )
-        x.publish("run_started", record)
-        output: Any = _MISSING
-        exception: BaseException | None = None
-        try:
-            fn = run_fn or job.run_fn
-            assert fn is not None, "checked by Job.trigger"
-            result = fn(payload, io, ctx)
-            if inspect.isawaitable(result):
-                result = run_coroutine(result)
-            output = result
-        except RunSuspended as suspended:
-            record.status, record.wait_until = RunStatus.WAITING, suspended.resume_at
-        except KeyboardInterrupt as error:
-            record.status, record.error = RunStatus.CANCELED, ErrorInfo.from_exception(error)
-            exception = error
-        except Exception as error:
-            record.status, record.error = RunStatus.FAILURE, ErrorInfo.from_exception(error)
-            exception = error
-        else:
-            _record_output(store, record, output)
-        finally:
-            _close_execution(record, history, x, clock.now())
-            store.save_run(record)
-            x.publish("run_finished", record)
-    run = JobRun(store, record, client=client, output=output, exception=exception)
-    if isinstance(exception, KeyboardInterrupt):
-        raise exception
-    return run
-
-
-def _record_output(store: Store, record: RunRecord, output: Any) -> None:
-    record.status = RunStatus.SUCCESS
-    record.output_type, record.output_preview = type_name(output), preview(output)
-    try:
-        data = serialize(output, "run output")
-    except TriggerNbError:
-        record.output_size = None  # kept in this process only; views say it was not stored
-        return
-    record.output_size = len(data)
-    store.save_run_output(record.id, data)
-
-
-def _close_execution(
-    record: RunRecord, history: ExecutionRecord, x: Execution, now: datetime
-) -> None:
-    history.finished_at, history.status = now, record.status
-    history.executed, history.replayed, history.failed = x.executed, x.replayed, x.failed
-    history.time_saved_seconds = x.time_saved_seconds
-    record.updated_at = now
-    if record.status in (RunStatus.SUCCESS, RunStatus.FAILURE, RunStatus.CANCELED):
-        record.completed_at = now
-    record.task_count = len(set(x.snapshot.raw_tasks) | x.used_task_ids)
+    from trigger_nb.job import TriggerClient
 
 
 class TaskView:
@@ -225,7 +80,7 @@ class JobRun:
         record: RunRecord,
         *,
         client: TriggerClient | None = None,
-        output: Any = _MISSING,
+        output: Any = MISSING,
         exception: BaseException | None = None,
     ) -> None:
         self._store = store
@@ -283,7 +138,7 @@ class JobRun:
 
     @property
     def output(self) -> Any:
-        if self._output is not _MISSING:
+        if self._output is not MISSING:
             return self._output
         if self._record.status is not RunStatus.SUCCESS:
             return None
