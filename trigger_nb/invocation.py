@@ -58,14 +58,19 @@ def _timeout_error(call: TaskCall) -> TaskTimeoutError:
     return error
 
 
+def _call(call: TaskCall) -> Any:
+    """Call the task function in its task's frame; an async one returns its coroutine."""
+    arguments = _arguments(call.fn, call.handle)
+    if inspect.iscoroutinefunction(call.fn):
+        return call.fn(*arguments)  # only creates the coroutine; its timeout is wait_for's
+    with _deadline(call):
+        return call.fn(*arguments)
+
+
 def invoke_sync(call: TaskCall) -> Any:
     token = current_frame.set(Frame(call.execution, call.record.id))
     try:
-        if inspect.iscoroutinefunction(call.fn):
-            result = call.fn(*_arguments(call.fn, call.handle))
-        else:
-            with _deadline(call):
-                result = call.fn(*_arguments(call.fn, call.handle))
+        result = _call(call)
         if inspect.isawaitable(result):
             result = run_coroutine(_await_with_timeout(call, result))
         return result
@@ -76,11 +81,7 @@ def invoke_sync(call: TaskCall) -> Any:
 async def invoke_async(call: TaskCall) -> Any:
     token = current_frame.set(Frame(call.execution, call.record.id))
     try:
-        if inspect.iscoroutinefunction(call.fn):
-            result = call.fn(*_arguments(call.fn, call.handle))
-        else:
-            with _deadline(call):
-                result = call.fn(*_arguments(call.fn, call.handle))
+        result = _call(call)
         if inspect.isawaitable(result):
             result = await _await_with_timeout(call, result)
         return result
