@@ -18,14 +18,15 @@ import contextlib
 import os
 import sys
 from pathlib import Path
-from typing import NoReturn
+from typing import TYPE_CHECKING, NoReturn
 
 from trigger_nb.backend import DIR_ENV_VAR
-from trigger_nb.cli_commands import COMMANDS, EXIT_NOT_FOUND, EXIT_OK, EXIT_USAGE, LOG_LEVELS
 from trigger_nb.clock import SYSTEM_CLOCK, Clock
 from trigger_nb.errors import NotFoundError, TriggerNbError
-from trigger_nb.model import RunStatus
-from trigger_nb.store import DiskStore, Store, default_directory
+from trigger_nb.status import EXIT_NOT_FOUND, EXIT_OK, EXIT_USAGE, LOG_LEVELS, RunStatus
+
+if TYPE_CHECKING:
+    from trigger_nb.store import Store
 
 _STORE_FILE = "cache.db"  # what diskcache writes in every store directory
 
@@ -69,7 +70,7 @@ def _build_parser() -> _Parser:
 
     def command(name: str, summary: str) -> argparse.ArgumentParser:
         parsed = sub.add_parser(name, parents=[common], help=summary, description=summary)
-        parsed.set_defaults(handler=COMMANDS[name])
+        parsed.set_defaults(command=name)
         return parsed
 
     runs = command("runs", "list runs, newest first")
@@ -118,7 +119,10 @@ def main(argv: list[str] | None = None, *, clock: Clock | None = None) -> int:
     store: Store | None = None
     try:
         store = _open_store(getattr(args, "dir", None))
-        code: int = args.handler(args, store, clock or SYSTEM_CLOCK)
+        # The commands (and pydantic under them) load only now: `--help` stays fast.
+        from trigger_nb.cli_commands import COMMANDS
+
+        code: int = COMMANDS[args.command](args, store, clock or SYSTEM_CLOCK)
         sys.stdout.flush()  # a closed pipe must fail here, where it is handled, not at exit
         return code
     except (TriggerNbError, OSError) as error:
@@ -145,6 +149,8 @@ def _silence_stdout() -> None:
 
 def _open_store(directory: str | None) -> Store:
     """The store to read; a missing one is an error (listing must not create an empty store)."""
+    from trigger_nb.store import DiskStore, default_directory
+
     where = Path(directory or default_directory()).resolve()
     if directory:
         hint = "check --dir"

@@ -34,10 +34,9 @@ from trigger_nb.clock import Clock
 from trigger_nb.errors import NotFoundError
 from trigger_nb.model import LogRecord, RunRecord, RunStatus, redact_value, to_plain
 from trigger_nb.run import JobRun, TaskView
+from trigger_nb.status import EXIT_NOT_FOUND, EXIT_OK, LOG_LEVELS
 from trigger_nb.store import Store
 
-EXIT_OK, EXIT_NOT_FOUND, EXIT_USAGE = 0, 1, 2  # the contract of SPEC 5
-LOG_LEVELS = ("debug", "info", "warn", "error")
 SHORT_ID_CHARS = 12  # "run_" + 8 hex digits, lengthened until unique in the store
 
 Command = Callable[[argparse.Namespace, Store, Clock], int]

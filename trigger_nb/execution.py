@@ -22,7 +22,6 @@ if TYPE_CHECKING:
     from trigger_nb.job import TriggerClient
 
 Listener = Callable[[str, Any], None]
-LOG_LEVELS = ("debug", "info", "warn", "error")
 
 
 @dataclass(frozen=True)

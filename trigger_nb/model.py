@@ -6,7 +6,6 @@ the CLI and the explorer read status, timings and a short preview without unpick
 
 from __future__ import annotations
 
-import enum
 import os
 import reprlib
 import traceback as traceback_module
@@ -14,6 +13,9 @@ from datetime import datetime, timezone
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
+
+from trigger_nb.status import RunStatus as RunStatus
+from trigger_nb.status import TaskStatus as TaskStatus
 
 PREVIEW_CHARS = 200
 REDACTED = "[REDACTED]"
@@ -24,28 +26,6 @@ _DEFERRED = ConfigDict(defer_build=True)
 
 def utcnow() -> datetime:
     return datetime.now(timezone.utc)
-
-
-class RunStatus(str, enum.Enum):
-    RUNNING = "RUNNING"
-    WAITING = "WAITING"
-    SUCCESS = "SUCCESS"
-    FAILURE = "FAILURE"
-    CANCELED = "CANCELED"
-
-    def __str__(self) -> str:
-        return self.value
-
-
-class TaskStatus(str, enum.Enum):
-    RUNNING = "RUNNING"
-    COMPLETED = "COMPLETED"
-    FAILED = "FAILED"
-    WAITING = "WAITING"
-    INTERRUPTED = "INTERRUPTED"
-
-    def __str__(self) -> str:
-        return self.value
 
 
 class ErrorInfo(BaseModel):
