@@ -1,6 +1,8 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from trigger_nb import InvalidCacheKeyError
 from trigger_nb.keys import encode_key, idempotency_key, task_id_for
@@ -45,3 +47,27 @@ def test_unicode_and_huge_keys_are_fine() -> None:
     assert encode_key("émoji ☃ \ud800") != encode_key("émoji ☃")
     huge = "x" * 1_000_000
     assert len(idempotency_key("r", None, encode_key(huge))) == 64
+
+
+@settings(max_examples=500, deadline=None)
+@given(
+    st.lists(
+        st.one_of(
+            st.text(),
+            st.integers(min_value=-(10**1200), max_value=10**1200),
+            st.booleans(),
+            st.none(),
+            st.floats(allow_nan=True),
+        ),
+        min_size=1,
+        max_size=6,
+    )
+)
+def test_the_fast_list_encoding_equals_the_general_one(parts: list[object]) -> None:
+    import json
+
+    from trigger_nb.keys import _encode_part
+
+    general = "l" + json.dumps([_encode_part(p, i) for i, p in enumerate(parts)])
+    assert encode_key(parts) == general
+    assert encode_key(tuple(parts)) == general
