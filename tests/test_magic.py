@@ -18,7 +18,6 @@ from IPython.core.interactiveshell import InteractiveShell
 import trigger_nb
 import trigger_nb.job
 from trigger_nb.magic_args import MagicArgumentError, parse_job_line, split_words
-from trigger_nb.magic_table import RunTable
 
 
 @pytest.fixture
@@ -294,15 +293,6 @@ def test_trigger_runs_lists_the_runs(ip: Any) -> None:
         assert "counter" in shown and "SUCCESS" in shown and run_id[:12] in shown
         assert "other" not in shown
     assert isinstance(run(ip, "%trigger_runs a b").error_in_exec, UsageError)
-
-
-def test_run_table_shows_runs_as_text_and_html(ip: Any) -> None:
-    ok(ip, COUNTING.format(flags=""))
-    table = RunTable(trigger_nb.list_runs("counter"), "counter")
-    run_id = trigger_nb.list_runs("counter")[0].id
-    assert run_id in repr(table) and "SUCCESS" in repr(table) and "12" in repr(table)
-    assert f"<td>{run_id}</td>" in table._repr_html_()
-    assert repr(RunTable([], "nothing")) == "no runs of job 'nothing'"
 
 
 def test_trigger_cache_info_and_clear(ip: Any, capsys: pytest.CaptureFixture[str]) -> None:

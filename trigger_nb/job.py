@@ -103,6 +103,17 @@ class Job:
         )
         return "run_" + hashlib.sha256(material.encode()).hexdigest()[:20]
 
+    def resolve_run_id(
+        self, payload_json: Any, *, run_id: str | None = None, new_run: bool = False
+    ) -> str:
+        """The run a trigger executes: ``run_id`` if given (checked), a fresh one for
+        ``new_run``, else the deterministic id of this payload."""
+        if run_id is not None:
+            return _check_id(run_id, "run_id")
+        if new_run:
+            return "run_" + uuid.uuid4().hex[:20]
+        return self.run_id_for(payload_json)
+
     def trigger(
         self,
         payload: Any = None,
@@ -123,15 +134,9 @@ class Job:
                 f"job {self.id!r} has no run function: decorate one with @job.run"
             )
         value, payload_json = self.validate(payload)
-        if run_id is not None:
-            _check_id(run_id, "run_id")
-        elif new_run:
-            run_id = "run_" + uuid.uuid4().hex[:20]
-        else:
-            run_id = self.run_id_for(payload_json)
         return execute_run(
             self,
-            run_id,
+            self.resolve_run_id(payload_json, run_id=run_id, new_run=new_run),
             value,
             payload_json,
             event_name=event_name,

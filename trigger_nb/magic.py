@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import contextlib
 import typing
-import uuid
 from typing import Any
 
 from IPython.core.error import UsageError
@@ -43,7 +42,7 @@ from trigger_nb.errors import (
     NotFoundError,
     TriggerNbError,
 )
-from trigger_nb.job import DEFAULT_VERSION, Job, _check_id
+from trigger_nb.job import DEFAULT_VERSION, Job
 from trigger_nb.magic_args import (
     JobArgs,
     MagicArgumentError,
@@ -53,7 +52,6 @@ from trigger_nb.magic_args import (
 )
 from trigger_nb.magic_body import compile_body, make_run_function, trim_traceback
 from trigger_nb.magic_resume import Resumer
-from trigger_nb.magic_table import RunTable
 from trigger_nb.model import RunStatus, TaskStatus
 from trigger_nb.run import JobRun
 from trigger_nb.trigger import EventTrigger, event_trigger
@@ -205,14 +203,10 @@ class TriggerMagics(Magics):
             _, payload_json = job.validate(payload)
         except InvalidPayloadError as error:
             raise UsageError(f"%%trigger_job --payload: {error}") from None
-        if args.run_id is not None:
-            try:
-                return _check_id(args.run_id, "--run-id")
-            except InvalidOptionError as error:
-                raise UsageError(f"%%trigger_job {error}") from None
-        if args.new_run:
-            return "run_" + uuid.uuid4().hex[:20]
-        return job.run_id_for(payload_json)
+        try:
+            return job.resolve_run_id(payload_json, run_id=args.run_id, new_run=args.new_run)
+        except InvalidOptionError as error:
+            raise UsageError(f"%%trigger_job --run-id: {error}") from None
 
     def _start(self, job: Job, args: JobArgs, payload: Any, run_id: str) -> Any:
         view = None if args.quiet else LiveRunView(title=f"{job.name} · {run_id}")
@@ -260,13 +254,9 @@ class TriggerMagics(Magics):
     @line_magic
     def trigger_runs(self, line: str) -> Any:
         """``%trigger_runs [JOB_ID]``: the past runs in the notebook's store, newest first."""
-        job_id = _parse(parse_runs_line, line)
-        try:
-            from trigger_nb.widget import runs_explorer
+        from trigger_nb.widget import runs_explorer
 
-            return runs_explorer(None, job_id)
-        except ImportError:  # the widget explorer is not installed with this version
-            return RunTable(trigger_nb.default_client().list_runs(job=job_id), job_id)
+        return runs_explorer(None, _parse(parse_runs_line, line))
 
     @line_magic
     def trigger_cache(self, line: str) -> None:
@@ -291,5 +281,6 @@ class TriggerMagics(Magics):
             return
         for r in runs:
             self._resumer.cancel(r.id)
-            store.delete_run(r.id)
+            with store.lock_run(r.id):  # a run executing elsewhere finishes first
+                store.delete_run(r.id)
         print(f"cleared {len(runs)} run(s) of job {args.job_id!r}: their tasks will run again")
