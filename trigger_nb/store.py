@@ -174,7 +174,8 @@ class Store:
         stale.sort(key=last_active)
         if not dry_run:
             for record in stale:
-                self.delete_run(record.id)
+                with self.lock_run(record.id):  # a run executing elsewhere finishes first
+                    self.delete_run(record.id)
         return [r.id for r in stale]
 
     def save_run_output(self, run_id: str, data: bytes) -> None:
