@@ -257,6 +257,16 @@ def _complete(call: TaskCall, attempt: AttemptRecord, result: Any, seconds: floa
     return deserialize(data, call.label, call.refresh_hint)
 
 
+def _advance(
+    steps: Generator[_Step, Any, Any], value: Any = None, error: BaseException | None = None
+) -> tuple[bool, Any]:
+    """Feed the attempt loop what the driver did; ``(True, result)`` once it has finished."""
+    try:
+        return False, (steps.throw(error) if error is not None else steps.send(value))
+    except StopIteration as stop:
+        return True, stop.value
+
+
 def run_sync(call: TaskCall) -> Any:
     steps = _attempts(call)
     step = next(steps)
@@ -268,15 +278,11 @@ def run_sync(call: TaskCall) -> Any:
                 value = None
                 call.execution.clock.sleep(step.seconds)
         except BaseException as error:
-            try:
-                step = steps.throw(error)
-            except StopIteration as stop:
-                return stop.value
+            done, step = _advance(steps, error=error)
         else:
-            try:
-                step = steps.send(value)
-            except StopIteration as stop:
-                return stop.value
+            done, step = _advance(steps, value)
+        if done:
+            return step
 
 
 async def run_async(call: TaskCall) -> Any:
@@ -290,12 +296,8 @@ async def run_async(call: TaskCall) -> Any:
                 value = None
                 await call.execution.clock.asleep(step.seconds)
         except BaseException as error:
-            try:
-                step = steps.throw(error)
-            except StopIteration as stop:
-                return stop.value
+            done, step = _advance(steps, error=error)
         else:
-            try:
-                step = steps.send(value)
-            except StopIteration as stop:
-                return stop.value
+            done, step = _advance(steps, value)
+        if done:
+            return step
