@@ -59,7 +59,8 @@ def test_the_job_receives_the_validated_payload_and_context(client: TriggerClien
     assert seen["payload"] == NewUser(user_id="u1", age=42)
     ctx = seen["ctx"]
     assert (ctx.job.id, ctx.job.name, ctx.job.version) == ("signup", "On signup", "2.1.0")
-    assert ctx.run.id == run_.id and ctx.run.execution == 1
+    assert ctx.run.id == run_.id and ctx.run.execution == ctx.run.execution_number == 1
+    assert not ctx.run.is_replay and ctx.event.raw_payload == ctx.event.payload
     assert ctx.event.name == "new.user" and ctx.event.id == "evt-1"
     assert ctx.event.payload == {"user_id": "u1", "age": 42, "plan": "free"}
     assert ctx.client is client

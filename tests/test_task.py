@@ -273,3 +273,23 @@ def test_recorded_tracebacks_show_the_users_frames_not_the_engines(
     assert error is not None
     assert "send_welcome_email" in error.traceback and "smtp refused" in error.traceback
     assert "trigger_nb/task.py" not in error.traceback
+
+
+def test_a_task_whose_last_attempt_timed_out_is_both_error_kinds(client: TriggerClient) -> None:
+    run = one_task_job(client, lambda: time.sleep(5), timeout=0.1).trigger()
+    error = run.exception
+    assert isinstance(error, TaskError) and isinstance(error, TaskTimeoutError)
+    assert isinstance(error, TimeoutError)
+    assert "timed out after 0.1 s" in str(error)
+
+
+def test_attempts_and_executions_count_like_ints(client: TriggerClient) -> None:
+    run = one_task_job(client, Flaky(failures=10), retry=FAST).trigger()
+    error = run.exception
+    assert isinstance(error, TaskError)
+    assert error.attempts == 3 and len(error.attempts) == 3 and int(error.attempts) == 3
+    assert error.attempts > 2 and error.attempts <= 3 and error.attempts != 4
+    assert [a.number for a in error.attempts] == [1, 2, 3]
+    again = run.resume()
+    assert again.executions == 2 and len(again.executions) == 2
+    assert again.executions[-1].failed == 1 and again.executions >= 2

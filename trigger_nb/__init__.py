@@ -27,6 +27,7 @@ from trigger_nb.errors import (
     StoreVersionError,
     TaskError,
     TaskOutputError,
+    TaskTimedOutError,
     TaskTimeoutError,
     TriggerNbError,
 )
@@ -140,6 +141,7 @@ __all__ = [
     "TaskError",
     "TaskOutputError",
     "TaskStatus",
+    "TaskTimedOutError",
     "TaskTimeoutError",
     "TaskView",
     "TriggerClient",

@@ -206,7 +206,7 @@ def run_summary_json(r: RunRecord) -> dict[str, Any]:
 def run_json(run: JobRun) -> dict[str, Any]:
     """The whole run: its record, task tree and logs (what ``export`` writes)."""
     data: dict[str, Any] = run.record.model_dump(mode="json")
-    data.update(executions=run.executions, duration_seconds=run.record.duration_seconds)
+    data.update(executions=run.record.executions, duration_seconds=run.record.duration_seconds)
     data["tasks"] = [task_json(view) for view in run.tasks]
     data["logs"] = logs_json(run.logs)
     return data

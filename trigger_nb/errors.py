@@ -9,6 +9,7 @@ so ``except TypeError`` keeps working for callers who do not know us::
     ├── InvalidPayloadError(ValueError)      a payload that fails the job's schema
     ├── InvalidOptionError(ValueError)       a bad option value (negative retry limit, NaN timeout)
     ├── TaskError(RuntimeError)              a task failed after its last attempt
+    │   └── TaskTimedOutError                the last attempt timed out (a TaskTimeoutError too)
     ├── TaskTimeoutError(TimeoutError)       an attempt ran past ``timeout`` (retried or TaskError)
     ├── TaskOutputError(TypeError)           a task's output cannot be serialized
     ├── CacheReadError(RuntimeError)         a stored output can no longer be read
@@ -99,6 +100,11 @@ class TaskError(TriggerNbError, RuntimeError):
 
 class TaskTimeoutError(TriggerNbError, TimeoutError):
     """One attempt of a task ran longer than its ``timeout``."""
+
+
+class TaskTimedOutError(TaskError, TaskTimeoutError):
+    """A task whose last attempt timed out: caught by ``except TaskError`` and by
+    ``except TaskTimeoutError`` alike."""
 
 
 class TaskOutputError(TriggerNbError, TypeError):

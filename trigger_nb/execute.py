@@ -44,8 +44,17 @@ class JobContext:
 @dataclasses.dataclass(frozen=True)
 class RunContext:
     id: str
-    execution: int
+    execution: int  # 1 on the first execution, 2 on the first re-execution, ...
     started_at: datetime
+
+    @property
+    def execution_number(self) -> int:
+        return self.execution
+
+    @property
+    def is_replay(self) -> bool:
+        """True from the second execution on: completed tasks are being replayed."""
+        return self.execution > 1
 
 
 @dataclasses.dataclass(frozen=True)
@@ -53,7 +62,11 @@ class EventContext:
     name: str | None
     id: str
     timestamp: datetime
-    payload: Any
+    payload: Any  # the raw (JSON) payload, as sent; the run function gets the validated one
+
+    @property
+    def raw_payload(self) -> Any:
+        return self.payload
 
 
 @dataclasses.dataclass(frozen=True)

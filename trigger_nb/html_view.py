@@ -268,7 +268,7 @@ def clock_now(run: JobRun) -> datetime:
 
 def run_tree(run: JobRun) -> list[TaskNode]:
     records = [view.record for view in run.all_tasks]
-    return build_tree(records, run.executions)
+    return build_tree(records, run.record.executions)
 
 
 def render_html(run: JobRun, *, now: datetime | None = None, max_rows: int = MAX_ROWS) -> str:

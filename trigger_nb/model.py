@@ -10,7 +10,7 @@ import os
 import reprlib
 import traceback as traceback_module
 from datetime import datetime, timezone
-from typing import Any
+from typing import Any, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -26,6 +26,44 @@ _DEFERRED = ConfigDict(defer_build=True)
 
 def utcnow() -> datetime:
     return datetime.now(timezone.utc)
+
+
+T = TypeVar("T")
+
+
+class CountedList(list[T]):
+    """A list that also compares with ints as its length.
+
+    ``TaskError.attempts`` and ``JobRun.executions`` hold records, yet "how many" is the usual
+    question: ``err.attempts == 3`` and ``len(err.attempts) == 3`` both hold, ``int()`` works.
+    """
+
+    __hash__ = None
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, int) and not isinstance(other, bool):
+            return len(self) == other
+        return list.__eq__(self, other)
+
+    def __ne__(self, other: object) -> bool:
+        return not self == other
+
+    def __lt__(self, other: object) -> bool:
+        return len(self) < other if isinstance(other, int) else list.__lt__(self, other)  # type: ignore[operator]
+
+    def __le__(self, other: object) -> bool:
+        return len(self) <= other if isinstance(other, int) else list.__le__(self, other)  # type: ignore[operator]
+
+    def __gt__(self, other: object) -> bool:
+        return len(self) > other if isinstance(other, int) else list.__gt__(self, other)  # type: ignore[operator]
+
+    def __ge__(self, other: object) -> bool:
+        return len(self) >= other if isinstance(other, int) else list.__ge__(self, other)  # type: ignore[operator]
+
+    def __int__(self) -> int:
+        return len(self)
+
+    __index__ = __int__
 
 
 class ErrorInfo(BaseModel):

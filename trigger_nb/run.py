@@ -21,6 +21,7 @@ from trigger_nb.execute import RunContext as RunContext
 from trigger_nb.execute import execute_run as execute_run
 from trigger_nb.model import (
     AttemptRecord,
+    CountedList,
     ErrorInfo,
     ExecutionRecord,
     LogRecord,
@@ -113,8 +114,10 @@ class JobRun:
         return self._record.error
 
     @property
-    def executions(self) -> int:
-        return self._record.executions
+    def executions(self) -> CountedList[ExecutionRecord]:
+        """Every execution of the run (``executed``, ``replayed``, ``failed``, time saved);
+        compares with an int as its count: ``run.executions == 2``."""
+        return CountedList(self._record.execution_history)
 
     @property
     def execution_history(self) -> list[ExecutionRecord]:

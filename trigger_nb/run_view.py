@@ -115,7 +115,7 @@ class RunView:
             self.logs = group_logs(seen[1])
         self._views = {view.record.id: view for view in views}
         self.shared = _Shared()
-        self.nodes = build_tree([view.record for view in views], run.executions)
+        self.nodes = build_tree([view.record for view in views], run.record.executions)
         self.rows: dict[str, _Row] = {}
         self.header = ipywidgets.HTML(self._header_value())
         self.header.add_class("tnb-header")

@@ -21,6 +21,7 @@ from trigger_nb.errors import (
     CacheReadError,
     RunSuspended,
     TaskError,
+    TaskTimedOutError,
     TaskTimeoutError,
     TriggerNbError,
 )
@@ -30,7 +31,15 @@ from trigger_nb.execution import Execution, Logger
 from trigger_nb.invocation import check_timeout as check_timeout
 from trigger_nb.invocation import invoke_async, invoke_sync
 from trigger_nb.invocation import run_coroutine as run_coroutine
-from trigger_nb.model import AttemptRecord, ErrorInfo, TaskRecord, TaskStatus, preview, type_name
+from trigger_nb.model import (
+    AttemptRecord,
+    CountedList,
+    ErrorInfo,
+    TaskRecord,
+    TaskStatus,
+    preview,
+    type_name,
+)
 from trigger_nb.retry import SKIP_RETRYING, RetryAt, RetryOptions, compute_delay, should_retry
 
 _NO_RETRY = RetryOptions(limit=1)
@@ -177,10 +186,12 @@ def _attempts(call: TaskCall) -> Generator[_Step, Any, Any]:
         delay, failure = _decide(call, options, number, error_to_handle)
         if delay is None:
             _finish(call, attempt, TaskStatus.FAILED, failure)
-            these = [a for a in rec.attempts if a.execution == x.number]
+            these = CountedList(a for a in rec.attempts if a.execution == x.number)
             plural = "attempt" if len(these) == 1 else "attempts"
             info = rec.error or ErrorInfo.from_exception(failure)
-            raise TaskError(
+            # A last attempt that timed out is both: `except TaskTimeoutError` catches it too.
+            kind = TaskTimedOutError if isinstance(failure, TaskTimeoutError) else TaskError
+            raise kind(
                 f"{call.label} failed after {len(these)} {plural}: {info.summary()}",
                 cache_key=call.cache_key,
                 task_id=rec.id,

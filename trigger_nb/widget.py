@@ -232,7 +232,7 @@ class LiveRunView:
         with self._lock:
             records, logs = list(self._records.values()), list(self._logs)
         # A first execution's events carried every task and log: no need to read them back.
-        complete = run.executions == 1 and len(records) == run.record.task_count
+        complete = run.record.executions == 1 and len(records) == run.record.task_count
         view = self.run_view = RunView(run, seen=(records, logs) if complete else None)
         self.widget.children = (view.widget,)
         if self._display_id is not None:  # the saved output gets the final static rendering
