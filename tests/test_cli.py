@@ -755,3 +755,16 @@ def test_python_dash_m_runs_the_cli(
         runpy.run_module("trigger_nb", run_name="__main__")
     assert stop.value.code == 0
     assert runs.report[:12] in capsys.readouterr().out
+
+
+def test_cancel_stops_a_waiting_run_and_leaves_finished_ones(
+    runs: Runs, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, out, _ = cli(capsys, "cancel", runs.waiting[:12], "--dir", runs.dir)
+    assert code == 0
+    assert out == f"Canceled run {runs.waiting} (it was WAITING): it will not resume by itself.\n"
+    listed = json.loads(cli(capsys, "runs", "--json", "--dir", runs.dir)[1])
+    assert {r["id"]: r["status"] for r in listed}[runs.waiting] == "CANCELED"
+    code, out, _ = cli(capsys, "cancel", runs.ok, "--dir", runs.dir)
+    assert (code, out) == (0, f"Run {runs.ok} is SUCCESS: nothing to cancel.\n")
+    assert cli(capsys, "cancel", "run_nope", "--dir", runs.dir)[0] == 1

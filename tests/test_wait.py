@@ -135,3 +135,73 @@ def test_a_wait_survives_a_new_process(tmp_path: Path) -> None:
     assert run_at("2026-01-01T12:00:00+00:00") == "WAITING 2026-01-02T00:00:00+00:00"
     assert run_at("2026-01-02T00:00:01+00:00") == "SUCCESS -"
     assert sent.read_text().splitlines() == ["one", "two"]
+
+
+def test_cancel_stops_a_waiting_run_until_it_is_triggered_again(
+    client: TriggerClient, clock: FakeClock
+) -> None:
+    calls = {"before": 0, "after": 0}
+    job = waiting_job(client, calls)
+    run = job.trigger()
+    canceled = run.cancel()
+    assert canceled.status is RunStatus.CANCELED and canceled.completed_at is not None
+    clock.advance(4 * 60 * 60)
+    assert client.resume_due() == []  # a canceled run does not resume by itself
+    assert calls["after"] == 0
+    done = canceled.resume()  # asking explicitly continues it
+    assert done.status is RunStatus.SUCCESS and calls == {"before": 1, "after": 1}
+    assert done.cancel().status is RunStatus.SUCCESS  # a finished run is left alone
+
+
+CANCEL_SCRIPT = textwrap.dedent(
+    """
+    import sys, time
+    from trigger_nb import TriggerClient
+
+    store, effects = sys.argv[1], sys.argv[2]
+    client = TriggerClient("proc", store=store)
+    job = client.define_job(id="long")
+
+    def effect(i):
+        with open(effects, "a") as handle:
+            handle.write(f"{i}\\n")
+        time.sleep(0.05)
+
+    @job.run
+    def run(payload, io, ctx):
+        for i in range(200):
+            io.run_task(["step", i], lambda i=i: effect(i))
+
+    print(job.trigger().status.value)
+    """
+)
+
+
+@pytest.mark.slow
+def test_cancel_from_another_process_stops_a_running_run_between_tasks(tmp_path: Path) -> None:
+    import time
+
+    from trigger_nb import DiskStore
+
+    script, effects = tmp_path / "long.py", tmp_path / "effects.txt"
+    script.write_text(CANCEL_SCRIPT)
+    worker = subprocess.Popen(
+        [sys.executable, str(script), str(tmp_path / "store"), str(effects)],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.monotonic() + 60
+    while not effects.exists() or len(effects.read_text().split()) < 5:
+        assert time.monotonic() < deadline and worker.poll() is None
+        time.sleep(0.01)
+    watcher = TriggerClient("proc", store=DiskStore(tmp_path / "store"))
+    (run,) = watcher.list_runs(job="long")
+    run.cancel()
+    out, _ = worker.communicate(timeout=60)
+    assert out.strip() == "CANCELED"
+    done = len(effects.read_text().split())
+    assert 5 <= done < 200  # it stopped between tasks, well before the end
+    stopped = watcher.load_run(run.id)
+    assert stopped.status is RunStatus.CANCELED and stopped.error is not None
+    assert "canceled" in stopped.error.message
+    assert sum(1 for t in stopped.all_tasks if t.status is TaskStatus.COMPLETED) == done

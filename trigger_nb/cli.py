@@ -94,6 +94,9 @@ def _build_parser() -> _Parser:
     )
     logs.add_argument("--json", action="store_true", help="print JSON")
 
+    cancel = command("cancel", "stop a run: a waiting one will not resume by itself")
+    cancel.add_argument("run_id", metavar="RUN_ID")
+
     clear = command("clear", "delete runs: all, a job's, or one")
     clear.add_argument("job", nargs="?", metavar="JOB", help="only this job's runs")
     clear.add_argument("--run", metavar="RUN_ID", help="only this run")

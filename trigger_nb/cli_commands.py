@@ -119,6 +119,19 @@ def run_clear(args: argparse.Namespace, store: Store, clock: Clock) -> int:
     return EXIT_OK
 
 
+def run_cancel(args: argparse.Namespace, store: Store, clock: Clock) -> int:
+    run = JobRun(store, store.find_run(args.run_id))
+    before = run.status
+    after = run.cancel().status
+    if after is before:
+        print(f"Run {run.id} is {after.value}: nothing to cancel.")
+    elif after is RunStatus.CANCELED:
+        print(f"Canceled run {run.id} (it was {before.value}): it will not resume by itself.")
+    else:
+        print(f"Asked run {run.id} to stop: it stops before its next task.")
+    return EXIT_OK
+
+
 def run_export(args: argparse.Namespace, store: Store, clock: Clock) -> int:
     run = load_run(store, args.run_id)
     if args.format == "html":
@@ -158,6 +171,7 @@ COMMANDS: dict[str, Command] = {
     "show": run_show,
     "logs": run_logs,
     "clear": run_clear,
+    "cancel": run_cancel,
     "export": run_export,
     "prune": run_prune,
 }

@@ -23,7 +23,8 @@ Internal control flow derives from ``BaseException`` (like ``KeyboardInterrupt``
 ``except Exception`` can never swallow it::
 
     ControlFlow(BaseException)
-    └── RunSuspended                         ``io.wait`` suspends the run until a resume time
+    ├── RunSuspended                         ``io.wait`` suspends the run until a resume time
+    └── RunCanceled                          ``run.cancel()`` stops a run before its next task
 """
 
 from __future__ import annotations
@@ -156,3 +157,7 @@ class RunSuspended(ControlFlow):
         super().__init__(f"run suspended by io.wait({cache_key!r}) until {resume_at.isoformat()}")
         self.resume_at = resume_at
         self.cache_key = cache_key
+
+
+class RunCanceled(ControlFlow):
+    """Raised at a task boundary of a run that ``JobRun.cancel()`` asked to stop."""

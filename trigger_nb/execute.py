@@ -13,7 +13,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from trigger_nb.codec import serialize
-from trigger_nb.errors import RunSuspended, TriggerNbError
+from trigger_nb.errors import RunCanceled, RunSuspended, TriggerNbError
 from trigger_nb.execution import Execution, Listener
 from trigger_nb.model import (
     ErrorInfo,
@@ -117,6 +117,7 @@ def execute_run(
             created_at=now,
             updated_at=now,
         )
+        store.clear_cancel(run_id)  # triggering (or resuming) a canceled run continues it
         number = record.executions + 1
         history = ExecutionRecord(number=number, started_at=now)
         record.execution_history.append(history)
@@ -147,6 +148,8 @@ def execute_run(
             output = result
         except RunSuspended as suspended:
             record.status, record.wait_until = RunStatus.WAITING, suspended.resume_at
+        except RunCanceled as canceled:
+            record.status, record.error = RunStatus.CANCELED, ErrorInfo.from_exception(canceled)
         except KeyboardInterrupt as error:
             record.status, record.error = RunStatus.CANCELED, ErrorInfo.from_exception(error)
             exception = error
@@ -156,6 +159,8 @@ def execute_run(
         else:
             _record_output(store, record, output)
         finally:
+            if record.status is RunStatus.WAITING and store.is_cancel_requested(run_id):
+                record.status = RunStatus.CANCELED  # canceled while running: no resume
             _close_execution(record, history, x, clock.now())
             store.save_run(record)
             x.publish("run_finished", record)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import collections
 import threading
+import time
 from collections.abc import Callable
 from contextvars import ContextVar
 from dataclasses import dataclass, field
@@ -15,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from trigger_nb.clock import Clock
 from trigger_nb.codec import to_jsonable
+from trigger_nb.errors import RunCanceled
 from trigger_nb.model import LogRecord, utcnow
 from trigger_nb.store import RunSnapshot, Store
 
@@ -22,6 +24,7 @@ if TYPE_CHECKING:
     from trigger_nb.job import TriggerClient
 
 Listener = Callable[[str, Any], None]
+CANCEL_CHECK_SECONDS = 0.25
 
 
 @dataclass(frozen=True)
@@ -53,6 +56,7 @@ class Execution:
     used_task_ids: set[str] = field(default_factory=set)
     lock: threading.RLock = field(default_factory=threading.RLock)
     _log_seq: int = 0
+    _cancel_checked_at: float = float("-inf")
     _seq: int = 0
     _prior_root_logs: collections.Counter[tuple[str, str]] = field(
         default_factory=collections.Counter
@@ -63,6 +67,19 @@ class Execution:
             (log.level, log.message) for log in self.snapshot.logs if log.task_id is None
         )
         self._seq = len(self.snapshot.raw_tasks)
+
+    def check_canceled(self) -> None:
+        """Stop here if ``run.cancel()`` was called, from any process.
+
+        Checked before each task that executes (replays have no side effects to spare), at most
+        every ``CANCEL_CHECK_SECONDS``, so a cheap task does not pay a store read each.
+        """
+        now = time.monotonic()
+        if now - self._cancel_checked_at < CANCEL_CHECK_SECONDS:
+            return
+        self._cancel_checked_at = now
+        if self.store.is_cancel_requested(self.run_id):
+            raise RunCanceled(f"run {self.run_id} was canceled with run.cancel()")
 
     def parent_id(self) -> str | None:
         frame = current_frame.get()

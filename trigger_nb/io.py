@@ -105,6 +105,7 @@ class IO:
             x.used_task_ids.add(task_id)
         if not refresh and task_id in x.snapshot.outputs:
             return task_id
+        x.check_canceled()
         previous = None
         if task_id in x.snapshot.raw_tasks:
             try:

@@ -126,6 +126,10 @@ class Resumer:
             loop = asyncio.get_running_loop()
             self._set_timer(loop, BUSY_RETRY_SECONDS, job, payload, run_id, view, output)
             return
+        current = job.client.store.load_run(run_id)
+        if current is not None and current.status is RunStatus.CANCELED:  # run.cancel() meanwhile
+            output.show({"text/plain": f"run {run_id} was canceled; re-run its cell to go on"}, {})
+            return
         printed = io_module.StringIO()
         try:
             with self.running(), contextlib.redirect_stdout(printed):

@@ -28,6 +28,7 @@ from trigger_nb.model import (
     RunRecord,
     RunStatus,
     TaskRecord,
+    utcnow,
 )
 from trigger_nb.store import RunSnapshot, Store
 
@@ -229,6 +230,26 @@ class JobRun:
             event_id=self._record.event.id,
             listeners=list(self._client.listeners),
         )
+
+    def cancel(self) -> JobRun:
+        """Stop the run: a WAITING run will not resume by itself (status CANCELED); a run
+        executing in another thread or process stops before its next task. Triggering or
+        resuming it again continues where it stopped. A finished run is left as it is."""
+        record = self._store.load_run(self.id) or self._record
+        if record.status in (RunStatus.SUCCESS, RunStatus.FAILURE, RunStatus.CANCELED):
+            self._record = record
+            return self
+        self._store.request_cancel(self.id)
+        if record.status is RunStatus.WAITING:
+            with self._store.lock_run(self.id):  # not executing: the lock is free at once
+                record = self._store.load_run(self.id) or record
+                if record.status is RunStatus.WAITING:
+                    now = self._client.clock.now() if self._client is not None else utcnow()
+                    record.status, record.completed_at = RunStatus.CANCELED, now
+                    record.wait_until = None
+                    self._store.save_run(record)
+        self._record = record
+        return self
 
     def to_records(self) -> list[dict[str, Any]]:
         """One dict per task (flat), for tables and DataFrames."""

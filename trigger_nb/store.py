@@ -160,6 +160,16 @@ class Store:
         ids = ", ".join(sorted(r.id for r in matches)[:5])
         raise NotFoundError(f"run id {prefix!r} is ambiguous ({ids}…): give more characters")
 
+    def request_cancel(self, run_id: str) -> None:
+        """Ask the process executing ``run_id`` to stop before its next task."""
+        self.backend.write([(f"x:{run_id}", "cancel", run_id)])
+
+    def is_cancel_requested(self, run_id: str) -> bool:
+        return self.backend.get(f"x:{run_id}") is not None
+
+    def clear_cancel(self, run_id: str) -> None:
+        self.backend.delete(f"x:{run_id}")
+
     def delete_run(self, run_id: str) -> None:
         self.backend.evict(run_id)
         self.backend.delete(f"r:{run_id}")
