@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import contextlib
 import inspect
-import math
 import signal
 import threading
 import time
@@ -22,6 +21,11 @@ from trigger_nb.execution import Frame, current_frame
 
 if TYPE_CHECKING:
     from trigger_nb.task import TaskCall, TaskHandle
+
+# Below a millisecond the alarm can fire before the function is even entered; above ~30 years
+# the OS timer overflows. Both are mistakes, not timeouts.
+MIN_TIMEOUT_SECONDS = 0.001
+MAX_TIMEOUT_SECONDS = 1e9
 
 
 def _arguments(fn: Callable[..., Any], handle: TaskHandle) -> tuple[Any, ...]:
@@ -155,11 +159,10 @@ def check_timeout(timeout: object) -> float | None:
     if (
         isinstance(timeout, bool)
         or not isinstance(timeout, (int, float))
-        or not math.isfinite(timeout)
-        or timeout <= 0
+        or not MIN_TIMEOUT_SECONDS <= timeout <= MAX_TIMEOUT_SECONDS  # NaN fails this too
     ):
         raise InvalidOptionError(
-            f"timeout={timeout!r} is invalid: give the seconds each attempt may take, a finite "
-            "number > 0 (or None for no timeout)"
+            f"timeout={timeout!r} is invalid: give the seconds each attempt may take, from "
+            f"{MIN_TIMEOUT_SECONDS:g} to {MAX_TIMEOUT_SECONDS:g} (or None for no timeout)"
         )
     return float(timeout)

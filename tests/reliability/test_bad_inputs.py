@@ -305,8 +305,9 @@ def test_retry_options_and_timeouts_work_or_raise_our_error(
     tasks = store.load_snapshot(result.id).raw_tasks
     assert isinstance(result.exception, TriggerNbError), repr(result.exception)
     if isinstance(result.exception, TaskError):
-        assert len(calls) == limit, f"{len(calls)} attempts for limit={limit}"
-        assert len(clock.sleeps) == limit - 1
+        # Attempts, not calls: a 1 ms timeout may expire before a busy machine enters the function.
+        assert result.exception.attempts == limit, f"{len(calls)} attempts for limit={limit}"
+        assert len(calls) <= limit and len(clock.sleeps) == limit - 1
     else:
         assert calls == [] and tasks == {}, "an invalid timeout must write no task"
         TRIED["timeouts rejected"] += 1
