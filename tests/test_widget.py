@@ -402,6 +402,17 @@ def test_explorer_refresh_shows_new_runs(client: TriggerClient) -> None:
     assert len(explorer.runs.options) == 1
 
 
+def test_picking_a_run_that_changed_updates_its_row(client: TriggerClient) -> None:
+    job = client.define_job("pausing", run=lambda payload, io, ctx: io.wait("pause", 60))
+    waiting = job.trigger()
+    explorer = runs_explorer(client)
+    assert "WAITING" in explorer.runs.options[0][0]
+    waiting.cancel()  # changed after the explorer listed it
+    explorer.select(waiting.id)
+    assert "CANCELED" in explorer.runs.options[0][0] and explorer.runs.value == waiting.id
+    assert explorer.run_view is not None
+
+
 def test_explorer_rejects_an_unknown_status(client: TriggerClient) -> None:
     with pytest.raises(InvalidOptionError, match="status='DONE' is not a run status: use one"):
         runs_explorer(client, status="DONE")

@@ -141,6 +141,10 @@ class RunsExplorer:
             return
         self.run_view = RunView(JobRun(self.store, record))
         self.detail.children = (self.run_view.widget,)
+        listed = next((i for i, r in enumerate(self.records) if r.id == record.id), None)
+        if listed is not None and run_row(self.records[listed]) != run_row(record):
+            self.records[listed] = record  # picked after it changed: the list says so too
+            self._filter()
 
     # kernel-free renderings: the run table
     def to_html(self) -> str:
