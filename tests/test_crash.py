@@ -83,5 +83,6 @@ def test_three_sigkills_then_the_run_completes_with_at_most_one_repeat_per_kill(
     counts = collections.Counter(effect_lines(effects))
     assert set(counts) == set(range(TASKS))  # every side effect happened
     repeats = sum(n - 1 for n in counts.values())
+    print(f"side effects repeated after 3 kills: {repeats}")
     assert repeats <= 3, f"{repeats} side effects repeated after 3 kills"
     assert assert_store_consistent(store_dir) == TASKS
