@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 from trigger_nb.clock import Clock
 from trigger_nb.codec import to_jsonable
 from trigger_nb.errors import RunCanceled
-from trigger_nb.model import LogRecord, utcnow
+from trigger_nb.model import LogRecord
 from trigger_nb.store import RunSnapshot, Store
 
 if TYPE_CHECKING:
@@ -114,7 +114,7 @@ class Execution:
             level=level,
             message=text,
             data={str(k): to_jsonable(v) for k, v in data.items()},
-            time=self.clock.now() if self.clock else utcnow(),
+            time=self.clock.now(),
         )
         self.store.append_log(record)
         self.publish("log", record)
