@@ -32,7 +32,7 @@ from trigger_nb.store import Store, open_store
 # Re-exported (``X as X``) so that ``from trigger_nb.job import event_trigger`` still works.
 from trigger_nb.trigger import EventTrigger as EventTrigger
 from trigger_nb.trigger import event_trigger as event_trigger
-from trigger_nb.trigger import plain_json, schema_adapter, storable_json
+from trigger_nb.trigger import plain_json, storable_json
 
 _ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,127}$")
 DEFAULT_VERSION = "0.0.1"
@@ -78,7 +78,8 @@ class Job:
 
         if self.schema is None:
             return payload, storable_json(plain_json(payload, self.id), self.id)
-        adapter = schema_adapter(self.schema)
+        assert self.trigger_spec is not None  # a schema comes with a trigger
+        adapter = self.trigger_spec.adapter
         try:
             value = adapter.validate_python(payload)
         except ValidationError as error:

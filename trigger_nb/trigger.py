@@ -8,6 +8,7 @@ stored with.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 from collections.abc import Iterable
 from typing import Any
@@ -22,6 +23,11 @@ class EventTrigger:
     names: tuple[str, ...]
     schema: Any = None
     filter: dict[str, Any] | None = None
+
+    @functools.cached_property
+    def adapter(self) -> Any:
+        """The pydantic TypeAdapter of ``schema``, built once: every trigger validates with it."""
+        return schema_adapter(self.schema)
 
     def matches(self, name: str, payload: Any) -> bool:
         return name in self.names and (self.filter is None or _matches(self.filter, payload))
@@ -42,9 +48,10 @@ def event_trigger(
             f"event_trigger filter={filter!r} is invalid: map payload fields to allowed values, "
             "e.g. {'plan': ['pro', 'team']}"
         )
+    trigger = EventTrigger(names=names, schema=schema, filter=filter)
     if schema is not None:
-        schema_adapter(schema)  # fail now, at definition, if pydantic cannot use it
-    return EventTrigger(names=names, schema=schema, filter=filter)
+        trigger.adapter  # noqa: B018 - build it now, so an unusable schema fails at definition
+    return trigger
 
 
 def _matches(filter: dict[str, Any], payload: Any) -> bool:
