@@ -683,7 +683,7 @@ def test_a_store_of_an_unknown_format_is_one_line(
     runs: Runs, capsys: pytest.CaptureFixture[str]
 ) -> None:
     store = DiskStore(runs.dir)
-    store.backend.write([("__format__", "99", "meta")])
+    store.backend.write([("__format__", "99")])
     store.close()
     code, _, err = cli(capsys, "runs", "--dir", runs.dir)
     assert code == 1 and err.count("\n") == 1 and "format version '99'" in err

@@ -13,6 +13,7 @@ import pytest
 
 from trigger_nb import CacheReadError, DiskStore, Store, StoreError, StoreVersionError
 from trigger_nb.model import EventInfo, LogRecord, RunRecord, TaskRecord, TaskStatus
+from trigger_nb.sealed import INLINE, INLINE_OUTPUT_BYTES, NO_OUTPUT, SEPARATE
 
 NOW = datetime(2026, 1, 1, tzinfo=timezone.utc)
 
@@ -42,35 +43,65 @@ def test_runs_round_trip_and_list_newest_first(any_store: Store) -> None:
 
 
 def test_completion_is_visible_in_one_bulk_snapshot(any_store: Store) -> None:
-    any_store.save_task(task("run_a", "t1"))
+    any_store.write_task(task("run_a", "t1"))
     done = task("run_a", "t2", TaskStatus.COMPLETED)
-    any_store.complete_task(done, b"payload")
+    any_store.write_task(done, b"payload")
     any_store.append_log(
         LogRecord(run_id="run_a", execution=1, seq=1, level="info", message="m", time=NOW)
     )
-    any_store.complete_task(task("run_other", "t9", TaskStatus.COMPLETED), b"other run")
+    # Run ids that extend each other must not leak into each other's prefix reads.
+    any_store.write_task(task("run_ab", "t9", TaskStatus.COMPLETED), b"other run")
+    any_store.write_task(task("run_", "t8", TaskStatus.COMPLETED), b"other run")
     snapshot = any_store.load_snapshot("run_a")
-    assert set(snapshot.raw_tasks) == {"t1", "t2"}
-    assert set(snapshot.outputs) == {"t2"}  # only completed tasks have outputs
-    assert snapshot.task("t2") == done
-    assert any_store.read_output("run_a", "t2", snapshot.outputs["t2"]) == b"payload"
+    assert set(snapshot.entries) == {"t1", "t2"}
+    assert snapshot.task("t2") == done and snapshot.task("t1") == task("run_a", "t1")
+    first, second = snapshot.entry("t1"), snapshot.entry("t2")
+    assert first is not None and first.placement == NO_OUTPUT and first.output is None
+    assert second is not None and second.placement == INLINE and second.output == b"payload"
+    assert any_store.read_output("run_a", "t2") == b"payload"
     assert [log.message for log in snapshot.logs] == ["m"]
 
 
+def test_small_outputs_live_in_the_entry_and_big_ones_in_a_blob_of_their_own(
+    any_store: Store,
+) -> None:
+    small, big = b"s" * INLINE_OUTPUT_BYTES, b"b" * (INLINE_OUTPUT_BYTES + 1)
+    any_store.write_task(task("run_a", "small", TaskStatus.COMPLETED), small)
+    any_store.write_task(task("run_a", "big", TaskStatus.COMPLETED), big)
+    snapshot = any_store.load_snapshot("run_a")
+    assert [snapshot.entry(t).placement for t in ("small", "big")] == [INLINE, SEPARATE]  # type: ignore[union-attr]
+    assert any_store.backend.get("o:run_a:small") is None
+    assert any_store.backend.get("o:run_a:big") is not None
+    assert bytes(any_store.read_output("run_a", "small")) == small
+    assert bytes(any_store.read_output("run_a", "big")) == big
+
+
 def test_refresh_drops_the_old_output_with_the_running_record(any_store: Store) -> None:
-    any_store.complete_task(task("run_a", "t1", TaskStatus.COMPLETED), b"old")
-    any_store.save_task(task("run_a", "t1"), drop_output=True)
-    assert any_store.load_snapshot("run_a").outputs == {}
+    any_store.write_task(task("run_a", "t1", TaskStatus.COMPLETED), b"x" * 50_000)
+    any_store.write_task(task("run_a", "t1"), drop_output=True)
+    entry = any_store.load_snapshot("run_a").entry("t1")
+    assert entry is not None and entry.placement == NO_OUTPUT
+    assert any_store.backend.get("o:run_a:t1") is None
 
 
 def test_delete_run_removes_only_that_run(any_store: Store) -> None:
-    for run_id in ("run_a", "run_b"):
+    for run_id in ("run_a", "run_ab"):
         any_store.save_run(run_record(run_id))
-        any_store.complete_task(task(run_id, "t", TaskStatus.COMPLETED), b"x" * 50_000)
+        any_store.write_task(task(run_id, "t", TaskStatus.COMPLETED), b"x" * 50_000)
+        any_store.write_task(task(run_id, "u", TaskStatus.COMPLETED), b"small")
+        any_store.append_log(
+            LogRecord(run_id=run_id, execution=1, seq=1, level="info", message="m", time=NOW)
+        )
+        any_store.save_run_output(run_id, b"out")
     any_store.delete_run("run_a")
     assert any_store.load_run("run_a") is None
-    assert any_store.load_snapshot("run_a").raw_tasks == {}
-    assert any_store.read_output("run_b", "t") == b"x" * 50_000
+    gone = any_store.load_snapshot("run_a")
+    assert gone.entries == {} and gone.logs == []
+    assert any_store.read_run_output("run_a") is None
+    assert any_store.backend.get("o:run_a:t") is None
+    assert bytes(any_store.read_output("run_ab", "t")) == b"x" * 50_000
+    assert [r.id for r in any_store.list_runs()] == ["run_ab"]
+    assert len(any_store.load_snapshot("run_ab").logs) == 1
 
 
 def test_find_run_by_unique_prefix(any_store: Store) -> None:
@@ -84,17 +115,25 @@ def test_find_run_by_unique_prefix(any_store: Store) -> None:
         any_store.find_run("nope")
 
 
-def test_damaged_bytes_are_detected_by_the_seal(any_store: Store) -> None:
-    any_store.complete_task(task("run_a", "t1", TaskStatus.COMPLETED), b"payload")
-    key = "o:run_a:t1"
-    blob = any_store.backend.get(key)
-    assert isinstance(blob, bytes)
-    any_store.backend.write([(key, blob[:-1] + b"X", "run_a")])
-    with pytest.raises(CacheReadError, match="checksum"):
+def test_damaged_bytes_are_detected_by_the_checksum(any_store: Store) -> None:
+    any_store.write_task(task("run_a", "t1", TaskStatus.COMPLETED), b"payload")
+    any_store.write_task(task("run_a", "t2", TaskStatus.COMPLETED), b"x" * 50_000)
+    for key in ("t:run_a:t1", "o:run_a:t2"):
+        blob = any_store.backend.get(key)
+        assert isinstance(blob, bytes)
+        any_store.backend.write([(key, blob[:-1] + b"X")])
+    for task_id in ("t1", "t2"):
+        with pytest.raises(CacheReadError, match=f"task {task_id} of run run_a.*checksum"):
+            any_store.read_output("run_a", task_id)
+    any_store.backend.write([("t:run_a:t1", b"short"), ("o:run_a:t2", b"short")])
+    for task_id in ("t1", "t2"):
+        with pytest.raises(CacheReadError, match="truncated"):
+            any_store.read_output("run_a", task_id)
+    any_store.backend.write([("t:run_a:t1", "a str")])
+    with pytest.raises(CacheReadError, match="a str where bytes belong"):
         any_store.read_output("run_a", "t1")
-    any_store.backend.write([(key, b"short", "run_a")])
-    with pytest.raises(CacheReadError, match="truncated"):
-        any_store.read_output("run_a", "t1")
+    with pytest.raises(CacheReadError, match="task t1 of run run_a"):
+        any_store.load_snapshot("run_a").task("t1")
 
 
 def test_lock_run_makes_a_second_holder_wait(any_store: Store) -> None:
@@ -123,7 +162,11 @@ def test_disk_store_never_evicts_and_refuses_unknown_formats(tmp_path: Path) -> 
     assert cache.eviction_policy == "none"
     cache.set("__format__", "99")
     cache.close()
-    with pytest.raises(StoreVersionError, match="format version '99'"):
+    with pytest.raises(StoreVersionError, match=r"format version '99'.*upgrade trigger_nb"):
+        DiskStore(tmp_path / "s")
+    with diskcache.Cache(str(tmp_path / "s")) as cache:
+        cache.set("__format__", "1")
+    with pytest.raises(StoreVersionError, match=r"format version '1'.*earlier trigger_nb wrote"):
         DiskStore(tmp_path / "s")
 
 
@@ -158,7 +201,8 @@ def test_a_full_disk_is_a_store_error_and_the_task_is_not_cached(tmp_path: Path)
         assert isinstance(error, StoreError)
         assert "disk is not full" in str(error)
         run_id = job.run_id_for(None)
-        assert client.store.load_snapshot(run_id).outputs == {}  # nothing reported as cached
+        snapshot = client.store.load_snapshot(run_id)
+        assert all(e.placement == NO_OUTPUT for e in map(snapshot.entry, snapshot.entries))  # type: ignore[union-attr]
         client.store.close()
     finally:
         subprocess.run(["umount", "-l", str(mount)])

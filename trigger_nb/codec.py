@@ -24,7 +24,7 @@ def serialize(value: object, cache_key: object) -> bytes:
         ) from error
 
 
-def deserialize(data: bytes, what: str, refresh_hint: str) -> Any:
+def deserialize(data: bytes | memoryview, what: str, refresh_hint: str) -> Any:
     try:
         return pickle.loads(data)
     except Exception as error:

@@ -161,6 +161,7 @@ def execute_run(
         finally:
             if record.status is RunStatus.WAITING and store.is_cancel_requested(run_id):
                 record.status = RunStatus.CANCELED  # canceled while running: no resume
+            x.writer.close()
             _close_execution(record, history, x, clock.now())
             store.save_run(record)
             x.publish("run_finished", record)
@@ -191,4 +192,4 @@ def _close_execution(
     record.updated_at = now
     if record.status in (RunStatus.SUCCESS, RunStatus.FAILURE, RunStatus.CANCELED):
         record.completed_at = now
-    record.task_count = len(set(x.snapshot.raw_tasks) | x.used_task_ids)
+    record.task_count = len(set(x.snapshot.entries) | x.used_task_ids)

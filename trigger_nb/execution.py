@@ -19,6 +19,7 @@ from trigger_nb.codec import to_jsonable
 from trigger_nb.errors import RunCanceled
 from trigger_nb.model import LogRecord
 from trigger_nb.store import RunSnapshot, Store
+from trigger_nb.task_writer import TaskWriter
 
 if TYPE_CHECKING:
     from trigger_nb.job import TriggerClient
@@ -55,6 +56,7 @@ class Execution:
     time_saved_seconds: float = 0.0
     used_task_ids: set[str] = field(default_factory=set)
     lock: threading.RLock = field(default_factory=threading.RLock)
+    writer: TaskWriter = field(init=False)
     _log_seq: int = 0
     _cancel_checked_at: float = float("-inf")
     _seq: int = 0
@@ -66,7 +68,8 @@ class Execution:
         self._prior_root_logs.update(
             (log.level, log.message) for log in self.snapshot.logs if log.task_id is None
         )
-        self._seq = len(self.snapshot.raw_tasks)
+        self._seq = len(self.snapshot.entries)
+        self.writer = TaskWriter(self.store)
 
     def check_canceled(self) -> None:
         """Stop here if ``run.cancel()`` was called, from any process.

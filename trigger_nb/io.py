@@ -25,8 +25,10 @@ from trigger_nb.errors import (
 )
 from trigger_nb.execution import Execution, Logger
 from trigger_nb.invocation import run_coroutine
-from trigger_nb.keys import encode_key, idempotency_key, task_id_for
-from trigger_nb.task import TaskCall, TaskHandle, replay, run_async, run_sync
+from trigger_nb.keys import TASK_ID_CHARS, encode_key, idempotency_key
+from trigger_nb.model import TaskRecord
+from trigger_nb.store import parse_task
+from trigger_nb.task import Replay, TaskCall, TaskHandle, replay, run_async, run_sync
 from trigger_nb.task_options import DEFAULT_OPTIONS, TaskOptions, new_record
 
 if TYPE_CHECKING:
@@ -66,21 +68,27 @@ class IO:
     def run_task(self, cache_key: object, fn: Callable[..., Any], **options: Any) -> Any:
         """Run ``fn`` once for this key in this scope; later executions replay its output."""
         call = self._prepare(cache_key, fn, options)
-        if not isinstance(call, TaskCall):
+        if type(call) is Replay:
             return replay(self._execution, call, cache_key, options.get("name"))
+        assert isinstance(call, TaskCall)
         return run_sync(call)
 
     async def arun_task(self, cache_key: object, fn: Callable[..., Any], **options: Any) -> Any:
         """The awaitable twin of ``run_task``, for concurrent fan-out with ``asyncio.gather``."""
         call = self._prepare(cache_key, fn, options)
-        if not isinstance(call, TaskCall):
+        if type(call) is Replay:
             return replay(self._execution, call, cache_key, options.get("name"))
+        assert isinstance(call, TaskCall)
         return await run_async(call)
 
     def _prepare(
         self, cache_key: object, fn: Callable[..., Any], options: dict[str, Any]
-    ) -> TaskCall | str:
-        """A TaskCall to execute, or the id of a completed task to replay."""
+    ) -> TaskCall | Replay:
+        """A TaskCall to execute, or the entry of a completed task to replay.
+
+        This is on the path of every replay, which must cost about one raw diskcache read: the
+        common case (an intact COMPLETED entry, no refresh) takes no detours.
+        """
         x = self._execution
         if not callable(fn):
             raise InvalidOptionError(
@@ -88,35 +96,29 @@ class IO:
                 "wrap the side effect, e.g. lambda task: send_email(...)"
             )
         opts = TaskOptions.parse(cache_key, options) if options else DEFAULT_OPTIONS
-        refresh = opts.refresh or x.refresh
         encoded = encode_key(cache_key)
         parent = x.parent_id()
         idem = idempotency_key(x.run_id, parent, encoded)
-        task_id = task_id_for(idem)
+        task_id = idem[:TASK_ID_CHARS]
         with x.lock:
-            if task_id in x.used_task_ids:
-                where = "at the top level of the run" if parent is None else "in this parent task"
-                raise DuplicateCacheKeyError(
-                    f"cache key {cache_key!r} is used twice {where} in one execution: each task "
-                    "needs its own key, so put the loop variable in it, e.g. "
-                    f"io.run_task([{cache_key!r}, item_id], ...)",
-                    cache_key=cache_key,
-                )
+            duplicate = task_id in x.used_task_ids
             x.used_task_ids.add(task_id)
-        if not refresh and task_id in x.snapshot.outputs:
-            return task_id
+        if duplicate:
+            where = "at the top level of the run" if parent is None else "in this parent task"
+            raise DuplicateCacheKeyError(
+                f"cache key {cache_key!r} is used twice {where} in one execution: each task "
+                "needs its own key, so put the loop variable in it, e.g. "
+                f"io.run_task([{cache_key!r}, item_id], ...)",
+                cache_key=cache_key,
+            )
+        refresh = opts.refresh or x.refresh
+        stored = task_id in x.snapshot.entries
+        if stored and not refresh:
+            entry = x.snapshot.completed(task_id)
+            if entry is not None:
+                return Replay(task_id, entry)
+        previous = self._previous(task_id, cache_key, refresh) if stored else None
         x.check_canceled()
-        previous = None
-        if task_id in x.snapshot.raw_tasks:
-            try:
-                previous = x.snapshot.task(task_id)
-            except CacheReadError as error:
-                if not refresh:
-                    raise CacheReadError(
-                        f"task {cache_key!r}: {error} (pass refresh=True to run it again)",
-                        cache_key=cache_key,
-                        task_id=task_id,
-                    ) from error
         record = new_record(x, task_id, idem, parent, encoded, cache_key, opts, previous)
         return TaskCall(
             execution=x,
@@ -128,6 +130,28 @@ class IO:
             on_error=opts.on_error,
             refresh=refresh,
         )
+
+    def _previous(self, task_id: str, cache_key: object, refresh: bool) -> TaskRecord | None:
+        """The record an earlier execution left for a task that runs again (FAILED, RUNNING,
+        WAITING, or refreshed); CacheReadError naming the key if it is damaged, unless the
+        task is being refreshed, which repairs it."""
+        x = self._execution
+
+        def what() -> str:
+            return f"task {cache_key!r}"
+
+        try:
+            entry = x.snapshot.entry(task_id, what)
+            return None if entry is None else parse_task(entry, what)
+        except CacheReadError as error:
+            if refresh:
+                return None
+            raise CacheReadError(
+                f"{error}; run it again with run_task({cache_key!r}, ..., refresh=True), or "
+                f"clear the run with `trigger-nb clear --run {x.run_id}`",
+                cache_key=cache_key,
+                task_id=task_id,
+            ) from error
 
     # --- waits -------------------------------------------------------------------------------
 
@@ -144,7 +168,7 @@ class IO:
             resume_at = record.wait_until
             if resume_at is None:
                 resume_at = record.wait_until = x.clock.now() + timedelta(seconds=delay)
-                x.store.save_task(record)
+                x.writer.write(record)
             remaining = (resume_at - x.clock.now()).total_seconds()
             if remaining > 0:
                 if not block:

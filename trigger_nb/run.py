@@ -173,7 +173,7 @@ class JobRun:
     def all_tasks(self) -> list[TaskView]:
         """Every task, flat, in the order they first ran."""
         records = []
-        for task_id in self._load().raw_tasks:
+        for task_id in self._load().entries:
             with contextlib.suppress(CacheReadError):
                 record = self._load().task(task_id)
                 if record is not None:

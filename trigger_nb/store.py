@@ -1,30 +1,28 @@
 """Where runs, tasks, logs and outputs persist.
 
-``Store`` holds the record logic once, over a tiny key/value backend with tags (one tag per run,
-see ``trigger_nb.backend``): ``DiskStore`` puts it on diskcache, ``MemoryStore`` on dicts. Layout
+``Store`` holds the record logic once, over a tiny ordered key/value backend (see
+``trigger_nb.backend``): ``DiskStore`` puts it on diskcache, ``MemoryStore`` on dicts. Layout
 (every key is a string; ``R`` a run id, ``T`` a task id)::
 
     __format__          the store-format version
-    r:R                 run record (JSON)                     tag "runs"
-    t:R:T               task record (JSON)                    tag R
-    o:R:T               sealed task output (bytes)            tag R   <- exists iff COMPLETED
-    l:R:E:S             log record (JSON), execution E, seq S tag R
-    ro:R                sealed run output (bytes)             tag R
+    r:R                 run record (JSON)
+    t:R:T               task entry: record + small output, sealed (see trigger_nb.sealed)
+    o:R:T               big task output, sealed              <- iff the entry says so
+    l:R:E:S             log record (JSON), execution E, seq S
+    ro:R                sealed run output
+    x:R                 a request to cancel the run
 
-A task output is *sealed*: a blake2b digest and the task's duration precede the pickle, so damaged
-bytes are detected instead of unpickled into a wrong value, and replay learns the time it saved
-without parsing the task record. Completing a task writes its output and its COMPLETED record in
-one transaction, so a crash leaves either both or neither.
+A run's keys of one kind share a prefix, so a replay reads all of its task entries in one range
+read. Completing a task is one write of its entry (and, for a big output, of the output blob in
+the same transaction), so a crash leaves either the COMPLETED entry with its output or neither.
 """
 
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import os
-import struct
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -42,63 +40,89 @@ from trigger_nb.errors import (
     StoreVersionError,
 )
 from trigger_nb.model import LogRecord, RunRecord, TaskRecord
+from trigger_nb.sealed import (
+    INLINE,
+    INLINE_OUTPUT_BYTES,
+    NO_OUTPUT,
+    SEPARATE,
+    Entry,
+    Label,
+    completed_entry,
+    pack_entry,
+    seal,
+    unpack_entry,
+    unseal,
+)
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 DEFAULT_DIR = ".trigger_nb"
-RUNS_TAG = "runs"
-_SEAL = struct.Struct("<16sd")
-
-
-def seal(data: bytes, duration_seconds: float) -> bytes:
-    return _SEAL.pack(hashlib.blake2b(data, digest_size=16).digest(), duration_seconds) + data
-
-
-def unseal(blob: bytes, what: str | Callable[[], str]) -> tuple[bytes, float]:
-    """The payload of a sealed blob and the duration sealed with it; CacheReadError if damaged.
-
-    ``what`` names the blob in errors; a function is only called on failure (replays are hot).
-    """
-    if len(blob) < _SEAL.size:
-        label = what() if callable(what) else what
-        raise CacheReadError(f"{label}: the stored output is truncated ({len(blob)} bytes)")
-    digest, duration = _SEAL.unpack_from(blob)
-    data = blob[_SEAL.size :]
-    if hashlib.blake2b(data, digest_size=16).digest() != digest:
-        label = what() if callable(what) else what
-        raise CacheReadError(f"{label}: the stored output is damaged (checksum mismatch)")
-    return data, float(duration)
 
 
 @dataclass
 class RunSnapshot:
-    """Everything stored for one run, read in one bulk read at the start of an execution."""
+    """Every task entry and log of one run, read in one bulk read at the start of an execution.
+
+    Entries stay packed until asked for: a replay unpacks only the entry it replays.
+    """
 
     run_id: str
-    raw_tasks: dict[str, str] = field(default_factory=dict)
-    outputs: dict[str, Value | Lazy] = field(default_factory=dict)
+    entries: dict[str, Value | Lazy] = field(default_factory=dict)
     logs: list[LogRecord] = field(default_factory=list)
     _parsed: dict[str, TaskRecord] = field(default_factory=dict)
 
+    def entry(self, task_id: str, what: Label | None = None) -> Entry | None:
+        """The unpacked entry of a task (None if it has none); CacheReadError if damaged."""
+        blob = self.entries.get(task_id)
+        if blob is None:
+            return None
+        label = what or f"task {task_id} of run {self.run_id}"
+        return unpack_entry(_load(blob, label), label)
+
+    def completed(self, task_id: str) -> Entry | None:
+        """The entry of a task if it is an intact COMPLETED one (the replay check), else None."""
+        blob = self.entries[task_id]
+        if callable(blob):  # a big entry diskcache keeps in a file: read it once
+            try:
+                blob = self.entries[task_id] = blob()
+            except OSError:
+                return None  # ``entry`` reports it
+        return completed_entry(blob)
+
     def task(self, task_id: str) -> TaskRecord | None:
+        """A task's record (None if it has none); CacheReadError if its entry is damaged."""
         record = self._parsed.get(task_id)
-        if record is None and task_id in self.raw_tasks:
-            record = _parse_task(self.raw_tasks[task_id], task_id)
+        if record is None and task_id in self.entries:
+            label = f"task {task_id} of run {self.run_id}"
+            entry = self.entry(task_id, label)
+            assert entry is not None
+            record = parse_task(entry, label)
             self._parsed[task_id] = record
         return record
 
     def tasks(self) -> list[TaskRecord]:
-        return [r for r in (self.task(t) for t in self.raw_tasks) if r is not None]
+        return [r for r in (self.task(t) for t in self.entries) if r is not None]
 
 
-def _parse_task(raw: str, task_id: str) -> TaskRecord:
+def parse_task(entry: Entry, what: Label) -> TaskRecord:
+    checked = entry.checked_record(what)
     try:
-        return TaskRecord.model_validate_json(raw)
+        return TaskRecord.model_validate_json(checked)
     except ValueError as error:
+        label = what() if callable(what) else what
         raise CacheReadError(
-            f"task {task_id}: its stored record is unreadable ({error.__class__.__name__}); "
-            "refresh it with run_task(..., refresh=True) or clear the run",
-            task_id=task_id,
+            f"{label}: its stored record is unreadable ({error.__class__.__name__})"
         ) from error
+
+
+def _load(value: Value | Lazy, what: Label) -> Value:
+    """A value from a scan, reading it from its file if it is a big one."""
+    if not callable(value):
+        return value
+    try:
+        return value()
+    except OSError as error:
+        label = what() if callable(what) else what
+        raise CacheReadError(f"{label}: its stored file cannot be read ({error})") from error
 
 
 class Store:
@@ -116,11 +140,18 @@ class Store:
     def _check_format(self) -> None:
         found = self.backend.get("__format__")
         if found is None:
-            self.backend.write([("__format__", str(FORMAT_VERSION), "meta")])
+            self.backend.write([("__format__", str(FORMAT_VERSION))])
         elif found != str(FORMAT_VERSION):
+            older = isinstance(found, str) and found.isdigit() and int(found) < FORMAT_VERSION
+            fix = (
+                "an earlier trigger_nb wrote it: delete that directory to start afresh (its runs "
+                "cannot be read by this version), or point TRIGGER_NB_DIR elsewhere"
+                if older
+                else "upgrade trigger_nb, or point TRIGGER_NB_DIR elsewhere"
+            )
             raise StoreVersionError(
                 f"store {self.location} has format version {found!r}, this trigger_nb reads "
-                f"version {FORMAT_VERSION}: upgrade trigger_nb, or point TRIGGER_NB_DIR elsewhere"
+                f"version {FORMAT_VERSION}: {fix}"
             )
 
     # runs
@@ -134,15 +165,14 @@ class Store:
             raise CacheReadError(f"run {run_id}: its stored record is unreadable") from error
 
     def save_run(self, run: RunRecord) -> None:
-        self.backend.write([(f"r:{run.id}", run.model_dump_json(), RUNS_TAG)])
+        self.backend.write([(f"r:{run.id}", run.model_dump_json())])
 
     def list_runs(self) -> list[RunRecord]:
         runs = []
-        for _key, value in self.backend.scan(RUNS_TAG):
-            raw = value() if callable(value) else value
+        for _key, value in self.backend.scan("r:"):
             try:
-                runs.append(RunRecord.model_validate_json(raw))
-            except ValueError:
+                runs.append(RunRecord.model_validate_json(_load(value, "a run record")))
+            except (ValueError, CacheReadError):
                 continue  # a damaged run record must not hide every other run
         return sorted(runs, key=lambda r: r.created_at, reverse=True)
 
@@ -162,7 +192,7 @@ class Store:
 
     def request_cancel(self, run_id: str) -> None:
         """Ask the process executing ``run_id`` to stop before its next task."""
-        self.backend.write([(f"x:{run_id}", "cancel", run_id)])
+        self.backend.write([(f"x:{run_id}", "cancel")])
 
     def is_cancel_requested(self, run_id: str) -> bool:
         return self.backend.get(f"x:{run_id}") is not None
@@ -171,8 +201,11 @@ class Store:
         self.backend.delete(f"x:{run_id}")
 
     def delete_run(self, run_id: str) -> None:
-        self.backend.evict(run_id)
-        self.backend.delete(f"r:{run_id}")
+        self.backend.write(
+            [],
+            deletes=[f"r:{run_id}", f"ro:{run_id}", f"x:{run_id}"],
+            prefixes=[f"t:{run_id}:", f"o:{run_id}:", f"l:{run_id}:"],
+        )
 
     def prune(self, older_than: datetime, *, dry_run: bool = False) -> list[str]:
         """Delete every run last active before ``older_than``; return their ids (oldest first).
@@ -189,74 +222,84 @@ class Store:
         return [r.id for r in stale]
 
     def save_run_output(self, run_id: str, data: bytes) -> None:
-        self.backend.write([(f"ro:{run_id}", seal(data, 0.0), run_id)])
+        self.backend.write([(f"ro:{run_id}", seal(data, 0.0))])
 
-    def read_run_output(self, run_id: str) -> bytes | None:
+    def read_run_output(self, run_id: str) -> memoryview | None:
         blob = self.backend.get(f"ro:{run_id}")
         if blob is None:
             return None
-        return unseal(_as_bytes(blob), f"run {run_id}")[0]
+        return unseal(blob, f"run {run_id}")[0]
 
     # tasks
     def load_snapshot(self, run_id: str) -> RunSnapshot:
         snapshot = RunSnapshot(run_id)
-        raw_tasks, outputs = snapshot.raw_tasks, snapshot.outputs
-        offset = len(run_id) + 3  # the task id follows "t:RUN:" / "o:RUN:"
-        for key, value in self.backend.scan(run_id):
-            kind = key[:2]
-            if kind == "t:":
-                raw_tasks[key[offset:]] = value() if callable(value) else value  # type: ignore[assignment]
-            elif kind == "o:":
-                outputs[key[offset:]] = value
-            elif kind == "l:":
-                raw = value() if callable(value) else value
-                with contextlib.suppress(ValueError):
-                    snapshot.logs.append(LogRecord.model_validate_json(raw))
+        offset = len(run_id) + 3  # the task id follows "t:RUN:"
+        snapshot.entries = {key[offset:]: value for key, value in self.backend.scan(f"t:{run_id}:")}
+        for _key, value in self.backend.scan(f"l:{run_id}:"):
+            with contextlib.suppress(ValueError, CacheReadError):
+                snapshot.logs.append(LogRecord.model_validate_json(_load(value, "a log record")))
         snapshot.logs.sort(key=lambda log: (log.execution, log.seq))
         return snapshot
 
-    def save_task(self, task: TaskRecord, *, drop_output: bool = False) -> None:
-        deletes = [f"o:{task.run_id}:{task.id}"] if drop_output else []
-        self.backend.write(
-            [(f"t:{task.run_id}:{task.id}", task.model_dump_json(), task.run_id)], deletes
-        )
+    def write_task(
+        self, task: TaskRecord, output: bytes | None = None, *, drop_output: bool = False
+    ) -> None:
+        """Write a task's entry: with its output exactly when it is COMPLETED.
 
-    def complete_task(self, task: TaskRecord, data: bytes) -> None:
-        duration = task.duration_seconds or 0.0
-        self.backend.write(
-            [
-                (f"o:{task.run_id}:{task.id}", seal(data, duration), task.run_id),
-                (f"t:{task.run_id}:{task.id}", task.model_dump_json(), task.run_id),
+        ``drop_output``: the task may have a big output blob from an earlier completion (it is
+        being refreshed or ran before): delete it in the same transaction.
+        """
+        entry_key, output_key = f"t:{task.run_id}:{task.id}", f"o:{task.run_id}:{task.id}"
+        # Without the fields that are None (they are the defaults): half the time, a tenth smaller.
+        record_json = task.__pydantic_serializer__.to_json(task, exclude_none=True)
+        puts: list[tuple[str, Value]]
+        if output is None:
+            puts = [(entry_key, pack_entry(record_json, NO_OUTPUT, 0.0))]
+        elif len(output) <= INLINE_OUTPUT_BYTES:
+            duration = task.duration_seconds or 0.0
+            puts = [(entry_key, pack_entry(record_json, INLINE, duration, output))]
+        else:
+            duration = task.duration_seconds or 0.0
+            puts = [
+                (output_key, seal(output, duration)),
+                (entry_key, pack_entry(record_json, SEPARATE, duration)),
             ]
-        )
+            drop_output = False  # replaced by the put
+        self.backend.write(puts, [output_key] if drop_output else ())
 
-    def read_output(self, run_id: str, task_id: str, value: Value | Lazy | None = None) -> bytes:
-        """A completed task's output bytes, checked against their seal."""
-        return self.read_sealed_output(run_id, task_id, value)[0]
-
-    def read_sealed_output(
-        self, run_id: str, task_id: str, value: Value | Lazy | None = None
-    ) -> tuple[bytes, float]:
-        """A completed task's output bytes and its original duration (seconds)."""
-
-        def what() -> str:
-            return f"task {task_id} of run {run_id}"
-
+    def entry_output(
+        self, run_id: str, task_id: str, entry: Entry, what: Label
+    ) -> bytes | memoryview:
+        """The pickled output of a COMPLETED task's entry, checked; CacheReadError naming
+        ``what`` if it is missing or damaged."""
+        if entry.output is not None:
+            return entry.output
+        if entry.placement != SEPARATE:
+            label = what() if callable(what) else what
+            raise CacheReadError(f"{label}: it has no stored output", task_id=task_id)
         try:
-            if value is None:
-                value = self.backend.get(f"o:{run_id}:{task_id}")
-            if value is None:
-                raise CacheReadError(f"{what()}: no stored output", task_id=task_id)
-            blob = value() if callable(value) else value
+            blob = self.backend.get(f"o:{run_id}:{task_id}")
         except OSError as error:
+            label = what() if callable(what) else what
             raise CacheReadError(
-                f"{what()}: the stored output file cannot be read ({error})", task_id=task_id
+                f"{label}: the stored output file cannot be read ({error})", task_id=task_id
             ) from error
-        return unseal(_as_bytes(blob), what)
+        if blob is None:
+            label = what() if callable(what) else what
+            raise CacheReadError(f"{label}: its stored output is missing", task_id=task_id)
+        return unseal(blob, what)[0]
+
+    def read_output(self, run_id: str, task_id: str) -> bytes | memoryview:
+        """A completed task's pickled output, checked against its checksum."""
+        what = f"task {task_id} of run {run_id}"
+        blob = self.backend.get(f"t:{run_id}:{task_id}")
+        if blob is None:
+            raise CacheReadError(f"{what}: no stored output", task_id=task_id)
+        return self.entry_output(run_id, task_id, unpack_entry(blob, what), what)
 
     def append_log(self, log: LogRecord) -> None:
         key = f"l:{log.run_id}:{log.execution}:{log.seq}"
-        self.backend.write([(key, log.model_dump_json(), log.run_id)])
+        self.backend.write([(key, log.model_dump_json())])
 
     @contextlib.contextmanager
     def lock_run(self, run_id: str) -> Iterator[None]:
@@ -285,10 +328,6 @@ def last_active(record: RunRecord) -> datetime:
     if record.wait_until is not None and record.completed_at is None:
         moment = max(moment, record.wait_until)
     return moment
-
-
-def _as_bytes(value: Value) -> bytes:
-    return value.encode() if isinstance(value, str) else value
 
 
 def default_directory() -> str:

@@ -14,7 +14,7 @@ import dataclasses
 import pickle
 import time
 from collections.abc import Callable, Generator
-from typing import Any
+from typing import Any, NamedTuple
 
 from trigger_nb.codec import deserialize, serialize
 from trigger_nb.errors import (
@@ -37,10 +37,13 @@ from trigger_nb.model import (
     ErrorInfo,
     TaskRecord,
     TaskStatus,
+    assign,
     preview,
     type_name,
 )
 from trigger_nb.retry import SKIP_RETRYING, RetryAt, RetryOptions, compute_delay, should_retry
+from trigger_nb.sealed import Entry
+from trigger_nb.store import parse_task
 
 _NO_RETRY = RetryOptions(limit=1)
 _RETRY_AT_LIMIT = RetryOptions().limit
@@ -106,46 +109,58 @@ class _Sleep:
 _Step = _Invoke | _Sleep
 
 
-def replay(x: Execution, task_id: str, cache_key: object, name: object) -> Any:
+class Replay(NamedTuple):
+    """A completed task found in the run's entries: replay it instead of executing it."""
+
+    task_id: str
+    entry: Entry
+
+
+def replay(x: Execution, found: Replay, cache_key: object, name: object) -> Any:
     """The stored output of a completed task, as the value its first execution returned."""
-    stored = x.snapshot.outputs[task_id]
-
-    # Only failures need these texts; building them for every replay cost ~7% of a replay.
-    def what() -> str:
-        return f"task {name!r} (run {x.run_id})" if name else f"task {cache_key!r} (run {x.run_id})"
-
-    def hint() -> str:
-        return (
-            f"run it again with run_task({cache_key!r}, ..., refresh=True), or clear the run "
-            f"with `trigger-nb clear --run {x.run_id}`"
-        )
-
+    task_id, entry = found
     try:
-        data, seconds = x.store.read_sealed_output(x.run_id, task_id, stored)
-    except CacheReadError as error:
-        raise CacheReadError(
-            f"{what()}: {error}; {hint()}", cache_key=cache_key, task_id=task_id
-        ) from error
-    try:
+        data: bytes | memoryview | None = entry.output
+        if data is None:
+            data = x.store.entry_output(x.run_id, task_id, entry, "")
         value = pickle.loads(data)
-    except Exception:
-        value = deserialize(data, what(), hint())  # fails again, with the message that helps
-    record = None
-    if x.listeners:  # the live view needs the record; a damaged one must name the task's key
-        try:
-            record = x.snapshot.task(task_id)
-        except CacheReadError as error:
-            raise CacheReadError(
-                f"{what()}: its stored record is unreadable; {hint()}",
-                cache_key=cache_key,
-                task_id=task_id,
-            ) from error
+        record = parse_task(entry, "") if x.listeners else None  # the live view shows it
+    except Exception as error:
+        raise _replay_error(x, task_id, cache_key, name, error) from error
     with x.lock:
         x.replayed += 1
-        x.time_saved_seconds += seconds
-    if x.listeners:
+        x.time_saved_seconds += entry.duration
+    if record is not None:
         x.publish("task_replayed", record)
     return value
+
+
+def _replay_error(
+    x: Execution, task_id: str, cache_key: object, name: object, error: Exception
+) -> CacheReadError:
+    """What the user reads when a completed task cannot be replayed: which task, why, the fix.
+
+    Built only on failure: these texts cost ~7% of a replay when they were built every time.
+    """
+    what = f"task {name!r}" if name else f"task {cache_key!r}"
+    hint = (
+        f"run it again with run_task({cache_key!r}, ..., refresh=True), or clear the run with "
+        f"`trigger-nb clear --run {x.run_id}`"
+    )
+    if isinstance(error, CacheReadError):
+        # The store names the part that failed ("": this task) after a colon.
+        reason = str(error).lstrip(": ")
+    else:  # an output that no longer unpickles: its class moved or was renamed
+        reason = (
+            f"the stored output cannot be loaded ({type(error).__name__}: {error}). If its class "
+            "moved or was renamed, restore it; otherwise"
+        )
+        return CacheReadError(
+            f"{what} (run {x.run_id}): {reason} {hint}", cache_key=cache_key, task_id=task_id
+        )
+    return CacheReadError(
+        f"{what} (run {x.run_id}): {reason}; {hint}", cache_key=cache_key, task_id=task_id
+    )
 
 
 def _attempts(call: TaskCall) -> Generator[_Step, Any, Any]:
@@ -158,12 +173,19 @@ def _attempts(call: TaskCall) -> Generator[_Step, Any, Any]:
         started = x.clock.now()
         attempt = AttemptRecord(number=number, execution=x.number, started_at=started)
         rec.attempts.append(attempt)
-        rec.status, rec.started_at, rec.error = TaskStatus.RUNNING, started, None
-        x.store.save_task(rec, drop_output=call.refresh and number == 1)
+        assign(rec, status=TaskStatus.RUNNING, started_at=started, error=None)
+        if call.refresh and number == 1:
+            # Now, not late: the stale output must be gone before the side effect runs again.
+            x.writer.write(rec, drop_output=True)
+        else:
+            x.writer.started(rec)  # a RUNNING entry only if it is still running a moment later
         x.publish("task_started", rec)
         began = time.perf_counter()
         try:
-            result = yield _Invoke()
+            try:
+                result = yield _Invoke()
+            finally:
+                x.writer.settle(rec.id)  # before the record changes: no late RUNNING entry now
         except RunSuspended:
             _finish(call, attempt, TaskStatus.WAITING, None)
             raise
@@ -200,7 +222,7 @@ def _attempts(call: TaskCall) -> Generator[_Step, Any, Any]:
             ) from failure
         attempt.status, attempt.finished_at = TaskStatus.FAILED, x.clock.now()
         attempt.error = ErrorInfo.from_exception(failure)
-        x.store.save_task(rec)
+        x.writer.write(rec)
         x.publish("task_retrying", rec)
         yield _Sleep(delay)
 
@@ -242,7 +264,7 @@ def _finish(
     if status is TaskStatus.FAILED:
         with x.lock:
             x.failed += 1
-    x.store.save_task(rec)
+    x.writer.write(rec)
     x.publish(f"task_{status.value.lower()}", rec)
 
 
@@ -254,13 +276,19 @@ def _complete(call: TaskCall, attempt: AttemptRecord, result: Any, seconds: floa
         _finish(call, attempt, TaskStatus.FAILED, error)
         raise
     now = x.clock.now()
-    attempt.status, attempt.finished_at = TaskStatus.COMPLETED, now
-    rec.status, rec.completed_at, rec.completed_execution = TaskStatus.COMPLETED, now, x.number
-    rec.duration_seconds = seconds if rec.kind != "wait" else 0.0
-    rec.output_type, rec.output_size = type_name(result), len(data)
-    rec.output_preview = preview(result, rec.redact)
-    rec.output_properties = list(call.handle.output_properties)
-    x.store.complete_task(rec, data)
+    assign(attempt, status=TaskStatus.COMPLETED, finished_at=now)
+    assign(
+        rec,
+        status=TaskStatus.COMPLETED,
+        completed_at=now,
+        completed_execution=x.number,
+        duration_seconds=seconds if rec.kind != "wait" else 0.0,
+        output_type=type_name(result),
+        output_size=len(data),
+        output_preview=preview(result, rec.redact),
+        output_properties=list(call.handle.output_properties),
+    )
+    x.writer.write(rec, data)
     with x.lock:
         x.executed += 1
     x.publish("task_completed", rec)

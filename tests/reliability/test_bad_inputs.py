@@ -133,7 +133,7 @@ def test_any_cache_key_works_or_raises_our_error_and_writes_no_task(
         return io.run_task(key, lambda: calls.append(1) or "done")
 
     first = job.trigger(new_run=True)
-    tasks = store.load_snapshot(first.id).raw_tasks
+    tasks = store.load_snapshot(first.id).entries
     if first.status is RunStatus.SUCCESS:
         assert first.output == "done" and calls == [1] and len(tasks) == 1
         again = first.resume()
@@ -236,7 +236,7 @@ def test_any_task_options_work_or_raise_our_error_and_write_no_task(
         return io.run_task("task", lambda: calls.append(1) or 42, **opts)
 
     result = job.trigger(new_run=True)
-    tasks = store.load_snapshot(result.id).raw_tasks
+    tasks = store.load_snapshot(result.id).entries
     if result.status is RunStatus.SUCCESS:
         assert result.output == 42 and calls == [1] and len(tasks) == 1
     else:
@@ -302,7 +302,7 @@ def test_retry_options_and_timeouts_work_or_raise_our_error(
         return io.run_task("task", always_fails, retry=retry, timeout=timeout)
 
     result = job.trigger(new_run=True)
-    tasks = store.load_snapshot(result.id).raw_tasks
+    tasks = store.load_snapshot(result.id).entries
     assert isinstance(result.exception, TriggerNbError), repr(result.exception)
     if isinstance(result.exception, TaskError):
         # Attempts, not calls: a 1 ms timeout may expire before a busy machine enters the function.

@@ -59,7 +59,7 @@ class Notebook:
 
 
 def entry(prefix: str, run: JobRun, key: str) -> str:
-    """The store key of a task's record ("t") or output ("o"): see trigger_nb/store.py."""
+    """The store key of a task's entry ("t") or big output ("o"): see trigger_nb/store.py."""
     return f"{prefix}:{run.id}:{run.task(key).id}"
 
 
@@ -91,7 +91,7 @@ def flip_a_byte(directory: Path, run: JobRun) -> None:
 
 def garbage_output(directory: Path, run: JobRun) -> None:
     with diskcache.Cache(str(directory)) as cache:
-        cache.set(entry("o", run, "big-a"), b"\x00garbage", tag=run.id)
+        cache.set(entry("o", run, "big-a"), b"\x00garbage")
 
 
 DAMAGES: dict[str, Callable[[Path, JobRun], None]] = {
@@ -136,37 +136,62 @@ def test_a_damaged_output_gives_cache_read_error_and_never_reruns_the_side_effec
     check_refresh_repairs(notebook, "big-a")
 
 
-GARBAGE_RECORDS: list[Any] = ["garbage", b"\x00\xff", 12345, {"not": "a record"}, '{"id": "tru']
+GARBAGE_ENTRIES: list[Any] = ["garbage", b"\x00\xff", 12345, {"not": "a record"}, '{"id": "tru']
 
 
-@pytest.mark.parametrize("garbage", GARBAGE_RECORDS, ids=repr)
-def test_garbage_under_a_task_key_is_reported_by_the_live_view_and_never_reruns(
+@pytest.mark.parametrize("garbage", GARBAGE_ENTRIES, ids=repr)
+def test_garbage_under_a_task_key_is_a_cache_read_error_and_never_reruns(
     garbage: Any, tmp_path: Path
 ) -> None:
-    """Replay trusts the sealed, checksum-verified output and does not parse the task record (that
-    keeps replay near a raw diskcache get). Whenever the record is needed -- the live view of a
-    notebook listens to every replay -- a garbage record is a CacheReadError naming the task."""
     notebook = Notebook(tmp_path / "store")
     first = notebook.trigger()
     with diskcache.Cache(str(notebook.directory)) as cache:
-        cache.set(entry("t", first, "big-b"), garbage, tag=first.id)
+        cache.set(entry("t", first, "big-b"), garbage)
 
     seen: list[str] = []
     viewed = notebook.trigger(listeners=[lambda kind, payload: seen.append(kind)])
     plain = notebook.trigger()
 
-    error = viewed.output["big-b"]
-    assert isinstance(error, CacheReadError), error
-    assert "'big-b'" in str(error) and "refresh=True" in str(error), str(error)
-    assert plain.output["big-b"] == output_for("big-b"), "the intact output still replays"
     for run in (viewed, plain):
+        error = run.output["big-b"]
+        assert isinstance(error, CacheReadError), error
+        assert "'big-b'" in str(error) and "refresh=True" in str(error), str(error)
         assert {k: run.output[k] for k in KEYS if k != "big-b"} == {
             k: output_for(k) for k in KEYS if k != "big-b"
         }
     assert seen.count("task_replayed") == len(KEYS) - 1
     assert notebook.calls == dict.fromkeys(KEYS, 1), "no side effect ran again"
-    assert len(plain.all_tasks) == len(KEYS) - 1, "the tree leaves out the unreadable record"
+    assert len(plain.all_tasks) == len(KEYS) - 1, "the tree leaves out the unreadable entry"
     check_refresh_repairs(notebook, "big-b")
+
+
+def test_a_damaged_record_beside_an_intact_output_still_replays_and_the_view_says_so(
+    tmp_path: Path,
+) -> None:
+    """Record and output have a checksum each: a replay checks the output it returns and does
+    not parse the record (that keeps replay near a raw diskcache get); whenever the record is
+    needed -- the live view of a notebook listens to every replay -- its damage is a
+    CacheReadError naming the task."""
+    notebook = Notebook(tmp_path / "store")
+    first = notebook.trigger()
+    key = entry("t", first, "small")
+    with diskcache.Cache(str(notebook.directory)) as cache:
+        blob = bytearray(cache.get(key))
+        blob[40] ^= 0xFF  # inside the record's JSON, ahead of the inline output
+        cache.set(key, bytes(blob))
+
+    seen: list[str] = []
+    viewed = notebook.trigger(listeners=[lambda kind, payload: seen.append(kind)])
+    plain = notebook.trigger()
+
+    error = viewed.output["small"]
+    assert isinstance(error, CacheReadError), error
+    assert "'small'" in str(error) and "record is damaged" in str(error), str(error)
+    assert "refresh=True" in str(error)
+    assert plain.output == {k: output_for(k) for k in KEYS}, "the intact output replays"
+    assert notebook.calls == dict.fromkeys(KEYS, 1), "no side effect ran again"
+    assert "small" not in [t.cache_key for t in plain.all_tasks]
+    check_refresh_repairs(notebook, "small")
 
 
 def test_an_uncaught_cache_read_error_fails_the_run_with_the_fix_in_its_error(
