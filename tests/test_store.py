@@ -13,7 +13,7 @@ import pytest
 
 from trigger_nb import CacheReadError, DiskStore, Store, StoreError, StoreVersionError
 from trigger_nb.model import EventInfo, LogRecord, RunRecord, TaskRecord, TaskStatus
-from trigger_nb.sealed import INLINE, INLINE_OUTPUT_BYTES, NO_OUTPUT, SEPARATE
+from trigger_nb.sealed import INLINE, INLINE_OUTPUT_BYTES, NO_OUTPUT, SEPARATE, unpack_entry
 
 NOW = datetime(2026, 1, 1, tzinfo=timezone.utc)
 
@@ -206,3 +206,29 @@ def test_a_full_disk_is_a_store_error_and_the_task_is_not_cached(tmp_path: Path)
         client.store.close()
     finally:
         subprocess.run(["umount", "-l", str(mount)])
+
+
+def test_entries_written_in_one_statement_are_diskcache_rows_like_any_other(
+    tmp_path: Path,
+) -> None:
+    """DiskBackend writes a small entry with one upsert instead of Cache.set's four statements:
+    diskcache must read it, count it once, and still clean up a big value's file it replaces."""
+    store = DiskStore(tmp_path / "s")
+    big = task("run_a", "t1", TaskStatus.COMPLETED)
+    big.params = "p" * 40_000  # an entry of more than 32 KB: diskcache keeps it in a file
+    store.write_task(big, b"out")
+    files = list((tmp_path / "s").rglob("*.val"))
+    assert len(files) == 1
+    store.write_task(task("run_a", "t1"))  # small again: replaces the row and removes the file
+    store.write_task(task("run_a", "t1"))  # and again, now an update in place
+    store.write_task(task("run_a", "t2", TaskStatus.COMPLETED), b"two")
+    assert not [p for p in (tmp_path / "s").rglob("*.val")]
+    store.close()
+    with diskcache.Cache(str(tmp_path / "s")) as cache:
+        assert len(cache) == 3  # __format__ and two entries: the count trigger saw each row once
+        entry = unpack_entry(cache.get("t:run_a:t1"), "t1")  # diskcache's own read
+        assert entry.placement == NO_OUTPUT
+    reopened = DiskStore(tmp_path / "s")
+    assert reopened.load_snapshot("run_a").task("t1") == task("run_a", "t1")
+    assert bytes(reopened.read_output("run_a", "t2")) == b"two"
+    reopened.close()
