@@ -192,4 +192,4 @@ def _close_execution(
     record.updated_at = now
     if record.status in (RunStatus.SUCCESS, RunStatus.FAILURE, RunStatus.CANCELED):
         record.completed_at = now
-    record.task_count = len(set(x.snapshot.entries) | x.used_task_ids)
+    record.task_count = len(x.snapshot.entries.keys() | x.used_task_ids.keys())

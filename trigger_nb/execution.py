@@ -54,7 +54,8 @@ class Execution:
     replayed: int = 0
     failed: int = 0
     time_saved_seconds: float = 0.0
-    used_task_ids: set[str] = field(default_factory=set)
+    # task id -> a marker unique to the call that claimed it (see ``claim``)
+    used_task_ids: dict[str, object] = field(default_factory=dict)
     lock: threading.RLock = field(default_factory=threading.RLock)
     writer: TaskWriter = field(init=False)
     _log_seq: int = 0
@@ -83,6 +84,15 @@ class Execution:
         self._cancel_checked_at = now
         if self.store.is_cancel_requested(self.run_id):
             raise RunCanceled(f"run {self.run_id} was canceled with run.cancel()")
+
+    def claim(self, task_id: str) -> bool:
+        """Claim a task id for one call; False if another call of this execution has it.
+
+        ``dict.setdefault`` is atomic, so two threads racing for one key cannot both win, and no
+        lock is taken on this path of every replay.
+        """
+        marker = object()
+        return self.used_task_ids.setdefault(task_id, marker) is marker
 
     def parent_id(self) -> str | None:
         frame = current_frame.get()

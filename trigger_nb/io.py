@@ -27,6 +27,7 @@ from trigger_nb.execution import Execution, Logger
 from trigger_nb.invocation import run_coroutine
 from trigger_nb.keys import TASK_ID_CHARS, encode_key, idempotency_key
 from trigger_nb.model import TaskRecord
+from trigger_nb.sealed import completed_output
 from trigger_nb.store import parse_task
 from trigger_nb.task import Replay, TaskCall, TaskHandle, replay, run_async, run_sync
 from trigger_nb.task_options import DEFAULT_OPTIONS, TaskOptions, new_record
@@ -68,7 +69,7 @@ class IO:
     def run_task(self, cache_key: object, fn: Callable[..., Any], **options: Any) -> Any:
         """Run ``fn`` once for this key in this scope; later executions replay its output."""
         call = self._prepare(cache_key, fn, options)
-        if type(call) is Replay:
+        if type(call) is tuple:
             return replay(self._execution, call, cache_key, options.get("name"))
         assert isinstance(call, TaskCall)
         return run_sync(call)
@@ -76,7 +77,7 @@ class IO:
     async def arun_task(self, cache_key: object, fn: Callable[..., Any], **options: Any) -> Any:
         """The awaitable twin of ``run_task``, for concurrent fan-out with ``asyncio.gather``."""
         call = self._prepare(cache_key, fn, options)
-        if type(call) is Replay:
+        if type(call) is tuple:
             return replay(self._execution, call, cache_key, options.get("name"))
         assert isinstance(call, TaskCall)
         return await run_async(call)
@@ -100,10 +101,7 @@ class IO:
         parent = x.parent_id()
         idem = idempotency_key(x.run_id, parent, encoded)
         task_id = idem[:TASK_ID_CHARS]
-        with x.lock:
-            duplicate = task_id in x.used_task_ids
-            x.used_task_ids.add(task_id)
-        if duplicate:
+        if not x.claim(task_id):
             where = "at the top level of the run" if parent is None else "in this parent task"
             raise DuplicateCacheKeyError(
                 f"cache key {cache_key!r} is used twice {where} in one execution: each task "
@@ -112,12 +110,12 @@ class IO:
                 cache_key=cache_key,
             )
         refresh = opts.refresh or x.refresh
-        stored = task_id in x.snapshot.entries
-        if stored and not refresh:
-            entry = x.snapshot.completed(task_id)
-            if entry is not None:
-                return Replay(task_id, entry)
-        previous = self._previous(task_id, cache_key, refresh) if stored else None
+        blob = x.snapshot.entries.get(task_id)
+        if blob is not None and not refresh:
+            found = completed_output(blob) if type(blob) is bytes else x.snapshot.completed(task_id)
+            if found is not None:
+                return (task_id, *found)
+        previous = None if blob is None else self._previous(task_id, cache_key, refresh)
         x.check_canceled()
         record = new_record(x, task_id, idem, parent, encoded, cache_key, opts, previous)
         return TaskCall(

@@ -120,7 +120,7 @@ def _display_part(part: object) -> Any:
 
 def idempotency_key(run_id: str, parent_id: str | None, encoded_key: str) -> str:
     """sha256 hex of run id, parent scope and key: stable across executions and processes."""
-    material = "\x1f".join((run_id, parent_id or "", encoded_key))
+    material = f"{run_id}\x1f{parent_id or ''}\x1f{encoded_key}"
     return hashlib.sha256(material.encode("utf-8", "surrogatepass")).hexdigest()
 
 

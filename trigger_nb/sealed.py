@@ -92,19 +92,23 @@ def unpack_entry(blob: object, what: Label) -> Entry:
     )  # fmt: skip
 
 
-def completed_entry(blob: object) -> Entry | None:
-    """The entry in ``blob`` if it is an intact COMPLETED one, else None (not completed, damaged,
-    not an entry: ``unpack_entry`` says which). The check every replay makes, kept lean."""
+def completed_output(blob: object) -> tuple[bytes | None, float] | None:
+    """``(output, duration)`` if ``blob`` is an intact COMPLETED entry, else None (not completed,
+    damaged, not an entry: ``unpack_entry`` says which). ``output`` is the checked inline output,
+    or None when it lives in a blob of its own.
+
+    The check every replay makes, kept lean: it neither copies nor checks the record.
+    """
     if type(blob) is not bytes or len(blob) < _ENTRY_SIZE:
         return None
-    record_crc, output_crc, duration, record_length, placement = _unpack_header(blob)
+    _, output_crc, duration, record_length, placement = _unpack_header(blob)
+    end = _ENTRY_SIZE + record_length
     if placement == INLINE:
-        end = _ENTRY_SIZE + record_length
         output = blob[end:]
         if end <= len(blob) and _crc32(output) == output_crc:
-            return Entry(blob[_ENTRY_SIZE:end], INLINE, output, duration, record_crc)
-    elif placement == SEPARATE and _ENTRY_SIZE + record_length == len(blob) and not output_crc:
-        return Entry(blob[_ENTRY_SIZE:], SEPARATE, None, duration, record_crc)  # crc32(b"") == 0
+            return output, duration
+    elif placement == SEPARATE and end == len(blob) and not output_crc:  # crc32(b"") == 0
+        return None, duration
     return None
 
 

@@ -47,7 +47,7 @@ from trigger_nb.sealed import (
     SEPARATE,
     Entry,
     Label,
-    completed_entry,
+    completed_output,
     pack_entry,
     seal,
     unpack_entry,
@@ -78,15 +78,16 @@ class RunSnapshot:
         label = what or f"task {task_id} of run {self.run_id}"
         return unpack_entry(_load(blob, label), label)
 
-    def completed(self, task_id: str) -> Entry | None:
-        """The entry of a task if it is an intact COMPLETED one (the replay check), else None."""
+    def completed(self, task_id: str) -> tuple[bytes | None, float] | None:
+        """The replay check: ``(inline output or None, duration)`` if the task's entry is an
+        intact COMPLETED one, else None (see ``trigger_nb.sealed.completed_output``)."""
         blob = self.entries[task_id]
         if callable(blob):  # a big entry diskcache keeps in a file: read it once
             try:
                 blob = self.entries[task_id] = blob()
             except OSError:
                 return None  # ``entry`` reports it
-        return completed_entry(blob)
+        return completed_output(blob)
 
     def task(self, task_id: str) -> TaskRecord | None:
         """A task's record (None if it has none); CacheReadError if its entry is damaged."""
@@ -169,7 +170,7 @@ class Store:
 
     def list_runs(self) -> list[RunRecord]:
         runs = []
-        for _key, value in self.backend.scan("r:"):
+        for value in self.backend.scan("r:").values():
             try:
                 runs.append(RunRecord.model_validate_json(_load(value, "a run record")))
             except (ValueError, CacheReadError):
@@ -233,9 +234,8 @@ class Store:
     # tasks
     def load_snapshot(self, run_id: str) -> RunSnapshot:
         snapshot = RunSnapshot(run_id)
-        offset = len(run_id) + 3  # the task id follows "t:RUN:"
-        snapshot.entries = {key[offset:]: value for key, value in self.backend.scan(f"t:{run_id}:")}
-        for _key, value in self.backend.scan(f"l:{run_id}:"):
+        snapshot.entries = self.backend.scan(f"t:{run_id}:")
+        for value in self.backend.scan(f"l:{run_id}:").values():
             with contextlib.suppress(ValueError, CacheReadError):
                 snapshot.logs.append(LogRecord.model_validate_json(_load(value, "a log record")))
         snapshot.logs.sort(key=lambda log: (log.execution, log.seq))
