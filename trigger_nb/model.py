@@ -274,8 +274,14 @@ _preview_repr.maxlist = _preview_repr.maxtuple = _preview_repr.maxset = 10
 _preview_repr.maxdict = 10
 
 
+_SCALARS = (int, float, bool, type(None))
+
+
 def preview(value: object, redact: list[str] | None = None) -> str:
     """A short, safe one-line text of a value, with redacted paths masked."""
+    if type(value) in _SCALARS:  # most outputs: their repr is already one short line
+        text = repr(value)
+        return text if len(text) <= PREVIEW_CHARS else text[: PREVIEW_CHARS - 1] + "…"
     if redact:
         value = redact_value(to_plain(value), redact)
     try:

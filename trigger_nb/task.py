@@ -296,7 +296,10 @@ def _complete(call: TaskCall, attempt: AttemptRecord, result: Any, seconds: floa
         x.executed += 1
     x.publish("task_completed", rec)
     # Hand back what was stored, so the first execution and every replay see the same value.
-    return deserialize(data, call.label, call.refresh_hint)
+    try:
+        return pickle.loads(data)
+    except Exception:  # fails again, now with the message that helps (built only on failure)
+        return deserialize(data, call.label, call.refresh_hint)
 
 
 def _advance(
