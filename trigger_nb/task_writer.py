@@ -4,8 +4,8 @@ A task's entry is written when its attempt ends (COMPLETED with its output, FAIL
 Writing a RUNNING entry *before* every side effect too would double the cost of executing a
 cheap task (two commits instead of one) to record something that only matters for a task that
 is still running when someone looks or the process dies. So a RUNNING entry is written by a
-watchdog thread, only for attempts still running ``RUNNING_RECORD_DELAY`` seconds after they
-started (0.1 s): a kernel killed during a slow task leaves it RUNNING in the store (its attempt visible,
+watchdog thread, only for attempts still running ``RUNNING_RECORD_DELAY`` (0.1 s) after they
+started: a kernel killed during a slow task leaves it RUNNING in the store (its attempt visible,
 re-run at least once), a kernel killed during a millisecond task leaves it absent (also re-run:
 SPEC 6 allows either).
 
