@@ -51,7 +51,7 @@ class Entry(NamedTuple):
     def checked_record(self, what: Label) -> bytes:
         if _crc32(self.record_json) != self.record_crc:
             raise CacheReadError(
-                f"{_label(what)}: its stored record is damaged (checksum mismatch)"
+                f"{label_text(what)}: its stored record is damaged (checksum mismatch)"
             )
         return self.record_json
 
@@ -63,11 +63,13 @@ def seal(data: bytes, duration_seconds: float) -> bytes:
 def unseal(blob: object, what: Label) -> tuple[memoryview, float]:
     """The payload of a sealed blob (a view, not a copy: outputs can be big) and its duration."""
     if not isinstance(blob, bytes) or len(blob) < _BLOB.size:
-        raise CacheReadError(f"{_label(what)}: the stored output is {_describe(blob)}")
+        raise CacheReadError(f"{label_text(what)}: the stored output is {_describe(blob)}")
     checksum, duration = _BLOB.unpack_from(blob)
     data = memoryview(blob)[_BLOB.size :]
     if _crc32(data) != checksum:
-        raise CacheReadError(f"{_label(what)}: the stored output is damaged (checksum mismatch)")
+        raise CacheReadError(
+            f"{label_text(what)}: the stored output is damaged (checksum mismatch)"
+        )
     return data, float(duration)
 
 
@@ -80,12 +82,12 @@ def unpack_entry(blob: object, what: Label) -> Entry:
     """The parts of a task entry, its output checked; ``CacheReadError`` naming ``what`` if the
     entry is damaged."""
     if type(blob) is not bytes or len(blob) < _ENTRY_SIZE:
-        raise CacheReadError(f"{_label(what)}: its stored entry is {_describe(blob)}")
+        raise CacheReadError(f"{label_text(what)}: its stored entry is {_describe(blob)}")
     record_crc, output_crc, duration, record_length, placement = _ENTRY.unpack_from(blob)
     end = _ENTRY_SIZE + record_length
     output = blob[end:]
     if placement > SEPARATE or end > len(blob) or _crc32(output) != output_crc:
-        raise CacheReadError(f"{_label(what)}: its stored entry is damaged (checksum mismatch)")
+        raise CacheReadError(f"{label_text(what)}: its stored entry is damaged (checksum mismatch)")
     return Entry(
         blob[_ENTRY_SIZE:end], placement, output if placement == INLINE else None, duration,
         record_crc,
@@ -112,7 +114,7 @@ def completed_output(blob: object) -> tuple[bytes | None, float] | None:
     return None
 
 
-def _label(what: Label) -> str:
+def label_text(what: Label) -> str:
     # A function is only called on failure: replays are hot and the label is rarely needed.
     return what() if callable(what) else what
 

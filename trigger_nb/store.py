@@ -48,6 +48,7 @@ from trigger_nb.sealed import (
     Entry,
     Label,
     completed_output,
+    label_text,
     pack_entry,
     seal,
     unpack_entry,
@@ -75,7 +76,7 @@ class RunSnapshot:
         blob = self.entries.get(task_id)
         if blob is None:
             return None
-        label = what or f"task {task_id} of run {self.run_id}"
+        label = f"task {task_id} of run {self.run_id}" if what is None else what
         return unpack_entry(_load(blob, label), label)
 
     def completed(self, task_id: str) -> tuple[bytes | None, float] | None:
@@ -109,7 +110,7 @@ def parse_task(entry: Entry, what: Label) -> TaskRecord:
     try:
         return TaskRecord.model_validate_json(checked)
     except ValueError as error:
-        label = what() if callable(what) else what
+        label = label_text(what)
         raise CacheReadError(
             f"{label}: its stored record is unreadable ({error.__class__.__name__})"
         ) from error
@@ -122,7 +123,7 @@ def _load(value: Value | Lazy, what: Label) -> Value:
     try:
         return value()
     except OSError as error:
-        label = what() if callable(what) else what
+        label = label_text(what)
         raise CacheReadError(f"{label}: its stored file cannot be read ({error})") from error
 
 
@@ -275,17 +276,17 @@ class Store:
         if entry.output is not None:
             return entry.output
         if entry.placement != SEPARATE:
-            label = what() if callable(what) else what
+            label = label_text(what)
             raise CacheReadError(f"{label}: it has no stored output", task_id=task_id)
         try:
             blob = self.backend.get(f"o:{run_id}:{task_id}")
         except OSError as error:
-            label = what() if callable(what) else what
+            label = label_text(what)
             raise CacheReadError(
                 f"{label}: the stored output file cannot be read ({error})", task_id=task_id
             ) from error
         if blob is None:
-            label = what() if callable(what) else what
+            label = label_text(what)
             raise CacheReadError(f"{label}: its stored output is missing", task_id=task_id)
         return unseal(blob, what)[0]
 
