@@ -12,7 +12,7 @@ import time
 from collections.abc import Callable
 from contextvars import ContextVar
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from trigger_nb.clock import Clock
 from trigger_nb.codec import to_jsonable
@@ -28,9 +28,10 @@ Listener = Callable[[str, Any], None]
 CANCEL_CHECK_SECONDS = 0.25
 
 
-@dataclass(frozen=True)
-class Frame:
-    """Where code is running: which execution, under which parent task (None: the run's root)."""
+class Frame(NamedTuple):
+    """Where code is running: which execution, under which parent task (None: the run's root).
+
+    A tuple: one is made for every task call (a frozen dataclass cost ~1 µs of it)."""
 
     execution: Execution
     task_id: str | None
