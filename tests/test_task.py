@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import sys
 import time
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -293,3 +295,34 @@ def test_attempts_and_executions_count_like_ints(client: TriggerClient) -> None:
     again = run.resume()
     assert again.executions == 2 and len(again.executions) == 2
     assert again.executions[-1].failed == 1 and again.executions >= 2
+
+
+def test_an_output_whose_class_is_gone_is_a_cache_read_error_not_a_second_side_effect(
+    client: TriggerClient, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    module = tmp_path / "vanishing_models.py"
+    module.write_text(
+        "class Invoice:\n    def __init__(self, total):\n        self.total = total\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    import vanishing_models  # type: ignore[import-not-found]
+
+    calls: list[int] = []
+    job = client.define_job(id="invoices")
+    job.run(
+        lambda payload, io, ctx: (
+            io.run_task("bill", lambda: calls.append(1) or vanishing_models.Invoice(42)).total
+        )
+    )
+    assert job.trigger().output == 42
+
+    module.unlink()  # the class moved: the stored pickle names a module that is gone
+    monkeypatch.delitem(sys.modules, "vanishing_models")
+    run = job.trigger()
+
+    assert calls == [1], "the side effect did not run again"
+    assert run.status is RunStatus.FAILURE and run.error is not None
+    message = run.error.message
+    assert message.startswith(f"task 'bill' (run {run.id}): the stored output cannot be loaded")
+    assert "ModuleNotFoundError" in message and "If its class moved or was renamed" in message
+    assert "run_task('bill', ..., refresh=True)" in message

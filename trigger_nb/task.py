@@ -128,8 +128,17 @@ def replay(x: Execution, found: Replay, cache_key: object, name: object) -> Any:
             if x.listeners:  # the live view shows the record
                 record = parse_task(entry, "")
         value = pickle.loads(data)
-    except Exception as error:
-        raise _replay_error(x, task_id, cache_key, name, error) from error
+    except CacheReadError as error:
+        what, hint = _replay_texts(x, cache_key, name)
+        # The store names the part that failed after a colon ("" stands for this task).
+        reason = str(error).lstrip(": ")
+        raise CacheReadError(
+            f"{what}: {reason}; {hint}", cache_key=cache_key, task_id=task_id
+        ) from error
+    except Exception:  # an output that no longer unpickles: its class moved or was renamed
+        assert data is not None
+        what, hint = _replay_texts(x, cache_key, name)
+        value = deserialize(data, what, hint)  # fails again, with the message that helps
     with x.lock:
         x.replayed += 1
         x.time_saved_seconds += duration
@@ -138,32 +147,15 @@ def replay(x: Execution, found: Replay, cache_key: object, name: object) -> Any:
     return value
 
 
-def _replay_error(
-    x: Execution, task_id: str, cache_key: object, name: object, error: Exception
-) -> CacheReadError:
-    """What the user reads when a completed task cannot be replayed: which task, why, the fix.
-
-    Built only on failure: these texts cost ~7% of a replay when they were built every time.
-    """
+def _replay_texts(x: Execution, cache_key: object, name: object) -> tuple[str, str]:
+    """Which task could not be replayed, and the fix: built only on failure (building them for
+    every replay cost ~7% of a replay)."""
     what = f"task {name!r}" if name else f"task {cache_key!r}"
     hint = (
         f"run it again with run_task({cache_key!r}, ..., refresh=True), or clear the run with "
         f"`trigger-nb clear --run {x.run_id}`"
     )
-    if isinstance(error, CacheReadError):
-        # The store names the part that failed ("": this task) after a colon.
-        reason = str(error).lstrip(": ")
-    else:  # an output that no longer unpickles: its class moved or was renamed
-        reason = (
-            f"the stored output cannot be loaded ({type(error).__name__}: {error}). If its class "
-            "moved or was renamed, restore it; otherwise"
-        )
-        return CacheReadError(
-            f"{what} (run {x.run_id}): {reason} {hint}", cache_key=cache_key, task_id=task_id
-        )
-    return CacheReadError(
-        f"{what} (run {x.run_id}): {reason}; {hint}", cache_key=cache_key, task_id=task_id
-    )
+    return f"{what} (run {x.run_id})", hint
 
 
 def _attempts(call: TaskCall) -> Generator[_Step, Any, Any]:
