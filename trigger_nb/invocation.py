@@ -20,7 +20,7 @@ from trigger_nb.errors import InvalidOptionError, TaskTimeoutError
 from trigger_nb.execution import Frame, current_frame
 
 if TYPE_CHECKING:
-    from trigger_nb.task import TaskCall, TaskHandle
+    from trigger_nb.task import TaskCall
 
 # Below a millisecond the alarm can fire before the function is even entered; above ~30 years
 # the OS timer overflows. Both are mistakes, not timeouts.
@@ -28,7 +28,7 @@ MIN_TIMEOUT_SECONDS = 0.001
 MAX_TIMEOUT_SECONDS = 1e9
 
 
-def _arguments(fn: Callable[..., Any], handle: TaskHandle) -> tuple[Any, ...]:
+def _arguments(fn: Callable[..., Any], call: TaskCall) -> tuple[Any, ...]:
     """``fn`` may take no argument or one (the task handle)."""
     if (
         type(fn) is types.FunctionType
@@ -39,11 +39,11 @@ def _arguments(fn: Callable[..., Any], handle: TaskHandle) -> tuple[Any, ...]:
         # ~7 µs, a tenth of trigger_nb's own work per executed task. Same rule as below.
         code = fn.__code__
         required = code.co_argcount - len(fn.__defaults__ or ())
-        return (handle,) if required > 0 or code.co_flags & inspect.CO_VARARGS else ()
+        return (call.handle,) if required > 0 or code.co_flags & inspect.CO_VARARGS else ()
     try:
         parameters = inspect.signature(fn).parameters.values()
     except (TypeError, ValueError):
-        return (handle,)
+        return (call.handle,)
     # Parameters with defaults are the `lambda user=user: ...` idiom for loop variables: leave
     # them alone; only a required positional parameter (or *args) receives the task.
     wants_task = any(
@@ -51,12 +51,12 @@ def _arguments(fn: Callable[..., Any], handle: TaskHandle) -> tuple[Any, ...]:
         or (p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD) and p.default is p.empty)
         for p in parameters
     )
-    return (handle,) if wants_task else ()
+    return (call.handle,) if wants_task else ()
 
 
 def _timeout_error(call: TaskCall) -> TaskTimeoutError:
     error = TaskTimeoutError(
-        f"{call.label} attempt {call.handle.attempt} timed out after {call.timeout:g} s"
+        f"{call.label} attempt {call.attempt} timed out after {call.timeout:g} s"
     )
     error.task_id = call.record.id  # type: ignore[attr-defined]
     return error
@@ -65,7 +65,7 @@ def _timeout_error(call: TaskCall) -> TaskTimeoutError:
 def _call(call: TaskCall) -> Any:
     """Call the task function in its task's frame; an async one returns its coroutine."""
     fn = call.fn
-    arguments = _arguments(fn, call.handle)
+    arguments = _arguments(fn, call)
     if call.timeout is None and type(fn) is types.FunctionType:
         # The common case, without inspect's checks and the deadline's context manager (~3 µs
         # of every executed task): a coroutine function only creates its coroutine here.
