@@ -44,8 +44,8 @@ Where the time goes (profiled with cProfile and py-spy; see the closing note of 
 - A first run writes one entry per task (record + small output, one upsert statement) when the
   attempt ends. A task still running after 0.1 s also gets a RUNNING entry, from a watchdog
   thread, so a crash leaves slow attempts visible; the millisecond tasks measured here never do.
-  The entry is ~650 bytes against the baseline's small int: the design floor row shows what that
-  costs with diskcache's own `set`.
+  The entry is ~550 bytes against the baseline's small int: the design floor row shows what that
+  write costs with diskcache's own `set` (the store's one-statement upsert is a little cheaper).
 """
 
 
