@@ -13,8 +13,9 @@
     x:R                 a request to cancel the run
 
 A run's keys of one kind share a prefix, so a replay reads all of its task entries in one range
-read. Completing a task is one write of its entry (and, for a big output, of the output blob in
-the same transaction), so a crash leaves either the COMPLETED entry with its output or neither.
+read (run ids never contain ``:``, see ``trigger_nb.job``, so no run's prefix covers another's).
+Completing a task is one write of its entry (and, for a big output, of the output blob in the
+same transaction), so a crash leaves either the COMPLETED entry with its output or neither.
 """
 
 from __future__ import annotations
