@@ -76,11 +76,15 @@ def _call(call: TaskCall) -> Any:
         return call.fn(*arguments)
 
 
+# Results that are never awaitable: inspect.isawaitable's ABC check costs ~0.5 µs on them.
+_PLAIN_RESULTS = frozenset({int, float, str, bytes, bool, type(None), dict, list, tuple, set})
+
+
 def invoke_sync(call: TaskCall) -> Any:
     token = current_frame.set(Frame(call.execution, call.record.id))
     try:
         result = _call(call)
-        if inspect.isawaitable(result):
+        if type(result) not in _PLAIN_RESULTS and inspect.isawaitable(result):
             result = run_coroutine(_await_with_timeout(call, result))
         return result
     finally:
