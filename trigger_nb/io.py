@@ -25,11 +25,19 @@ from trigger_nb.errors import (
 )
 from trigger_nb.execution import Execution, Logger
 from trigger_nb.invocation import run_coroutine
-from trigger_nb.keys import TASK_ID_CHARS, encode_key, idempotency_key
+from trigger_nb.keys import encode_key, idempotency_key, task_id_for
 from trigger_nb.model import TaskRecord
 from trigger_nb.sealed import completed_output
 from trigger_nb.store import parse_task
-from trigger_nb.task import Replay, TaskCall, TaskHandle, replay, run_async, run_sync
+from trigger_nb.task import (
+    Replay,
+    TaskCall,
+    TaskHandle,
+    refresh_hint,
+    replay,
+    run_async,
+    run_sync,
+)
 from trigger_nb.task_options import DEFAULT_OPTIONS, TaskOptions, new_record
 
 if TYPE_CHECKING:
@@ -100,7 +108,7 @@ class IO:
         encoded = encode_key(cache_key)
         parent = x.parent_id()
         idem = idempotency_key(x.run_id, parent, encoded)
-        task_id = idem[:TASK_ID_CHARS]
+        task_id = task_id_for(idem)
         if not x.claim(task_id):
             where = "at the top level of the run" if parent is None else "in this parent task"
             raise DuplicateCacheKeyError(
@@ -145,8 +153,7 @@ class IO:
             if refresh:
                 return None
             raise CacheReadError(
-                f"{error}; run it again with run_task({cache_key!r}, ..., refresh=True), or "
-                f"clear the run with `trigger-nb clear --run {x.run_id}`",
+                f"{error}; {refresh_hint(cache_key, x.run_id)}",
                 cache_key=cache_key,
                 task_id=task_id,
             ) from error

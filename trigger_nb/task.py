@@ -104,10 +104,15 @@ class TaskCall:
 
     @property
     def refresh_hint(self) -> str:
-        return (
-            f"run it again with run_task({self.cache_key!r}, ..., refresh=True), or clear the "
-            f"run with `trigger-nb clear --run {self.record.run_id}`"
-        )
+        return refresh_hint(self.cache_key, self.record.run_id)
+
+
+def refresh_hint(cache_key: object, run_id: str) -> str:
+    """How to get past a task whose stored result cannot be used."""
+    return (
+        f"run it again with run_task({cache_key!r}, ..., refresh=True), or clear the run with "
+        f"`trigger-nb clear --run {run_id}`"
+    )
 
 
 @dataclasses.dataclass
@@ -166,11 +171,7 @@ def _replay_texts(x: Execution, cache_key: object, name: object) -> tuple[str, s
     """Which task could not be replayed, and the fix: built only on failure (building them for
     every replay cost ~7% of a replay)."""
     what = f"task {name!r}" if name else f"task {cache_key!r}"
-    hint = (
-        f"run it again with run_task({cache_key!r}, ..., refresh=True), or clear the run with "
-        f"`trigger-nb clear --run {x.run_id}`"
-    )
-    return f"{what} (run {x.run_id})", hint
+    return f"{what} (run {x.run_id})", refresh_hint(cache_key, x.run_id)
 
 
 def _attempts(call: TaskCall) -> Generator[_Step, Any, Any]:
