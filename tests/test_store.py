@@ -123,8 +123,9 @@ def test_damaged_bytes_are_detected_by_the_checksum(any_store: Store) -> None:
         assert isinstance(blob, bytes)
         any_store.backend.write([(key, blob[:-1] + b"X")])
     for task_id in ("t1", "t2"):
-        with pytest.raises(CacheReadError, match=f"task {task_id} of run run_a.*checksum"):
+        with pytest.raises(CacheReadError, match=f"task {task_id} of run run_a.*checksum") as hit:
             any_store.read_output("run_a", task_id)
+        assert "refresh=True" in str(hit.value) and "trigger-nb clear --run run_a" in str(hit.value)
     any_store.backend.write([("t:run_a:t1", b"short"), ("o:run_a:t2", b"short")])
     for task_id in ("t1", "t2"):
         with pytest.raises(CacheReadError, match="truncated"):

@@ -296,10 +296,17 @@ class Store:
     def read_output(self, run_id: str, task_id: str) -> bytes | memoryview:
         """A completed task's pickled output, checked against its checksum."""
         what = f"task {task_id} of run {run_id}"
-        blob = self.backend.get(f"t:{run_id}:{task_id}")
-        if blob is None:
-            raise CacheReadError(f"{what}: no stored output", task_id=task_id)
-        return self.entry_output(run_id, task_id, unpack_entry(blob, what), what)
+        try:
+            blob = self.backend.get(f"t:{run_id}:{task_id}")
+            if blob is None:
+                raise CacheReadError(f"{what}: no stored output", task_id=task_id)
+            return self.entry_output(run_id, task_id, unpack_entry(blob, what), what)
+        except CacheReadError as error:  # views and the CLI land here: say how to get past it
+            raise CacheReadError(
+                f"{error}; run the task again with run_task(..., refresh=True), or clear the "
+                f"run with `trigger-nb clear --run {run_id}`",
+                task_id=task_id,
+            ) from error
 
     def append_log(self, log: LogRecord) -> None:
         key = f"l:{log.run_id}:{log.execution}:{log.seq}"
