@@ -77,6 +77,48 @@ def assign(model: BaseModel, **values: Any) -> None:
     model.__pydantic_fields_set__.update(values)
 
 
+M = TypeVar("M", bound=BaseModel)
+_TEMPLATES: dict[type[BaseModel], tuple[dict[str, Any], tuple[str, ...]]] = {}
+
+
+def build(cls: type[M], values: dict[str, Any]) -> M:
+    """A record the engine builds from values it made or checked itself, without validation.
+
+    Validating them again cost ~2.5 µs of every executed task (``model_construct``, which does
+    the same job generically, costs more than validating). The result equals the validated
+    record: every field present in field order, fresh lists for list defaults, ``values`` marked
+    as set. Only for plain defaults and list factories, which is what the records use.
+    """
+    template = _TEMPLATES.get(cls)
+    if template is None:
+        template = _TEMPLATES[cls] = _template(cls)
+    defaults, lists = template
+    fields = defaults.copy()
+    for name in lists:
+        fields[name] = []
+    fields.update(values)
+    record = cls.__new__(cls)
+    object.__setattr__(record, "__dict__", fields)
+    object.__setattr__(record, "__pydantic_fields_set__", set(values))
+    object.__setattr__(record, "__pydantic_extra__", None)
+    object.__setattr__(record, "__pydantic_private__", None)
+    return record
+
+
+def _template(cls: type[BaseModel]) -> tuple[dict[str, Any], tuple[str, ...]]:
+    if not cls.__pydantic_complete__:  # deferred (see _DEFERRED): serializing needs the schema
+        cls.model_rebuild()
+    defaults: dict[str, Any] = {}
+    lists = []
+    for name, info in cls.model_fields.items():
+        if info.default_factory is list:
+            lists.append(name)
+        elif info.default_factory is not None:  # pragma: no cover - no record has one yet
+            raise TypeError(f"build() cannot fill {cls.__name__}.{name}: give it a list default")
+        defaults[name] = None if info.is_required() else info.default
+    return defaults, tuple(lists)
+
+
 class ErrorInfo(BaseModel):
     """An exception kept as data: it survives the process that raised it."""
 

@@ -251,25 +251,24 @@ class Store:
         ``drop_output``: the task may have a big output blob from an earlier completion (it is
         being refreshed or ran before): delete it in the same transaction.
         """
-        entry_key, output_key = f"t:{task.run_id}:{task.id}", f"o:{task.run_id}:{task.id}"
         # Without the fields left at their defaults (None, [], "task", ...): a fifth smaller, and
         # every byte is written once and read by every replay. Parsing fills them back in, so a
         # model default must never change meaning without a new FORMAT_VERSION.
         record_json = task.__pydantic_serializer__.to_json(task, exclude_defaults=True)
-        puts: list[tuple[str, Value]]
+        entry_key = f"t:{task.run_id}:{task.id}"
         if output is None:
-            puts = [(entry_key, pack_entry(record_json, NO_OUTPUT, 0.0))]
+            entry = pack_entry(record_json, NO_OUTPUT, 0.0)
         elif len(output) <= INLINE_OUTPUT_BYTES:
-            duration = task.duration_seconds or 0.0
-            puts = [(entry_key, pack_entry(record_json, INLINE, duration, output))]
+            entry = pack_entry(record_json, INLINE, task.duration_seconds or 0.0, output)
         else:
             duration = task.duration_seconds or 0.0
-            puts = [
-                (output_key, seal(output, duration)),
-                (entry_key, pack_entry(record_json, SEPARATE, duration)),
-            ]
-            drop_output = False  # replaced by the put
-        self.backend.write(puts, [output_key] if drop_output else ())
+            output_blob = (f"o:{task.run_id}:{task.id}", seal(output, duration))
+            self.backend.write(
+                [output_blob, (entry_key, pack_entry(record_json, SEPARATE, duration))]
+            )
+            return  # the put replaced any earlier output
+        deletes = [f"o:{task.run_id}:{task.id}"] if drop_output else ()
+        self.backend.write([(entry_key, entry)], deletes)
 
     def entry_output(
         self, run_id: str, task_id: str, entry: Entry, what: Label

@@ -11,7 +11,7 @@ from trigger_nb.errors import InvalidOptionError
 from trigger_nb.execution import Execution
 from trigger_nb.invocation import check_timeout
 from trigger_nb.keys import display_key, storable_text
-from trigger_nb.model import TaskRecord
+from trigger_nb.model import TaskRecord, build
 from trigger_nb.retry import RetryOptions
 
 
@@ -137,8 +137,7 @@ def new_record(
 ) -> TaskRecord:
     shown = display_key(cache_key)
     name = opts.name or (shown if isinstance(shown, str) else str(shown))
-    # Only what differs from the record's defaults: pydantic validates each field given, and a
-    # fresh task with default options (the common case) needs a third fewer.
+    # Only what differs from the record's defaults: those are the fields marked as set.
     fields: dict[str, Any] = {
         "id": task_id,
         "run_id": x.run_id,
@@ -168,5 +167,4 @@ def new_record(
             attempts=list(previous.attempts),
             wait_until=previous.wait_until,
         )
-    record = TaskRecord(**fields)
-    return record
+    return build(TaskRecord, fields)
