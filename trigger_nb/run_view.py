@@ -102,20 +102,18 @@ class RunView:
         reading them back from the store."""
         import ipywidgets
 
-        from trigger_nb.run import TaskView
-
         self.run = run
         client = run._client
         self.now = now or (client.clock.now if client is not None else _utcnow)
         if seen is None:
-            views = run.all_tasks  # records only: outputs stay pickled until asked for
+            records = [view.record for view in run.all_tasks]  # outputs stay pickled
             self.logs = group_logs(run.logs)
         else:
-            views = [TaskView(run, record) for record in seen[0]]
+            records = seen[0]
             self.logs = group_logs(seen[1])
-        self._views = {view.record.id: view for view in views}
+        self._records = {record.id: record for record in records}
         self.shared = _Shared()
-        self.nodes = build_tree([view.record for view in views], run.record.executions)
+        self.nodes = build_tree(records, run.record.executions)
         self.rows: dict[str, _Row] = {}
         self.header = ipywidgets.HTML(self._header_value())
         self.header.add_class("tnb-header")
@@ -188,7 +186,9 @@ class RunView:
 
     def show_output(self, task_id: str, output: Any) -> None:
         """Unpickle one task's output and render it with its own rich display."""
-        view = self._views[task_id]
+        from trigger_nb.run import TaskView
+
+        view = TaskView(self.run, self._records[task_id])
         output.outputs = ()
         try:
             value = view.output

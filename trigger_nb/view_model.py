@@ -7,6 +7,7 @@ the explorer all build on these so they always agree on what "replayed" or "wait
 from __future__ import annotations
 
 import dataclasses
+import operator
 from collections.abc import Iterable
 from datetime import datetime, timezone
 from typing import Any
@@ -52,10 +53,13 @@ COLORS = {
 }
 
 
+_COMPLETED = TaskStatus.COMPLETED  # read once: an enum member lookup costs ~0.4 µs
+
+
 def display_status(
     record: TaskRecord, current_execution: int, replayed_ids: Iterable[str] = ()
 ) -> str:
-    if record.status is TaskStatus.COMPLETED:
+    if record.status is _COMPLETED:
         earlier = (
             record.completed_execution is not None
             and record.completed_execution < current_execution
@@ -64,7 +68,7 @@ def display_status(
     return str(record.status.value).lower()
 
 
-@dataclasses.dataclass
+@dataclasses.dataclass(slots=True)
 class TaskNode:
     """One row of the tree: the task's record, how to show its status, and its children."""
 
@@ -82,7 +86,7 @@ def build_tree(
 ) -> list[TaskNode]:
     """The task tree in the order tasks first ran; a parallel task's children in item order."""
     replayed = set(replayed_ids)
-    ordered = sorted(records, key=lambda r: r.seq)
+    ordered = sorted(records, key=_seq)
     nodes = {r.id: TaskNode(r, display_status(r, current_execution, replayed)) for r in ordered}
     roots: list[TaskNode] = []
     for node in nodes.values():
@@ -92,6 +96,9 @@ def build_tree(
         if node.record.kind == "parallel":
             node.children.sort(key=lambda c: _item_index(c.record.cache_key))
     return roots
+
+
+_seq = operator.attrgetter("seq")
 
 
 def _item_index(key: Any) -> tuple[int, str]:

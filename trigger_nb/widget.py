@@ -15,6 +15,7 @@ notebook saved and opened without a kernel still shows the tree.
 
 from __future__ import annotations
 
+import collections
 import html
 import threading
 import time
@@ -66,6 +67,8 @@ REDRAW_TIME_SHARE = 0.03
 # every task. Per level, the newest siblings are shown: they are the news.
 LIVE_MAX_ROWS = 80
 LIVE_SIBLINGS = 15
+# The task events that add to a counter of the header, and which.
+_COUNTED = {"task_completed": "executed", "task_replayed": "replayed", "task_failed": "failed"}
 
 
 class LiveRunView:
@@ -98,6 +101,7 @@ class LiveRunView:
         self._lines: dict[str, tuple[tuple[Any, ...], str]] = {}
         self._started = time.monotonic()
         self._timer: threading.Timer | None = None
+        self._queue: collections.deque[tuple[str, Any]] = collections.deque()
         self._finished = False
         self._final: tuple[str, str] | None = None
         self._display_id: str | None = None
@@ -110,14 +114,21 @@ class LiveRunView:
 
     # -- events ----------------------------------------------------------------------------
     def listener(self, kind: str, payload: Any) -> None:
-        """``listener(kind, payload)`` for ``job.trigger(listeners=...)``; safe from threads."""
+        """``listener(kind, payload)`` for ``job.trigger(listeners=...)``; safe from threads.
+
+        Between redraws an event is only queued (the run pays a deque append for it); the tree
+        grows from the queue when it is drawn, at most ~10 times a second.
+        """
+        if self._timer is not None and not self._finished:
+            self._queue.append((kind, payload))  # a redraw is already scheduled: it will show this
+            return
         with self._lock:
             if self._finished:
                 if kind != "run_started":
                     return
                 self._reopen()  # the run resumes (a due wait): live again until finish()
-            self._apply(kind, payload)
-            if self._timer is not None:  # a redraw is already scheduled: it will show this
+            self._queue.append((kind, payload))
+            if self._timer is not None:
                 return
             interval = max(REDRAW_INTERVAL_SECONDS, self._draw_seconds / REDRAW_TIME_SHARE)
             wait = interval - (time.monotonic() - self._last_draw)
@@ -133,27 +144,35 @@ class LiveRunView:
         self._finished, self._final, self.run_view = False, None, None
         self._records, self._replayed, self._logs, self._lines = {}, set(), [], {}
         self._nodes, self._roots = {}, []
+        self._queue.clear()
         self._last_draw = 0.0
         self.widget.children = (self._html,)
 
+    def _drain(self) -> None:
+        """Apply the queued events (under ``_lock``). ``popleft`` rather than swapping lists: a
+        thread may be appending right now, and its event must not land in a list let go of."""
+        queue = self._queue
+        for _ in range(len(queue)):
+            self._apply(*queue.popleft())
+
     def _apply(self, kind: str, payload: Any) -> None:
-        if kind in ("run_started", "run_finished") and isinstance(payload, RunRecord):
+        counted = _COUNTED.get(kind)
+        if counted is not None or kind.startswith("task_"):  # most events: one per task change
+            if not isinstance(payload, TaskRecord):
+                return
+            self._records[payload.id] = payload
+            self._grow(payload)
+            if counted is not None:
+                self._counts[counted] += 1
+                if counted == "replayed":
+                    self._replayed.add(payload.id)
+        elif kind in ("run_started", "run_finished") and isinstance(payload, RunRecord):
             self._run = payload
             if kind == "run_started":
                 self._counts = dict.fromkeys(self._counts, 0)
                 self._started = time.monotonic()
         elif kind == "log" and isinstance(payload, LogRecord):
             self._logs.append(payload)
-        elif kind.startswith("task_") and isinstance(payload, TaskRecord):
-            self._records[payload.id] = payload
-            self._grow(payload)
-            if kind == "task_replayed":
-                self._replayed.add(payload.id)
-                self._counts["replayed"] += 1
-            elif kind == "task_completed":
-                self._counts["executed"] += 1
-            elif kind == "task_failed":
-                self._counts["failed"] += 1
 
     def _grow(self, record: TaskRecord) -> None:
         node = self._nodes.get(record.id)
@@ -178,6 +197,7 @@ class LiveRunView:
         with self._draw_lock:
             began = time.perf_counter()
             with self._lock:  # rendering walks the growing tree: no event may change it meanwhile
+                self._drain()
                 value = self._live_html()
             self.redraws += 1
             self._html.value = value
@@ -230,6 +250,7 @@ class LiveRunView:
             self._draw()
             return
         with self._lock:
+            self._drain()
             records, logs = list(self._records.values()), list(self._logs)
         # A first execution's events carried every task and log: no need to read them back.
         complete = run.record.executions == 1 and len(records) == run.record.task_count
@@ -249,6 +270,7 @@ class LiveRunView:
 
     def _text(self) -> str:
         with self._lock:
+            self._drain()
             run = self._run
         if run is None:
             return f"{self.title}: starting…"
