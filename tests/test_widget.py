@@ -297,6 +297,25 @@ def test_rows_expand_to_logs_errors_and_rich_output(failed_run: JobRun) -> None:
     )
 
 
+def test_rows_lay_out_in_their_pages_grid_and_survive_closed_widgets(failed_run: JobRun) -> None:
+    import ipywidgets
+
+    view = RunView(failed_run)
+    fetch = _row(view, "Fetch orders")
+    grid = view.tree.children
+    at = grid.index(fetch.button)
+    assert grid[at - 1] is fetch.chevron and grid[at + 1] is fetch.meta  # one line of the grid
+    assert grid[at + 2] is fetch.children_box  # then its subtasks, full width
+    fetch.toggle_details()
+    assert view.tree.children[at + 2] is fetch.details  # details come before the subtasks
+    assert view.tree.children[at + 3] is fetch.children_box
+
+    ipywidgets.Widget.close_all()  # e.g. a user clearing every widget of the kernel
+    again = RunView(failed_run)  # the shared layout and styles are made again, not reused closed
+    assert again.shared.layout.comm is not None
+    assert _row(again, "Fetch orders").button.layout is again.shared.layout
+
+
 def test_show_output_uses_the_objects_rich_display(client: TriggerClient) -> None:
     pandas = pytest.importorskip("pandas")
     job = client.define_job("frame")
@@ -351,7 +370,10 @@ def test_ten_thousand_tasks_stay_usable() -> None:
     more = first.children_box.children[-1]
     assert more.description == f"show {PAGE_SIZE} more ({1000 - PAGE_SIZE:,} not shown)"
     more.click()
-    assert len(first.children_box.children) == 2 * PAGE_SIZE + 1
+    names = [w.description for w in first.children_box.children if "tnb-name-btn" in w._dom_classes]
+    assert names == [f"['t', {i}]" for i in range(2 * PAGE_SIZE)]
+    assert first.children_box.children[-1] is more  # still there: 900 more not shown
+    assert more.description == f"show {PAGE_SIZE} more ({1000 - 2 * PAGE_SIZE:,} not shown)"
     page = render_html(run_)
     assert len(page) < 2_000_000 and "more sibling tasks" in page
     assert "more tasks not shown here" in page

@@ -38,9 +38,11 @@ AUTO_EXPAND_ROWS = 40
 WIDGET_VIEW_MIME = "application/vnd.jupyter.widget-view+json"
 
 WIDGET_CSS = """
-.tnb .tnb-row{display:flex;flex-flow:row wrap;align-items:center;gap:0 4px;margin:0}
-.tnb .tnb-row>.tnb-details,.tnb .tnb-row>.tnb-children{flex-basis:100%}
-.tnb .tnb-leaf{padding-left:24px}
+.tnb .tnb-rows{display:grid;grid-template-columns:20px fit-content(60%) minmax(0,1fr);
+align-items:center;column-gap:4px;overflow:visible}
+.tnb .tnb-rows>.tnb-leaf{grid-column:2}
+.tnb .tnb-rows>.tnb-details,.tnb .tnb-rows>.tnb-children,.tnb .tnb-rows>.tnb-more-btn{
+grid-column:1/-1}
 .tnb .tnb-children{margin:0 0 0 11px;padding-left:6px;
 border-left:1px solid var(--jp-border-color2,#d0d7de)}
 .tnb .jupyter-button.tnb-name-btn,.tnb .jupyter-button.tnb-chevron,
@@ -50,7 +52,8 @@ color:var(--jp-ui-font-color1,#1f2328)}
 .tnb .jupyter-button.tnb-name-btn{font-weight:600}
 .tnb .jupyter-button.tnb-name-btn:hover{background:var(--jp-layout-color2,#eff1f3)}
 .tnb .jupyter-button.tnb-chevron{width:20px;padding:0;text-align:center}
-.tnb .jupyter-button.tnb-more-btn{color:var(--jp-brand-color1,#1f6feb);font-style:italic}
+.tnb .jupyter-button.tnb-more-btn{color:var(--jp-brand-color1,#1f6feb);font-style:italic;
+justify-self:start}
 .tnb .tnb-name-btn .fa{margin-right:6px}
 .tnb .tnb-st-running .fa{color:#1f6feb}.tnb .tnb-st-completed .fa{color:#1a7f37}
 .tnb .tnb-st-replayed .fa{color:#8250df}.tnb .tnb-st-failed .fa{color:#cf222e}
@@ -112,13 +115,12 @@ class RunView:
             records = seen[0]
             self.logs = group_logs(seen[1])
         self._records = {record.id: record for record in records}
-        self.shared = _Shared()
+        self.shared = _Shared.get()
         self.nodes = build_tree(records, run.record.executions)
         self.rows: dict[str, _Row] = {}
         self.header = ipywidgets.HTML(self._header_value())
         self.header.add_class("tnb-header")
-        self.tree = ipywidgets.VBox()
-        self.tree.add_class("tnb-tree")
+        self.tree = ipywidgets.Box(_dom_classes=("tnb-tree", "tnb-rows"))
         items: list[Any] = [self.header]
         top_logs = self.logs.get(None, [])
         if top_logs:
@@ -150,8 +152,8 @@ class RunView:
                 budget -= shown
                 queue.extend(row.toggle_children())
 
-    def make_row(self, node: TaskNode) -> _Row:
-        row = _Row(self, node)
+    def make_row(self, node: TaskNode, page: _Page) -> _Row:
+        row = _Row(self, node, page)
         self.rows[node.record.id] = row
         return row
 
@@ -213,8 +215,11 @@ class RunView:
 
 
 class _Shared:
-    """One Layout and one style per kind for every row: each widget would otherwise create two
-    more widgets of its own (a third of the cost). Rows are styled by CSS classes instead."""
+    """One Layout and one style per kind for every row of every view: each widget would
+    otherwise create two more widgets of its own (a third of the cost). Rows are styled by CSS
+    classes instead. Made once per process, again if someone closed them (``close_all()``)."""
+
+    _instance: _Shared | None = None
 
     def __init__(self) -> None:
         import ipywidgets
@@ -224,9 +229,22 @@ class _Shared:
         self.button_style = ipywidgets.ButtonStyle()
         self.html_style = HTMLStyle()
 
+    @classmethod
+    def get(cls) -> _Shared:
+        shared = cls._instance
+        parts = () if shared is None else (shared.layout, shared.button_style, shared.html_style)
+        if shared is None or any(part.comm is None for part in parts):
+            shared = cls._instance = cls()
+        return shared
+
 
 class _Page:
-    """Rows for a list of sibling tasks, ``PAGE_SIZE`` at a time, and a "show more" button."""
+    """Rows for a list of sibling tasks, ``PAGE_SIZE`` at a time, and a "show more" button.
+
+    The rows' widgets are the children of one grid (``box``): [chevron] name meta per line, a
+    row's details and subtasks on full-width lines under it. No container per row: that was a
+    quarter of the widgets of a page of parents and a third of one of leaves.
+    """
 
     def __init__(self, view: RunView, nodes: list[TaskNode], box: Any) -> None:
         self.view, self.nodes, self.box = view, nodes, box
@@ -238,9 +256,8 @@ class _Page:
         import ipywidgets
 
         start = len(self.rows)
-        new = [self.view.make_row(node) for node in self.nodes[start : start + PAGE_SIZE]]
+        new = [self.view.make_row(node, self) for node in self.nodes[start : start + PAGE_SIZE]]
         self.rows += new
-        items = [row.box for row in self.rows]
         left = len(self.nodes) - len(self.rows)
         if left > 0:
             if self.more is None:
@@ -249,34 +266,42 @@ class _Page:
                 self.more.add_class("tnb-more-btn")
                 self.more.on_click(self.extend)
             self.more.description = f"show {min(PAGE_SIZE, left)} more ({left:,} not shown)"
+        self.layout()
+        return new
+
+    def layout(self) -> None:
+        items = [widget for row in self.rows for widget in row.items()]
+        if len(self.rows) < len(self.nodes):
             items.append(self.more)
         self.box.children = tuple(items)
-        return new
 
 
 class _Row:
-    """One task: [chevron] [status icon + name] [key, duration, attempts, properties]."""
+    """One task: [chevron] [status icon + name] [key, duration, attempts, properties], then its
+    details and its subtasks when open."""
 
-    def __init__(self, view: RunView, node: TaskNode) -> None:
+    def __init__(self, view: RunView, node: TaskNode, page: _Page) -> None:
         import ipywidgets
 
         record = node.record
-        self.view, self.node = view, node
+        self.view, self.node, self.page = view, node, page
         shared = view.shared
+        leaf = () if node.children else ("tnb-leaf",)
         self.button = ipywidgets.Button(
             description=record.name or cache_key_text(record),
             icon=FA_ICONS[node.status],
             tooltip=f"{node.status}: click for logs, params, attempts and output",
             layout=shared.layout,
             style=shared.button_style,
-            _dom_classes=("tnb-name-btn", f"tnb-st-{node.status}"),  # one message, not one each
+            # one message, not one per class
+            _dom_classes=("tnb-name-btn", f"tnb-st-{node.status}", *leaf),
         )
         self.button.on_click(self.toggle_details)
         self.meta = ipywidgets.HTML(
             meta_html(node, now=view.now()),
             layout=shared.layout,
             style=shared.html_style,
-            _dom_classes=("tnb-meta-html",),
+            _dom_classes=("tnb-meta-html", f"tnb-row-{node.status}"),
         )
         self.head: list[Any] = [self.button, self.meta]
         self.chevron: Any = None
@@ -290,26 +315,25 @@ class _Row:
             )
             self.chevron.on_click(self.toggle_children)
             self.head.insert(0, self.chevron)
-        classes = ("tnb-row", f"tnb-row-{node.status}", *(() if node.children else ("tnb-leaf",)))
-        self.box = ipywidgets.Box(self.head, layout=shared.layout, _dom_classes=classes)
         self.details: Any = None
         self.details_open = False
         self.children_box: Any = None
         self.children_open = False
 
-    def _layout(self) -> None:
+    def items(self) -> list[Any]:
+        """This row's widgets in its page's grid."""
         items = list(self.head)
         if self.details_open:
             items.append(self.details)
         if self.children_open:
             items.append(self.children_box)
-        self.box.children = tuple(items)
+        return items
 
     def toggle_details(self, _button: object = None) -> None:
         if self.details is None:
             self.details = self.view.make_details(self.node)
         self.details_open = not self.details_open
-        self._layout()
+        self.page.layout()
 
     def toggle_children(self, _button: object = None) -> list[_Row]:
         """Show or hide the subtasks; returns the rows created now."""
@@ -317,13 +341,13 @@ class _Row:
 
         created: list[_Row] = []
         if self.children_box is None:
-            self.children_box = ipywidgets.VBox(
-                layout=self.view.shared.layout, _dom_classes=("tnb-children",)
+            self.children_box = ipywidgets.Box(
+                layout=self.view.shared.layout, _dom_classes=("tnb-children", "tnb-rows")
             )
             created = _Page(self.view, self.node.children, self.children_box).rows
         self.children_open = not self.children_open
         self.chevron.icon = "caret-down" if self.children_open else "caret-right"
-        self._layout()
+        self.page.layout()
         return created
 
 

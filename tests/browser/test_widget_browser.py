@@ -88,7 +88,7 @@ def test_tree_logs_error_output_and_explorer(page: Page, jupyter_server: Jupyter
     expect(tree.locator(".tnb-header")).to_contain_text("3 executed · 0 replayed · 1 failed")
     for name in ("Fetch user", "Load profile", "Load orders", "Send welcome email"):
         expect(tree.locator(".tnb-name-btn", has_text=name)).to_be_visible()
-    expect(tree.locator(".tnb-row-failed .tnb-meta-html")).to_contain_text(
+    expect(tree.locator(".tnb-meta-html.tnb-row-failed")).to_contain_text(
         "ConnectionError: SMTP server refused the connection"
     )
     _scroll_to_top(tree)
