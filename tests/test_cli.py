@@ -335,7 +335,7 @@ def test_durations_are_human(tmp_path: Path, capsys: pytest.CaptureFixture[str])
         job.trigger(seconds)
     client.store.close()
     _, out, _ = cli(capsys, "runs", "--dir", str(tmp_path / "s"))
-    assert [row[4] for row in table(out)[1:]] == ["3d 01h", "2h 05m", "3m 05s", "4.2 s", "250 ms"]
+    assert [row[4] for row in table(out)[1:]] == ["3d 01h", "2h 05m", "3m 05s", "4.20 s", "250 ms"]
 
 
 def test_show_unknown_or_ambiguous_task(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -12,6 +12,7 @@ import pytest
 
 from trigger_nb import (
     SKIP_RETRYING,
+    CacheReadError,
     FakeClock,
     RetryAt,
     RetryOptions,
@@ -326,3 +327,8 @@ def test_an_output_whose_class_is_gone_is_a_cache_read_error_not_a_second_side_e
     assert message.startswith(f"task 'bill' (run {run.id}): the stored output cannot be loaded")
     assert "ModuleNotFoundError" in message and "If its class moved or was renamed" in message
     assert "run_task('bill', ..., refresh=True)" in message
+    # Reading it from Python (or a view) says the same: what failed and how to get past it.
+    with pytest.raises(CacheReadError, match="cannot be loaded") as reading:
+        _ = client.load_run(run.id).tasks[0].output
+    assert f"`trigger-nb clear --run {run.id}`" in str(reading.value)
+    assert "run_task('bill', ..., refresh=True)" in str(reading.value)

@@ -180,8 +180,8 @@ def test_run_displays_as_html_and_text_without_a_kernel(waiting_run: JobRun) -> 
 
 
 def test_formatting() -> None:
-    assert [format_duration(s) for s in (None, 0.0123, 2.5, 125, 7322)] == [
-        "—", "12 ms", "2.50 s", "2m 05s", "2h 02m",
+    assert [format_duration(s) for s in (None, 0.0123, 2.5, 125, 7322, 266_400)] == [
+        "—", "12 ms", "2.50 s", "2m 05s", "2h 02m", "3d 02h",
     ]  # fmt: skip
     clock = FakeClock()
     from datetime import timedelta

@@ -17,6 +17,7 @@ from typing import Any
 
 from trigger_nb.model import LogRecord, RunRecord, RunStatus, TaskRecord, TaskStatus, to_plain
 from trigger_nb.run import JobRun, TaskView
+from trigger_nb.view_model import format_duration
 
 NOTE_CHARS = 60
 RUNS_HEADER = ("JOB", "RUN", "STATUS", "STARTED", "DURATION", "EXECS", "TASKS", "REPLAYED")
@@ -270,19 +271,7 @@ def local_time(moment: datetime | None) -> str:
 
 
 def human_duration(seconds: float | None) -> str:
-    """120 ms, 4.2 s, 3m 05s, 2h 04m, 3d 04h."""
-    if seconds is None:
-        return "-"
-    if seconds < 1:
-        return f"{seconds * 1000:.0f} ms"
-    if seconds < 60:
-        return f"{seconds:.1f} s"
-    whole = round(seconds)
-    if whole >= 86400:
-        return f"{whole // 86400}d {whole % 86400 // 3600:02d}h"
-    if whole >= 3600:
-        return f"{whole // 3600}h {whole % 3600 // 60:02d}m"
-    return f"{whole // 60}m {whole % 60:02d}s"
+    return format_duration(seconds, missing="-")
 
 
 def plural(count: int, noun: str) -> str:

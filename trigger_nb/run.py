@@ -31,6 +31,7 @@ from trigger_nb.model import (
     utcnow,
 )
 from trigger_nb.store import RunSnapshot, Store
+from trigger_nb.task import refresh_hint
 
 if TYPE_CHECKING:
     from trigger_nb.job import TriggerClient
@@ -55,8 +56,11 @@ class TaskView:
         """The stored output, unpickled on first access (None until the task completed)."""
         if not self.record.is_completed:
             return None
-        data = self._run._store.read_output(self.record.run_id, self.record.id)
-        return deserialize(data, f"task {self.record.name!r}", "refresh it with refresh=True")
+        record = self.record
+        data = self._run._store.read_output(record.run_id, record.id)
+        return deserialize(
+            data, f"task {record.name!r}", refresh_hint(record.cache_key, record.run_id)
+        )
 
     @property
     def logs(self) -> list[LogRecord]:

@@ -181,9 +181,10 @@ def format_time(moment: datetime | None) -> str:
     return moment.astimezone().strftime("%Y-%m-%d %H:%M:%S")
 
 
-def format_duration(seconds: float | None) -> str:
+def format_duration(seconds: float | None, missing: str = "—") -> str:
+    """12 ms, 2.50 s, 3m 05s, 2h 04m, 3d 04h: every view and the CLI write durations so."""
     if seconds is None:
-        return "—"
+        return missing
     if seconds < 1:
         return f"{seconds * 1000:.0f} ms"
     if seconds < 60:
@@ -192,7 +193,10 @@ def format_duration(seconds: float | None) -> str:
     if minutes < 60:
         return f"{minutes}m {secs:02d}s"
     hours, minutes = divmod(minutes, 60)
-    return f"{hours}h {minutes:02d}m"
+    if hours < 24:
+        return f"{hours}h {minutes:02d}m"
+    days, hours = divmod(hours, 24)
+    return f"{days}d {hours:02d}h"
 
 
 def format_countdown(wait_until: datetime | None, now: datetime | None = None) -> str:
