@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import asyncio
+from collections.abc import Callable, Coroutine, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -43,3 +45,22 @@ def _isolated_default_store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> 
     monkeypatch.setenv("TRIGGER_NB_DIR", str(tmp_path / "default-store"))
     monkeypatch.setattr(trigger_nb.job, "_default", None)
     yield
+
+
+LoopRunner = Callable[[Coroutine[Any, Any, Any]], Any]
+
+
+@pytest.fixture
+def run_loop() -> LoopRunner:
+    """``asyncio.run`` for tests: once a test has driven a task inside a running loop,
+    nest_asyncio2 has replaced ``asyncio.run`` by one that leaves its loop (and a socket pair)
+    open, and the unclosed sockets then fail whichever later test collects them."""
+
+    def run(coroutine: Coroutine[Any, Any, Any]) -> Any:
+        loop = asyncio.new_event_loop()
+        try:
+            return loop.run_until_complete(coroutine)
+        finally:
+            loop.close()
+
+    return run

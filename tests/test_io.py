@@ -342,3 +342,44 @@ def test_replay_reports_the_time_it_saved(client: TriggerClient) -> None:
     replayed = job.trigger().execution_history[-1]
     assert replayed.replayed == 2 and replayed.executed == 0
     assert replayed.time_saved_seconds >= 0.1
+
+
+LEAK_SCRIPT = """
+import asyncio, gc, os, warnings
+from trigger_nb import MemoryStore, TriggerClient
+
+warnings.simplefilter("error", ResourceWarning)
+client = TriggerClient("fds", store=MemoryStore())
+job = client.define_job("async-tasks")
+
+async def work():
+    await asyncio.sleep(0)
+    return 1
+
+@job.run
+def run(payload, io, ctx):
+    return io.run_task("work", work)
+
+async def inside_a_running_loop():  # as in Jupyter: nest_asyncio2 gets applied
+    return job.trigger(new_run=True).output
+
+assert asyncio.run(inside_a_running_loop()) == 1
+gc.collect()
+before = len(os.listdir("/proc/self/fd"))
+for _ in range(50):  # no running loop now: each run drives its coroutine in a loop of its own
+    assert job.trigger(new_run=True).output == 1
+gc.collect()
+print(len(os.listdir("/proc/self/fd")) - before)
+"""
+
+
+def test_async_tasks_driven_from_sync_code_leave_no_event_loop_open(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    done = subprocess.run(
+        [sys.executable, "-c", LEAK_SCRIPT], capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr
+    assert "ResourceWarning" not in done.stderr  # an unclosed loop or socket
+    assert int(done.stdout) <= 0, "file descriptors leaked by 50 runs"

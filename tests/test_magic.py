@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -345,7 +345,9 @@ def test_event_with_payload_runs_at_once_and_records_the_event(ip: Any) -> None:
     assert run_.output == ("order.paid", "shipped") and ip.user_ns["calls"] == [7]
 
 
-def run_with_a_running_loop(ip: Any, cell: str, seconds: float) -> Any:
+def run_with_a_running_loop(
+    run_loop: Callable[..., Any], ip: Any, cell: str, seconds: float
+) -> Any:
     """Execute ``cell`` as ipykernel does (inside a running asyncio loop), then keep the loop
     running for ``seconds`` so timers the cell set can fire."""
 
@@ -354,11 +356,11 @@ def run_with_a_running_loop(ip: Any, cell: str, seconds: float) -> Any:
         await asyncio.sleep(seconds)
         return result
 
-    return asyncio.run(scenario())
+    return run_loop(scenario())
 
 
 def test_waiting_run_resumes_by_itself_while_the_loop_runs(
-    ip: Any, capsys: pytest.CaptureFixture[str]
+    run_loop: Callable[..., Any], ip: Any, capsys: pytest.CaptureFixture[str]
 ) -> None:
     cell = """%%trigger_job napper --quiet
 io.run_task("before", lambda: calls.append("before"))
@@ -367,7 +369,7 @@ io.run_task("after", lambda: calls.append("after"))
 print("printed after the wait")
 "woke up"
 """
-    result = run_with_a_running_loop(ip, cell, 0.8)
+    result = run_with_a_running_loop(run_loop, ip, cell, 0.8)
     assert result.error_in_exec is None and result.result is None  # the cell ended at the wait
     assert ip.user_ns["calls"] == ["before", "after"]
     out = capsys.readouterr().out
@@ -377,17 +379,19 @@ print("printed after the wait")
 
 
 def test_a_resumed_run_that_fails_shows_the_error(
-    ip: Any, capsys: pytest.CaptureFixture[str]
+    run_loop: Callable[..., Any], ip: Any, capsys: pytest.CaptureFixture[str]
 ) -> None:
     cell = '%%trigger_job napper-fails\nio.wait("nap", 0.1)\nio.run_task("explode", lambda: 1 / 0)'
-    run_with_a_running_loop(ip, cell, 0.6)
+    run_with_a_running_loop(run_loop, ip, cell, 0.6)
     out = capsys.readouterr().out
     assert "ZeroDivisionError" in out and "TaskError: task 'explode' failed" in out
     assert "trigger_nb/" not in out
     assert trigger_nb.list_runs("napper-fails")[0].status == "FAILURE"
 
 
-def test_re_executing_a_waiting_cell_replaces_its_timer(ip: Any) -> None:
+def test_re_executing_a_waiting_cell_replaces_its_timer(
+    run_loop: Callable[..., Any], ip: Any
+) -> None:
     cell = '%%trigger_job twice --quiet\nio.wait("nap", 0.3)\n'
     cell += 'io.run_task("after", lambda: calls.append(1))'
 
@@ -396,12 +400,14 @@ def test_re_executing_a_waiting_cell_replaces_its_timer(ip: Any) -> None:
             await ip.run_cell_async(cell, transformed_cell=ip.transform_cell(cell))
         await asyncio.sleep(0.8)
 
-    asyncio.run(scenario())
+    run_loop(scenario())
     assert ip.user_ns["calls"] == [1]
     assert trigger_nb.list_runs("twice")[0].executions == 3  # two by the cell, one by the timer
 
 
-def test_a_resume_falling_due_during_another_run_waits_for_it(ip: Any) -> None:
+def test_a_resume_falling_due_during_another_run_waits_for_it(
+    run_loop: Callable[..., Any], ip: Any
+) -> None:
     napper = '%%trigger_job nap-a --quiet\nio.wait("nap", 0.2)\n'
     napper += 'io.run_task("a", lambda: calls.append("A"))'
     slow = (
@@ -415,5 +421,5 @@ def test_a_resume_falling_due_during_another_run_waits_for_it(ip: Any) -> None:
         assert ip.user_ns["calls"] == ["B"]
         await asyncio.sleep(1.0)  # BUSY_RETRY_SECONDS after B: A resumes
 
-    asyncio.run(scenario())
+    run_loop(scenario())
     assert ip.user_ns["calls"] == ["B", "A"]

@@ -156,6 +156,54 @@ def test_lock_run_makes_a_second_holder_wait(any_store: Store) -> None:
     assert order == ["first", "second"]
 
 
+def test_removing_a_run_waits_for_its_holder_and_takes_its_lock_along(any_store: Store) -> None:
+    any_store.save_run(run_record("run_a"))
+    order: list[str] = []
+    holding = threading.Event()
+
+    def executing() -> None:
+        with any_store.lock_run("run_a"):
+            holding.set()
+            time.sleep(0.1)
+            order.append("executed")
+
+    thread = threading.Thread(target=executing)
+    thread.start()
+    holding.wait()
+    any_store.remove_run("run_a")
+    order.append("removed")
+    thread.join()
+    assert order == ["executed", "removed"] and any_store.load_run("run_a") is None
+    if isinstance(any_store, DiskStore):  # no lock file left behind per deleted run
+        assert not (Path(any_store.location) / "locks" / "run_a.lock").exists()
+    with any_store.lock_run("run_a"):  # the name can be locked again
+        pass
+
+
+def test_a_waiter_on_a_removed_lock_file_locks_the_new_one(tmp_path: Path) -> None:
+    """A waits on the lock file of a run being removed; the remover deletes the file and a
+    newcomer locks a fresh one at the same path before A wakes up. A must then wait for the
+    newcomer: holding the deleted file's lock would let both in at once."""
+    from trigger_nb.backend import _file_lock
+
+    path = tmp_path / "locks" / "run_a.lock"
+    times: dict[str, float] = {}
+
+    def waiter() -> None:
+        with _file_lock(path):
+            times["waiter in"] = time.monotonic()
+
+    with _file_lock(path, remove=True):
+        thread = threading.Thread(target=waiter)
+        thread.start()
+        time.sleep(0.2)  # the waiter is polling the lock of the file about to be deleted
+    with _file_lock(path):  # the newcomer: a new file at the same path
+        time.sleep(0.3)
+        times["newcomer out"] = time.monotonic()
+    thread.join()
+    assert times["waiter in"] >= times["newcomer out"]
+
+
 def test_disk_store_never_evicts_and_refuses_unknown_formats(tmp_path: Path) -> None:
     store = DiskStore(tmp_path / "s")
     store.close()

@@ -62,7 +62,9 @@ class Backend(Protocol):
 
     def delete(self, key: str) -> None: ...
 
-    def lock(self, name: str) -> contextlib.AbstractContextManager[None]: ...
+    def lock(self, name: str, *, remove: bool = False) -> contextlib.AbstractContextManager[None]:
+        """Hold ``name`` against other threads and processes. ``remove``: the lock is not needed
+        again (its run is being deleted): remove what holds it as it is released."""
 
     def close(self) -> None: ...
 
@@ -102,11 +104,22 @@ class MemoryBackend:
             self._values.pop(key, None)
 
     @contextlib.contextmanager
-    def lock(self, name: str) -> Iterator[None]:
-        with self._mutex:
-            lock = self._locks.setdefault(name, threading.Lock())
-        with lock:
+    def lock(self, name: str, *, remove: bool = False) -> Iterator[None]:
+        while True:
+            with self._mutex:
+                lock = self._locks.setdefault(name, threading.Lock())
+            lock.acquire()
+            with self._mutex:
+                if self._locks.get(name) is lock:
+                    break
+            lock.release()  # its holder removed it while we waited: take the current one
+        try:
             yield
+        finally:
+            if remove:
+                with self._mutex:
+                    del self._locks[name]
+            lock.release()
 
     def close(self) -> None:
         pass
@@ -216,10 +229,11 @@ class DiskBackend:
             self._cache.delete(key, retry=True)
 
     @contextlib.contextmanager
-    def lock(self, name: str) -> Iterator[None]:
+    def lock(self, name: str, *, remove: bool = False) -> Iterator[None]:
         with self._mutex:
             thread_lock = self._thread_locks.setdefault(name, threading.Lock())
-        with thread_lock, _file_lock(Path(self.location, "locks", f"{name}.lock")):
+        path = Path(self.location, "locks", f"{name}.lock")
+        with thread_lock, _file_lock(path, remove=remove):
             yield
 
     def close(self) -> None:
@@ -241,40 +255,73 @@ def _file_loader(disk: Any, mode: int, filename: str) -> Lazy:
 
 
 @contextlib.contextmanager
-def _file_lock(path: Path) -> Iterator[None]:
-    """An OS file lock: released by the kernel if the holder dies, even by SIGKILL."""
+def _file_lock(path: Path, *, remove: bool = False) -> Iterator[None]:
+    """An OS file lock: released by the kernel if the holder dies, even by SIGKILL.
+
+    ``remove``: delete the lock file before releasing it (its run is gone: without this, the
+    locks directory kept one file per run ever executed). A waiter may then hold a lock on the
+    deleted file while a newcomer locks a new one, so every acquirer checks that the file it
+    locked is still the one at ``path``, and starts over if not.
+    """
     try:
         import fcntl
     except ImportError:  # pragma: no cover - Windows: one process per store is assumed
         yield
         return
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a+") as handle:
-        # Poll instead of blocking so Ctrl-C (KeyboardInterrupt) still stops a waiting kernel.
-        told = False
-        while True:
-            try:
-                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except BlockingIOError:
-                if not told:
-                    handle.seek(0)
-                    holder = handle.read().strip() or "another process"
-                    print(
-                        f"trigger_nb: {path.stem} is executing in {holder}; waiting for it to "
-                        "finish",
-                        file=sys.stderr,
-                    )
-                    told = True
-                time.sleep(_LOCK_POLL_SECONDS)
+    handle = _acquire(path, fcntl)
+    try:
         handle.seek(0)
         handle.truncate()
         handle.write(f"process {os.getpid()}")
         handle.flush()
+        yield
+    finally:
         try:
-            yield
+            if remove:
+                path.unlink(missing_ok=True)
         finally:
             fcntl.flock(handle, fcntl.LOCK_UN)
+            handle.close()
+
+
+def _acquire(path: Path, fcntl: Any) -> Any:
+    """An open handle of ``path`` holding its lock (see ``_file_lock``)."""
+    told = False
+    while True:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        handle = open(path, "a+")  # noqa: SIM115 - closed by _file_lock or just below
+        try:
+            # Poll instead of blocking so Ctrl-C (KeyboardInterrupt) still stops a waiting kernel.
+            while True:
+                try:
+                    fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    break
+                except BlockingIOError:
+                    if not told:
+                        handle.seek(0)
+                        holder = handle.read().strip() or "another process"
+                        print(
+                            f"trigger_nb: {path.stem} is executing in {holder}; waiting for it "
+                            "to finish",
+                            file=sys.stderr,
+                        )
+                        told = True
+                    time.sleep(_LOCK_POLL_SECONDS)
+            if _is_file_at(handle, path):
+                return handle
+        except BaseException:
+            handle.close()
+            raise
+        handle.close()  # its holder deleted the run and its lock file meanwhile: lock the new one
+
+
+def _is_file_at(handle: Any, path: Path) -> bool:
+    try:
+        here = os.stat(path)
+    except FileNotFoundError:
+        return False
+    mine = os.fstat(handle.fileno())
+    return (mine.st_dev, mine.st_ino) == (here.st_dev, here.st_ino)
 
 
 class _StoreErrors:

@@ -111,10 +111,7 @@ def run_clear(args: argparse.Namespace, store: Store, clock: Clock) -> int:
             print("Nothing deleted.", file=sys.stderr)
             return EXIT_NOT_FOUND
     for record in chosen:
-        # A run executing in another process is deleted once it stops, not from under it:
-        # deleting mid-execution would leave the tasks it records afterwards as a partial run.
-        with store.lock_run(record.id):
-            store.delete_run(record.id)
+        store.remove_run(record.id)  # a run executing in another process stops first
     print(f"Deleted {what}.")
     return EXIT_OK
 

@@ -155,11 +155,34 @@ def run_coroutine(coroutine: Any) -> Any:
     try:
         loop = asyncio.get_running_loop()
     except RuntimeError:
-        return asyncio.run(coroutine)
+        return _run_in_a_new_loop(coroutine)
     import nest_asyncio2
 
     nest_asyncio2.apply(loop)
     return loop.run_until_complete(coroutine)
+
+
+def _run_in_a_new_loop(coroutine: Any) -> Any:
+    """``asyncio.run``'s job, done here: once nest_asyncio2 has been applied (a task ran inside
+    a running loop, as in Jupyter), ``asyncio.run`` is its replacement, which leaves every loop
+    it makes open (a leaked socket pair each)."""
+    import asyncio
+
+    loop = asyncio.new_event_loop()
+    try:
+        asyncio.set_event_loop(loop)
+        return loop.run_until_complete(coroutine)
+    finally:
+        try:
+            pending = asyncio.all_tasks(loop)
+            for task in pending:
+                task.cancel()
+            loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
+            loop.run_until_complete(loop.shutdown_asyncgens())
+            loop.run_until_complete(loop.shutdown_default_executor())
+        finally:
+            asyncio.set_event_loop(None)
+            loop.close()
 
 
 def check_timeout(timeout: object) -> float | None:

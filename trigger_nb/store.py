@@ -203,7 +203,15 @@ class Store:
     def clear_cancel(self, run_id: str) -> None:
         self.backend.delete(f"x:{run_id}")
 
+    def remove_run(self, run_id: str) -> None:
+        """Delete a run and everything it recorded, once it is not executing anywhere (a run
+        executing in another process is deleted when it stops, not from under it: deleting
+        mid-execution would leave what it records afterwards as a partial run)."""
+        with self.lock_run(run_id, remove=True):
+            self.delete_run(run_id)
+
     def delete_run(self, run_id: str) -> None:
+        """Delete a run's records now (``remove_run`` waits for it to stop executing first)."""
         self.backend.write(
             [],
             deletes=[f"r:{run_id}", f"ro:{run_id}", f"x:{run_id}"],
@@ -220,8 +228,7 @@ class Store:
         stale.sort(key=last_active)
         if not dry_run:
             for record in stale:
-                with self.lock_run(record.id):  # a run executing elsewhere finishes first
-                    self.delete_run(record.id)
+                self.remove_run(record.id)  # a run executing elsewhere finishes first
         return [r.id for r in stale]
 
     def save_run_output(self, run_id: str, data: bytes) -> None:
@@ -312,8 +319,10 @@ class Store:
         self.backend.write([(key, log.model_dump_json())])
 
     @contextlib.contextmanager
-    def lock_run(self, run_id: str) -> Iterator[None]:
-        """Hold the run for one execution: a second process (or thread) waits here."""
+    def lock_run(self, run_id: str, *, remove: bool = False) -> Iterator[None]:
+        """Hold the run for one execution: a second process (or thread) waits here.
+
+        ``remove``: the run is being deleted; its lock goes with it."""
         held: set[str] = self._held.__dict__.setdefault("runs", set())
         if run_id in held:
             # Waiting on a lock this very thread holds would hang the kernel forever.
@@ -321,7 +330,7 @@ class Store:
                 f"run {run_id} is already executing in this thread: a run cannot trigger or "
                 "resume itself; use job.trigger(..., new_run=True) or another payload"
             )
-        with self.backend.lock(run_id):
+        with self.backend.lock(run_id, remove=remove):
             held.add(run_id)
             try:
                 yield

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import pickle
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -90,12 +91,12 @@ def printed(cell: Any) -> str:
 
 
 def test_two_kernels_run_different_jobs_in_one_directory_without_interference(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    run_loop: Callable[..., Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.delenv("TRIGGER_NB_DIR", raising=False)  # both kernels: ./.trigger_nb
     notebooks = [notebook("a", "b"), notebook("b", "a")]
 
-    asyncio.run(execute_both(notebooks, tmp_path))
+    run_loop(execute_both(notebooks, tmp_path))
 
     for nb in notebooks:
         assert printed(nb.cells[1]) == f"SUCCESS {TASKS} 0"
