@@ -170,8 +170,9 @@ def comparison_table(base: list[Timing], view: list[Timing], own: list[float], w
 
 
 def render_table(run: Any, repeats: int = REPEATS) -> str:
-    from trigger_nb.html_view import render_html, render_text
+    from trigger_nb.html_view import render_html
     from trigger_nb.run_view import RunView
+    from trigger_nb.text_view import render_text
     from trigger_nb.widget import LiveRunView
 
     records = [view.record for view in run.all_tasks]

@@ -184,20 +184,20 @@ def test_a_waiter_on_a_removed_lock_file_locks_the_new_one(tmp_path: Path) -> No
     """A waits on the lock file of a run being removed; the remover deletes the file and a
     newcomer locks a fresh one at the same path before A wakes up. A must then wait for the
     newcomer: holding the deleted file's lock would let both in at once."""
-    from trigger_nb.backend import _file_lock
+    from trigger_nb.file_lock import file_lock
 
     path = tmp_path / "locks" / "run_a.lock"
     times: dict[str, float] = {}
 
     def waiter() -> None:
-        with _file_lock(path):
+        with file_lock(path):
             times["waiter in"] = time.monotonic()
 
-    with _file_lock(path, remove=True):
+    with file_lock(path, remove=True):
         thread = threading.Thread(target=waiter)
         thread.start()
         time.sleep(0.2)  # the waiter is polling the lock of the file about to be deleted
-    with _file_lock(path):  # the newcomer: a new file at the same path
+    with file_lock(path):  # the newcomer: a new file at the same path
         time.sleep(0.3)
         times["newcomer out"] = time.monotonic()
     thread.join()

@@ -21,9 +21,10 @@ from trigger_nb import (
     TriggerClient,
 )
 from trigger_nb.explorer import RunsExplorer
-from trigger_nb.html_view import render_html, render_text, run_tree
-from trigger_nb.model import REDACTED
+from trigger_nb.html_view import render_html, run_tree
+from trigger_nb.preview import REDACTED
 from trigger_nb.run_view import PAGE_SIZE, WIDGET_VIEW_MIME, RunView
+from trigger_nb.text_view import render_text
 from trigger_nb.view_model import TaskNode, format_countdown, format_duration
 from trigger_nb.widget import REDRAW_INTERVAL_SECONDS, LiveRunView, runs_explorer
 

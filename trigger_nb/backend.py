@@ -14,7 +14,6 @@ from __future__ import annotations
 import contextlib
 import os
 import sqlite3
-import sys
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -22,9 +21,9 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from trigger_nb.errors import StoreError
+from trigger_nb.file_lock import file_lock
 
 DIR_ENV_VAR = "TRIGGER_NB_DIR"
-_LOCK_POLL_SECONDS = 0.02
 _MODE_RAW = 1  # diskcache.core.MODE_RAW: the value column holds the str/bytes as is
 # The row diskcache's Cache.set writes for a small bytes value under a str key (raw = 1, no
 # expiry, no tag, size 0, MODE_RAW, no file), as one statement; see DiskBackend._put_one.
@@ -233,7 +232,7 @@ class DiskBackend:
         with self._mutex:
             thread_lock = self._thread_locks.setdefault(name, threading.Lock())
         path = Path(self.location, "locks", f"{name}.lock")
-        with thread_lock, _file_lock(path, remove=remove):
+        with thread_lock, file_lock(path, remove=remove):
             yield
 
     def close(self) -> None:
@@ -252,76 +251,6 @@ def _file_loader(disk: Any, mode: int, filename: str) -> Lazy:
         return value
 
     return load
-
-
-@contextlib.contextmanager
-def _file_lock(path: Path, *, remove: bool = False) -> Iterator[None]:
-    """An OS file lock: released by the kernel if the holder dies, even by SIGKILL.
-
-    ``remove``: delete the lock file before releasing it (its run is gone: without this, the
-    locks directory kept one file per run ever executed). A waiter may then hold a lock on the
-    deleted file while a newcomer locks a new one, so every acquirer checks that the file it
-    locked is still the one at ``path``, and starts over if not.
-    """
-    try:
-        import fcntl
-    except ImportError:  # pragma: no cover - Windows: one process per store is assumed
-        yield
-        return
-    handle = _acquire(path, fcntl)
-    try:
-        handle.seek(0)
-        handle.truncate()
-        handle.write(f"process {os.getpid()}")
-        handle.flush()
-        yield
-    finally:
-        try:
-            if remove:
-                path.unlink(missing_ok=True)
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
-            handle.close()
-
-
-def _acquire(path: Path, fcntl: Any) -> Any:
-    """An open handle of ``path`` holding its lock (see ``_file_lock``)."""
-    told = False
-    while True:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        handle = open(path, "a+")  # noqa: SIM115 - closed by _file_lock or just below
-        try:
-            # Poll instead of blocking so Ctrl-C (KeyboardInterrupt) still stops a waiting kernel.
-            while True:
-                try:
-                    fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                    break
-                except BlockingIOError:
-                    if not told:
-                        handle.seek(0)
-                        holder = handle.read().strip() or "another process"
-                        print(
-                            f"trigger_nb: {path.stem} is executing in {holder}; waiting for it "
-                            "to finish",
-                            file=sys.stderr,
-                        )
-                        told = True
-                    time.sleep(_LOCK_POLL_SECONDS)
-            if _is_file_at(handle, path):
-                return handle
-        except BaseException:
-            handle.close()
-            raise
-        handle.close()  # its holder deleted the run and its lock file meanwhile: lock the new one
-
-
-def _is_file_at(handle: Any, path: Path) -> bool:
-    try:
-        here = os.stat(path)
-    except FileNotFoundError:
-        return False
-    mine = os.fstat(handle.fileno())
-    return (mine.st_dev, mine.st_ino) == (here.st_dev, here.st_ino)
 
 
 class _StoreErrors:

@@ -32,7 +32,8 @@ from trigger_nb.cli_render import (
 )
 from trigger_nb.clock import Clock
 from trigger_nb.errors import NotFoundError
-from trigger_nb.model import LogRecord, RunRecord, RunStatus, redact_value, to_plain
+from trigger_nb.model import LogRecord, RunRecord, RunStatus
+from trigger_nb.preview import redact_value, to_plain
 from trigger_nb.run import JobRun, TaskView
 from trigger_nb.status import EXIT_NOT_FOUND, EXIT_OK, LOG_LEVELS
 from trigger_nb.store import Store

@@ -15,7 +15,8 @@ from datetime import date, datetime, time
 from pathlib import PurePath
 from typing import Any
 
-from trigger_nb.model import LogRecord, RunRecord, RunStatus, TaskRecord, TaskStatus, to_plain
+from trigger_nb.model import LogRecord, RunRecord, RunStatus, TaskRecord, TaskStatus
+from trigger_nb.preview import to_plain
 from trigger_nb.run import JobRun, TaskView
 from trigger_nb.view_model import format_duration
 

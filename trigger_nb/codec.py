@@ -7,7 +7,7 @@ import pickle
 from typing import Any
 
 from trigger_nb.errors import CacheReadError, TaskOutputError
-from trigger_nb.model import type_name
+from trigger_nb.preview import type_name
 
 
 def serialize(value: object, cache_key: object) -> bytes:

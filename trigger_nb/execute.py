@@ -21,9 +21,8 @@ from trigger_nb.model import (
     ExecutionRecord,
     RunRecord,
     RunStatus,
-    preview,
-    type_name,
 )
+from trigger_nb.preview import preview, type_name
 from trigger_nb.store import Store
 
 if TYPE_CHECKING:

@@ -10,10 +10,11 @@ from __future__ import annotations
 from typing import Any
 
 from trigger_nb.errors import InvalidOptionError
-from trigger_nb.html_view import CSS, esc
+from trigger_nb.html_view import esc
 from trigger_nb.model import RunRecord, RunStatus
-from trigger_nb.run_view import WIDGET_CSS, RunView, mimebundle
+from trigger_nb.run_view import RunView, mimebundle
 from trigger_nb.store import Store
+from trigger_nb.view_css import CSS, WIDGET_CSS
 from trigger_nb.view_model import COLORS, format_duration, format_time, short_run_id
 
 ALL = ""

@@ -1,5 +1,6 @@
-"""Kernel-free renderings of a run: self-contained HTML (no scripts, no external assets) and a
-plain-text outline. Saved notebooks, nbconvert, GitHub and the CLI show these.
+"""Kernel-free rendering of a run as self-contained HTML (no scripts, no external assets): saved
+notebooks, nbconvert, GitHub and ``trigger-nb export --format html`` show it. The plain-text
+outline beside it is in ``text_view``.
 
 Every piece of user text (task names, keys, log messages, errors, previews) goes through
 ``html.escape``: a task named ``<script>`` is shown, never run.
@@ -13,7 +14,9 @@ from collections.abc import Callable
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
-from trigger_nb.model import LogRecord, RunRecord, TaskRecord, redact_value, to_plain
+from trigger_nb.model import LogRecord, RunRecord, TaskRecord
+from trigger_nb.preview import redact_value, to_plain
+from trigger_nb.view_css import CSS
 from trigger_nb.view_model import (
     COLORS,
     GLYPHS,
@@ -35,30 +38,6 @@ if TYPE_CHECKING:
 SIBLING_PAGE = 100  # siblings shown per level before "… N more"
 MAX_ROWS = 1000  # rows in one static rendering: a 10,000-task run stays a readable size
 NOTEBOOK_MAX_ROWS = 200  # rows in the fallback saved with a notebook output: keeps it small
-
-CSS = """
-.tnb{font-family:var(--jp-ui-font-family,'DejaVu Sans',sans-serif);font-size:13px;
-color:var(--jp-ui-font-color1,#1f2328);line-height:1.45}
-.tnb code{font-family:var(--jp-code-font-family,'DejaVu Sans Mono',monospace);font-size:12px}
-.tnb-head{margin-bottom:4px}.tnb-name{font-weight:600}.tnb-job{font-weight:600;font-size:14px}
-.tnb-version,.tnb-muted,.tnb-meta{color:var(--jp-ui-font-color2,#656d76)}
-.tnb-badge{color:#fff;border-radius:9px;padding:0 8px;font-size:11px;font-weight:600}
-.tnb-key{background:var(--jp-layout-color2,#eff1f3);border-radius:3px;padding:0 4px}
-.tnb-glyph{display:inline-block;width:1.2em;text-align:center;font-weight:700}
-.tnb-tree details>summary{cursor:pointer;list-style-position:inside}
-.tnb-kids{margin-left:14px;border-left:1px solid var(--jp-border-color2,#d0d7de);
-padding-left:6px}
-.tnb-body{margin:2px 0 6px 22px;padding:4px 8px;border-left:2px solid
-var(--jp-border-color2,#d0d7de)}
-.tnb-body table{border-collapse:collapse;font-size:12px}
-.tnb-body td,.tnb-body th{padding:1px 8px 1px 0;text-align:left;vertical-align:top}
-.tnb-body pre{margin:2px 0;white-space:pre-wrap;font-size:12px;max-height:24em;overflow:auto}
-.tnb-err{color:#cf222e}.tnb-lvl-error{color:#cf222e}.tnb-lvl-warn{color:#bf8700}
-.tnb-sep{color:var(--jp-ui-font-color3,#8c959f)}
-.tnb-more{color:var(--jp-ui-font-color2,#656d76);font-style:italic}
-.tnb-spin{display:inline-block;animation:tnb-spin 1.2s linear infinite}
-@keyframes tnb-spin{to{transform:rotate(360deg)}}
-"""
 
 
 def esc(value: object) -> str:
@@ -190,7 +169,7 @@ def _json(value: Any) -> str:
 # --- the tree -------------------------------------------------------------------------------
 
 
-class _Budget:
+class Budget:
     def __init__(self, rows: int) -> None:
         self.left = rows
         self.hidden = 0
@@ -208,7 +187,7 @@ def tree_html(
     """Nested rows. With ``logs`` each row is a ``<details>`` holding its details; without,
     plain lines. ``latest=N`` shows only the last N siblings of each level (the live view, where
     the newest tasks are the news)."""
-    budget = _Budget(max_rows)
+    budget = Budget(max_rows)
     render_line = line or (lambda node: line_html(node, now=now))
     out: list[str] = []
     _walk(nodes, logs, budget, render_line, out, latest)
@@ -220,7 +199,7 @@ def tree_html(
 def _walk(
     nodes: list[TaskNode],
     logs: dict[str | None, list[LogRecord]] | None,
-    budget: _Budget,
+    budget: Budget,
     line: Callable[[TaskNode], str],
     out: list[str],
     latest: int | None = None,
@@ -299,58 +278,3 @@ def html_from(
         f'<div class="tnb tnb-run"><style>{CSS}</style>{header_html(summary, now=now)}'
         f"{run_logs}{tree}</div>"
     )
-
-
-# --- text -----------------------------------------------------------------------------------
-
-
-def summary_text(summary: RunSummary) -> str:
-    plural = "s" if summary.executions != 1 else ""
-    return (
-        f"{summary.job_name} v{summary.job_version} · {summary.run_id} · {summary.status} · "
-        f"{summary.executions} execution{plural} · started {summary.started} · "
-        f"{summary.duration}\n{summary.counts_line}"
-    )
-
-
-def render_text(run: JobRun, *, now: datetime | None = None, max_rows: int = MAX_ROWS) -> str:
-    """An indented plain-text outline of the run's task tree."""
-    return text_from(run.record, run_tree(run), now=now or clock_now(run), max_rows=max_rows)
-
-
-def text_from(
-    record: RunRecord, nodes: list[TaskNode], *, now: datetime, max_rows: int = MAX_ROWS
-) -> str:
-    """``render_text`` from an already built tree."""
-    summary = summarize_run(record, now=now)
-    lines = [summary_text(summary)]
-    if summary.status == "WAITING":
-        lines.append(format_countdown(summary.wait_until, now))
-    if summary.error:
-        lines.append(f"error: {summary.error}")
-    budget = _Budget(max_rows)
-
-    def walk(nodes: list[TaskNode], depth: int) -> None:
-        for index, node in enumerate(nodes):
-            if index >= SIBLING_PAGE or budget.left <= 0:
-                lines.append(f"{'  ' * depth}… {len(nodes) - index:,} more sibling tasks")
-                return
-            budget.left -= 1
-            r = node.record
-            key = cache_key_text(r)
-            label = r.name if key == r.name else f"{r.name} [{key}]"
-            bits = [f"{'  ' * depth}{GLYPHS[node.status]} {label}"]
-            if node.status == WAITING:
-                bits.append(format_countdown(r.wait_until, now))
-            elif r.duration_seconds is not None:
-                bits.append(format_duration(r.duration_seconds))
-            if len(r.attempts) > 1:
-                bits.append(f"{len(r.attempts)} attempts")
-            bits.append(node.status)
-            if r.error is not None and node.status == "failed":
-                bits.append(r.error.summary())
-            lines.append(" · ".join(bits))
-            walk(node.children, depth + 1)
-
-    walk(nodes, 1)
-    return "\n".join(lines)

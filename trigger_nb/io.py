@@ -27,17 +27,10 @@ from trigger_nb.execution import Execution, Logger
 from trigger_nb.invocation import run_coroutine
 from trigger_nb.keys import encode_key, idempotency_key, task_id_for
 from trigger_nb.model import TaskRecord
+from trigger_nb.replay import Replay, refresh_hint, replay
 from trigger_nb.sealed import completed_output
 from trigger_nb.store import parse_task
-from trigger_nb.task import (
-    Replay,
-    TaskCall,
-    TaskHandle,
-    refresh_hint,
-    replay,
-    run_async,
-    run_sync,
-)
+from trigger_nb.task import TaskCall, TaskHandle, run_async, run_sync
 from trigger_nb.task_options import DEFAULT_OPTIONS, TaskOptions, new_record
 
 if TYPE_CHECKING:

@@ -30,8 +30,8 @@ from trigger_nb.model import (
     TaskRecord,
     utcnow,
 )
+from trigger_nb.replay import refresh_hint
 from trigger_nb.store import RunSnapshot, Store
-from trigger_nb.task import refresh_hint
 
 if TYPE_CHECKING:
     from trigger_nb.job import TriggerClient

@@ -18,8 +18,10 @@ from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
 from trigger_nb.errors import TriggerNbError
-from trigger_nb.html_view import CSS, details_html, header_html, logs_html, meta_html
-from trigger_nb.model import LogRecord, TaskRecord, TaskStatus, redact_value, to_plain
+from trigger_nb.html_view import details_html, header_html, logs_html, meta_html
+from trigger_nb.model import LogRecord, TaskRecord, TaskStatus
+from trigger_nb.preview import redact_value, to_plain
+from trigger_nb.view_css import CSS, WIDGET_CSS
 from trigger_nb.view_model import (
     FA_ICONS,
     WAITING,
@@ -36,39 +38,6 @@ if TYPE_CHECKING:
 PAGE_SIZE = 50
 AUTO_EXPAND_ROWS = 40
 WIDGET_VIEW_MIME = "application/vnd.jupyter.widget-view+json"
-
-WIDGET_CSS = """
-.tnb .tnb-rows{display:grid;grid-template-columns:20px fit-content(60%) minmax(0,1fr);
-align-items:center;column-gap:4px;overflow:visible}
-.tnb .tnb-rows>.tnb-leaf{grid-column:2}
-.tnb .tnb-rows>.tnb-details,.tnb .tnb-rows>.tnb-children,.tnb .tnb-rows>.tnb-more-btn{
-grid-column:1/-1}
-.tnb .tnb-children{margin:0 0 0 11px;padding-left:6px;
-border-left:1px solid var(--jp-border-color2,#d0d7de)}
-.tnb .jupyter-button.tnb-name-btn,.tnb .jupyter-button.tnb-chevron,
-.tnb .jupyter-button.tnb-more-btn{background:none;box-shadow:none;border:none;width:auto;
-height:22px;line-height:22px;padding:0 4px;margin:0;text-align:left;
-color:var(--jp-ui-font-color1,#1f2328)}
-.tnb .jupyter-button.tnb-name-btn{font-weight:600}
-.tnb .jupyter-button.tnb-name-btn:hover{background:var(--jp-layout-color2,#eff1f3)}
-.tnb .jupyter-button.tnb-chevron{width:20px;padding:0;text-align:center}
-.tnb .jupyter-button.tnb-more-btn{color:var(--jp-brand-color1,#1f6feb);font-style:italic;
-justify-self:start}
-.tnb .tnb-name-btn .fa{margin-right:6px}
-.tnb .tnb-st-running .fa{color:#1f6feb}.tnb .tnb-st-completed .fa{color:#1a7f37}
-.tnb .tnb-st-replayed .fa{color:#8250df}.tnb .tnb-st-failed .fa{color:#cf222e}
-.tnb .tnb-st-waiting .fa{color:#bf8700}.tnb .tnb-st-interrupted .fa{color:#6e7781}
-.tnb .tnb-st-running .fa-spinner{animation:tnb-spin 1.2s linear infinite}
-.tnb .widget-html,.tnb .widget-html-content{height:auto;line-height:1.45;margin:0}
-.tnb .tnb-meta-html .widget-html-content{line-height:22px}
-.tnb .tnb-details{margin:2px 0 6px 22px;padding:4px 8px;
-border-left:2px solid var(--jp-border-color2,#d0d7de)}
-.tnb .tnb-details pre{margin:2px 0;white-space:pre-wrap;font-size:12px;max-height:24em;
-overflow:auto}
-.tnb .tnb-details table{border-collapse:collapse;font-size:12px}
-.tnb .tnb-details td{padding:1px 8px 1px 0;text-align:left;vertical-align:top}
-.tnb .jupyter-button.tnb-show-output{width:auto;align-self:flex-start;margin:4px 0}
-"""
 
 
 def _utcnow() -> datetime:

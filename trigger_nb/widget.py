@@ -23,19 +23,17 @@ import uuid
 from typing import TYPE_CHECKING, Any
 
 from trigger_nb.html_view import (
-    CSS,
     NOTEBOOK_MAX_ROWS,
     header_html,
     html_from,
     line_html,
     render_html,
-    render_text,
-    summary_text,
-    text_from,
     tree_html,
 )
 from trigger_nb.model import LogRecord, RunRecord, RunStatus, TaskRecord
-from trigger_nb.run_view import WIDGET_CSS, RunView, has_widget_kernel, mimebundle
+from trigger_nb.run_view import RunView, has_widget_kernel, mimebundle
+from trigger_nb.text_view import render_text, summary_text, text_from
+from trigger_nb.view_css import CSS, WIDGET_CSS
 from trigger_nb.view_model import (
     WAITING,
     RunSummary,

@@ -1,0 +1,74 @@
+"""A run as a plain-text outline: the ``text/plain`` of every displayed run and the CLI's tree."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import TYPE_CHECKING
+
+from trigger_nb.html_view import MAX_ROWS, SIBLING_PAGE, Budget, clock_now, run_tree
+from trigger_nb.model import RunRecord
+from trigger_nb.view_model import (
+    GLYPHS,
+    WAITING,
+    RunSummary,
+    TaskNode,
+    cache_key_text,
+    format_countdown,
+    format_duration,
+    summarize_run,
+)
+
+if TYPE_CHECKING:
+    from trigger_nb.run import JobRun
+
+
+def summary_text(summary: RunSummary) -> str:
+    plural = "s" if summary.executions != 1 else ""
+    return (
+        f"{summary.job_name} v{summary.job_version} · {summary.run_id} · {summary.status} · "
+        f"{summary.executions} execution{plural} · started {summary.started} · "
+        f"{summary.duration}\n{summary.counts_line}"
+    )
+
+
+def render_text(run: JobRun, *, now: datetime | None = None, max_rows: int = MAX_ROWS) -> str:
+    """An indented plain-text outline of the run's task tree."""
+    return text_from(run.record, run_tree(run), now=now or clock_now(run), max_rows=max_rows)
+
+
+def text_from(
+    record: RunRecord, nodes: list[TaskNode], *, now: datetime, max_rows: int = MAX_ROWS
+) -> str:
+    """``render_text`` from an already built tree."""
+    summary = summarize_run(record, now=now)
+    lines = [summary_text(summary)]
+    if summary.status == "WAITING":
+        lines.append(format_countdown(summary.wait_until, now))
+    if summary.error:
+        lines.append(f"error: {summary.error}")
+    budget = Budget(max_rows)
+
+    def walk(nodes: list[TaskNode], depth: int) -> None:
+        for index, node in enumerate(nodes):
+            if index >= SIBLING_PAGE or budget.left <= 0:
+                lines.append(f"{'  ' * depth}… {len(nodes) - index:,} more sibling tasks")
+                return
+            budget.left -= 1
+            r = node.record
+            key = cache_key_text(r)
+            label = r.name if key == r.name else f"{r.name} [{key}]"
+            bits = [f"{'  ' * depth}{GLYPHS[node.status]} {label}"]
+            if node.status == WAITING:
+                bits.append(format_countdown(r.wait_until, now))
+            elif r.duration_seconds is not None:
+                bits.append(format_duration(r.duration_seconds))
+            if len(r.attempts) > 1:
+                bits.append(f"{len(r.attempts)} attempts")
+            bits.append(node.status)
+            if r.error is not None and node.status == "failed":
+                bits.append(r.error.summary())
+            lines.append(" · ".join(bits))
+            walk(node.children, depth + 1)
+
+    walk(nodes, 1)
+    return "\n".join(lines)
