@@ -163,9 +163,11 @@ def comparison_table(base: list[Timing], view: list[Timing], own: list[float], w
                 ],
             ],
         )
-        + f"\n\n{len(base)} interleaved repeats each. The view's cost is mostly fixed per run"
-        " (building ~50 ipywidgets for the finished tree, ~12 ms) plus ~3 µs per task event; since"
-        " store format 2 made the quiet run ~2.5x faster, that same cost is a larger share of it."
+        + f"\n\n{len(base)} interleaved repeats each. The view's cost is mostly fixed per run:"
+        " building the finished tree's first page (~35 ipywidgets, ~7-10 ms) plus the live"
+        " view's widgets; a task event costs the run a deque append, the tree grows from the"
+        " queue at each redraw (at most ~10 a second). The view also keeps every task record"
+        " for the finished tree, which costs some garbage collection the quiet run never does."
     )
 
 
