@@ -1,4 +1,5 @@
-"""Running one task: replay it, or execute it with retries, timeouts and durable records.
+"""Executing one task: its attempts, retries, timeouts and durable records (replaying a completed
+one is ``trigger_nb.replay``).
 
 Every decision of the attempt loop (record an attempt, retry or give up, complete) is a function
 shared by its two short drivers, ``run_sync`` and ``run_async``: ``run_task`` and ``arun_task``
