@@ -18,7 +18,8 @@ from trigger_nb.clock import Clock
 from trigger_nb.codec import to_jsonable
 from trigger_nb.errors import RunCanceled
 from trigger_nb.model import LogRecord
-from trigger_nb.store import RunSnapshot, Store
+from trigger_nb.snapshot import RunSnapshot
+from trigger_nb.store import Store
 from trigger_nb.task_writer import TaskWriter
 
 if TYPE_CHECKING:

@@ -29,7 +29,7 @@ from trigger_nb.keys import encode_key, idempotency_key, task_id_for
 from trigger_nb.model import TaskRecord
 from trigger_nb.replay import Replay, refresh_hint, replay
 from trigger_nb.sealed import completed_output
-from trigger_nb.store import parse_task
+from trigger_nb.snapshot import parse_task
 from trigger_nb.task import TaskCall, TaskHandle, run_async, run_sync
 from trigger_nb.task_options import DEFAULT_OPTIONS, TaskOptions, new_record
 

@@ -10,7 +10,7 @@ from typing import Any
 from trigger_nb.codec import deserialize
 from trigger_nb.errors import CacheReadError
 from trigger_nb.execution import Execution
-from trigger_nb.store import parse_task
+from trigger_nb.snapshot import parse_task
 
 
 def refresh_hint(cache_key: object, run_id: str) -> str:

@@ -31,7 +31,8 @@ from trigger_nb.model import (
     utcnow,
 )
 from trigger_nb.replay import refresh_hint
-from trigger_nb.store import RunSnapshot, Store
+from trigger_nb.snapshot import RunSnapshot
+from trigger_nb.store import Store
 
 if TYPE_CHECKING:
     from trigger_nb.job import TriggerClient
