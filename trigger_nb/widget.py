@@ -103,12 +103,12 @@ class LiveRunView:
         self._finished = False
         self._final: tuple[str, str] | None = None
         self._display_id: str | None = None
-        self._html = ipywidgets.HTML()
-        self._html.add_class("tnb-live-html")
-        self.widget = ipywidgets.VBox([self._html])
-        self.widget.add_class("tnb")
-        self.widget.add_class("tnb-live")
-        self._draw()
+        # Drawn "starting…" as it is made (one message, not an empty widget then a redraw); the
+        # first task events are drawn an interval later: a run shorter than that is shown by
+        # finish() without any live redraw in between.
+        self._html = ipywidgets.HTML(self._live_html(), _dom_classes=("tnb-live-html",))
+        self._last_draw = time.monotonic()
+        self.widget = ipywidgets.VBox([self._html], _dom_classes=("tnb", "tnb-live"))
 
     # -- events ----------------------------------------------------------------------------
     def listener(self, kind: str, payload: Any) -> None:
