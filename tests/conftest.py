@@ -37,6 +37,45 @@ def client(disk_store: Store, clock: FakeClock) -> TriggerClient:
     return TriggerClient("tests", store=disk_store, clock=clock)
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers",
+        "leaves_running: the test leaves a run RUNNING on purpose (a SIGKILLed worker, a crashed "
+        "process); the no-run-left-RUNNING guard does not check it",
+    )
+
+
+@pytest.fixture(autouse=True)
+def _no_run_left_running(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[None]:
+    """After each test, no run in any store under its ``tmp_path`` may still be RUNNING: every
+    run a test starts must end in a clear state (SUCCESS, FAILURE, WAITING, CANCELED), whatever
+    went wrong in it. Tests that kill a worker on purpose carry ``@pytest.mark.leaves_running``."""
+    yield
+    if request.node.get_closest_marker("leaves_running") is not None:
+        return
+    left = []
+    for database in tmp_path.rglob("cache.db"):
+        try:
+            store = DiskStore(database.parent)
+        except Exception:  # a store the test damaged on purpose: not this guard's business
+            continue
+        try:
+            runs = store.list_runs()
+        except Exception:
+            continue
+        finally:
+            store.close()
+        where = database.parent.relative_to(tmp_path)
+        left += [f"{r.id} (job {r.job_id!r}) in {where}" for r in runs if r.status == "RUNNING"]
+    if left:
+        pytest.fail(
+            f"{len(left)} run(s) left RUNNING after the test: {', '.join(left)}; a run must end "
+            "SUCCESS, FAILURE, WAITING or CANCELED (mark a test that kills a worker on purpose "
+            "with @pytest.mark.leaves_running)",
+            pytrace=False,
+        )
+
+
 @pytest.fixture(autouse=True)
 def _isolated_default_store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     """Code that uses the default store writes under tmp_path, never into the checkout."""

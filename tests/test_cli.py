@@ -158,10 +158,11 @@ def test_runs_lists_every_run_newest_first_in_aligned_columns(
         line[status_column:].split()[0] in ("SUCCESS", "WAITING", "FAILURE") for line in lines[1:]
     )
     ok_row = rows[-1]
-    assert ok_row[4] == "1m 00s"  # duration: from the start to the end of the second execution
-    # two executions, six tasks; the second replayed the two top-level tasks (and so never
-    # reached their children)
-    assert ok_row[5:] == ["2", "6", "2"]
+    # duration: the active time; the minute between the two executions was not work
+    assert ok_row[4] == "0 ms"
+    # two executions, six tasks; the second replayed all six: the two top-level tasks and the
+    # four inside them (as the header and rows of `show` say)
+    assert ok_row[5:] == ["2", "6", "6"]
     assert runs.effects == Counter(extract=3, download=3, load=3)  # the replay repeated nothing
     assert rows[1][4] == "-"  # a waiting run has no duration yet
 
@@ -187,8 +188,8 @@ def test_runs_json_parses_with_full_ids(runs: Runs, capsys: pytest.CaptureFixtur
     assert [d["id"] for d in data] == [runs.waiting, runs.failed, runs.ok]
     ok = data[-1]
     assert ok["status"] == "SUCCESS"
-    assert (ok["executions"], ok["tasks"], ok["replayed"]) == (2, 6, 2)
-    assert ok["duration_seconds"] == 60.0
+    assert (ok["executions"], ok["tasks"], ok["replayed"]) == (2, 6, 6)
+    assert (ok["duration_seconds"], ok["active_seconds"], ok["wall_seconds"]) == (0.0, 0.0, 60.0)
     assert data[1]["error"].startswith("TaskError: task 'load' failed after 3 attempts")
     assert data[0]["wait_until"] is not None
 
@@ -227,11 +228,12 @@ def test_show_prints_the_tree_as_an_indented_outline(
     assert code == 0
     assert out.startswith(f"Run {runs.failed}\n")
     assert "  job         etl (Nightly ETL v1.0.0)" in out
-    assert "error       TaskError: task 'load' failed after 3 attempts" in out
+    assert "  error       in task load\n" in out  # its row below holds the error, once
+    assert out.count("database refused the connection") == 1
     tree = out[out.index("TASK") :].splitlines()
     status_column = tree[0].index("STATUS")
     assert [line[:status_column].rstrip() for line in tree[1:]] == [
-        "extract", "  download", "  ['page', 2]", "parallel [fan-out]", "  item 0", "  item 1",
+        "extract", "  download", "  [page, 2]", "parallel [fan-out]", "  item 0", "  item 1",
         "load",
     ]  # fmt: skip
     rows = {r[0]: r[1:] for r in table("\n".join(tree[1:]))}
@@ -310,7 +312,7 @@ def test_show_task_finds_list_keys_ids_and_children(
     _, by_id, _ = cli(capsys, "show", runs.ok, "--task", task_id[1][:8], "--dir", runs.dir)
     assert by_id == by_name
     _, parent, _ = cli(capsys, "show", runs.ok, "--task", "extract", "--dir", runs.dir)
-    assert "  children     download, ['page', 2]" in parent
+    assert "  children     download, [page, 2]" in parent
     assert "Logs (1)" in parent and "DEBUG  extract  extracting" in parent
 
 
@@ -441,7 +443,7 @@ def remaining(runs: Runs) -> set[str]:
 
 
 def test_clear_one_run_leaves_the_others(runs: Runs, capsys: pytest.CaptureFixture[str]) -> None:
-    code, out, _ = cli(capsys, "clear", "--run", runs.failed[:10], "--dir", runs.dir)
+    code, out, _ = cli(capsys, "clear", "--run", runs.failed[:10], "--yes", "--dir", runs.dir)
     assert (code, out) == (0, f"Deleted run {runs.failed} (job 'etl').\n")
     assert remaining(runs) == {runs.ok, runs.waiting, runs.report}
     assert cli(capsys, "show", runs.failed, "--dir", runs.dir)[0] == 1
@@ -524,6 +526,49 @@ def test_clear_asks_on_a_terminal(runs: Runs) -> None:
     assert remaining(runs) == {runs.report}
 
 
+@pytest.mark.slow
+def test_clearing_without_a_terminal_needs_yes(runs: Runs) -> None:
+    """No terminal to ask on (a script, cron, a pipe): `clear` deletes nothing and says to add
+    --yes; even a "y" piped in is not consent."""
+    for stdin in ({"stdin": subprocess.DEVNULL}, {"input": "y\n"}):
+        for argv in (["clear"], ["clear", "etl"], ["clear", "--run", runs.ok]):
+            done = run_cli(*argv, "--dir", runs.dir, **stdin)
+            assert (done.returncode, done.stdout) == (2, ""), (argv, stdin)
+            assert done.stderr.count("\n") == 1 and "add --yes" in done.stderr, done.stderr
+            assert "not a terminal" in done.stderr
+    assert len(remaining(runs)) == 4
+    done = run_cli("clear", "etl", "--yes", "--dir", runs.dir, stdin=subprocess.DEVNULL)
+    assert (done.returncode, done.stdout) == (0, "Deleted 3 runs of job 'etl'.\n")
+    assert remaining(runs) == {runs.report}
+
+
+def test_pruning_without_a_terminal_needs_yes(
+    runs: Runs, capsys: pytest.CaptureFixture[str]
+) -> None:
+    later = FakeClock(runs.clock.now())
+    later.advance(100 * DAY)  # every run is old by now
+    code, out, err = cli(capsys, "prune", "--older-than", "1", "--dir", runs.dir, clock=later)
+    assert (code, out) == (2, "")  # pytest's stdin is not a terminal
+    assert err == (
+        "trigger-nb: error: trigger-nb prune deletes runs and standard input is not a terminal "
+        "to confirm on: add --yes to delete without asking\n"
+    )
+    assert len(remaining(runs)) == 4
+    code, out, _ = cli(capsys, "prune", "--older-than", "1", "-y", "--dir", runs.dir, clock=later)
+    assert code == 0 and out.startswith("Deleted 4 runs ") and remaining(runs) == set()
+
+
+def test_an_empty_dir_is_a_usage_error_not_the_default_store(
+    runs: Runs, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("TRIGGER_NB_DIR", runs.dir)  # the default store exists and has runs
+    for argv in (["runs", "--dir", ""], ["--dir", " ", "clear", "-y"], ["show", "etl", "--dir="]):
+        code, out, err = cli(capsys, *argv)
+        assert (code, out) == (2, ""), argv
+        assert err.count("\n") == 1 and "argument --dir: is empty" in err, err
+    assert len(remaining(runs)) == 4
+
+
 # --- export -------------------------------------------------------------------------------------
 
 
@@ -589,7 +634,7 @@ def test_prune_deletes_runs_by_age(tmp_path: Path, capsys: pytest.CaptureFixture
         r"Would delete 1 run not active for 5 days \(since [-\d]+ [:\d]+\):", out.splitlines()[0]
     )
     assert out.splitlines()[1:] == [f"  {old.id}"]
-    code, out, _ = cli(capsys, "prune", "--older-than", "5", "--dir", d, clock=clock)
+    code, out, _ = cli(capsys, "prune", "--older-than", "5", "--yes", "--dir", d, clock=clock)
     assert out.startswith("Deleted 1 run not active for 5 days (since ") and out.endswith(
         f"):\n  {old.id}\n"
     )
@@ -599,7 +644,7 @@ def test_prune_deletes_runs_by_age(tmp_path: Path, capsys: pytest.CaptureFixture
     _, out, _ = cli(capsys, "prune", "--older-than", "1e12", "--dir", d, clock=clock)
     assert out == "Deleted 0 runs not active for 1e+12 days.\n"  # older than time itself
     clock.advance(60 * DAY)
-    cli(capsys, "prune", "--older-than", "0.5", "--dir", d, clock=clock)
+    cli(capsys, "prune", "--older-than", "0.5", "-y", "--dir", d, clock=clock)
     assert stored_ids(d) == set()
 
 

@@ -62,10 +62,13 @@ def test_the_job_receives_the_validated_payload_and_context(client: TriggerClien
     assert ctx.run.id == run_.id and ctx.run.execution == ctx.run.execution_number == 1
     assert not ctx.run.is_replay and ctx.event.raw_payload == ctx.event.payload
     assert ctx.event.name == "new.user" and ctx.event.id == "evt-1"
-    assert ctx.event.payload == {"user_id": "u1", "age": 42, "plan": "free"}
+    # ctx.event.payload is the payload as sent (SPEC 2); the job receives the validated value.
+    assert ctx.event.payload == {"user_id": "u1", "age": "42"}
     assert ctx.client is client
     run_.resume()
     assert seen["ctx"].run.execution == 2 and seen["payload"] == NewUser(user_id="u1", age=42)
+    assert seen["ctx"].event.payload == {"user_id": "u1", "age": "42"}, "as sent, after resume too"
+    assert client.load_run(run_.id).payload == {"user_id": "u1", "age": 42, "plan": "free"}
 
 
 def test_run_ids_are_deterministic_per_job_version_and_payload(client: TriggerClient) -> None:

@@ -274,6 +274,75 @@ def test_bad_arguments_are_a_one_line_usage_error_and_nothing_runs(
     assert ip.user_ns["calls"] == [] and trigger_nb.list_runs() == []
 
 
+@pytest.mark.parametrize(
+    ("magic", "expected"),
+    [
+        (
+            '%%trigger_job myjob --paylod {"a": 1}',
+            "unknown option --paylod: did you mean --payload?",
+        ),
+        ("%%trigger_job myjob --quite", "unknown option --quite: did you mean --quiet?"),
+        ("%%trigger_job myjob --new_run", "unknown option --new_run: did you mean --new-run?"),
+        ("%%trigger_job myjob --shema NewUser", "unknown option --shema: did you mean --schema?"),
+        ("%%trigger_job myjob --runid r1", "unknown option --runid: did you mean --run-id?"),
+        ("%trigger_cache clear myjob --rn r1", "unknown option --rn: did you mean --run?"),
+        ("%trigger_runs --job myjob", "unknown option --job; %trigger_runs takes no options"),
+    ],
+)
+def test_a_misspelt_option_suggests_the_closest_one(
+    ip: Any, capsys: pytest.CaptureFixture[str], magic: str, expected: str
+) -> None:
+    body = "\nio.run_task('side-effect', lambda: calls.append(1))" if magic.startswith("%%") else ""
+    result = run(ip, magic + body)
+    assert isinstance(result.error_in_exec, UsageError)
+    name = magic.split()[0]
+    assert capsys.readouterr().err == f"UsageError: {name}: {expected}\n"
+    assert ip.user_ns["calls"] == [] and trigger_nb.list_runs() == []
+
+
+EXPRESSION_HINT = (
+    "{flag} is a Python expression evaluated in the notebook's namespace: JSON-looking literals "
+    'work ({{"id": 1}}), bare names are variables (quote text: {quoted})'
+)
+
+
+@pytest.mark.parametrize(
+    ("line", "flag", "problem", "quoted"),
+    [
+        ("j --payload user1", "--payload", "NameError: name 'user1' is not defined", "'user1'"),
+        ("j --payload new user", "--payload", "SyntaxError: invalid syntax", "'new user'"),
+        ("j --schema NewUsr", "--schema", "NameError: name 'NewUsr' is not defined", "'NewUsr'"),
+        (
+            "j --integrations {'mail': mailer}",
+            "--integrations",
+            "NameError: name 'mailer' is not defined",
+            "'mailer'",
+        ),
+    ],
+)
+def test_an_expression_that_fails_says_how_the_flag_is_read(
+    ip: Any, capsys: pytest.CaptureFixture[str], line: str, flag: str, problem: str, quoted: str
+) -> None:
+    result = run(ip, f"%%trigger_job {line}\nio.run_task('side-effect', lambda: calls.append(1))")
+    assert isinstance(result.error_in_exec, UsageError)
+    shown = capsys.readouterr().err
+    source = line.split(flag, 1)[1].strip()
+    assert shown.startswith(f"UsageError: %%trigger_job {flag} {source}: {problem}")
+    assert shown.endswith(". " + EXPRESSION_HINT.format(flag=flag, quoted=quoted) + "\n")
+    assert shown.count("\n") == 1
+    assert ip.user_ns["calls"] == [] and trigger_nb.list_runs() == []
+
+
+def test_a_bare_word_payload_names_the_fix(ip: Any) -> None:
+    """The message a user who meant the text "user1" gets, word for word."""
+    result = run(ip, "%%trigger_job j --payload user1\nio.run_task('x', lambda: 1)")
+    assert str(result.error_in_exec) == (
+        "%%trigger_job --payload user1: NameError: name 'user1' is not defined. --payload is a "
+        "Python expression evaluated in the notebook's namespace: JSON-looking literals work "
+        "({\"id\": 1}), bare names are variables (quote text: 'user1')"
+    )
+
+
 def test_a_syntax_error_in_the_body_shows_the_cell_line(
     ip: Any, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -383,10 +452,45 @@ def test_a_resumed_run_that_fails_shows_the_error(
 ) -> None:
     cell = '%%trigger_job napper-fails\nio.wait("nap", 0.1)\nio.run_task("explode", lambda: 1 / 0)'
     run_with_a_running_loop(run_loop, ip, cell, 0.6)
-    out = capsys.readouterr().out
-    assert "ZeroDivisionError" in out and "TaskError: task 'explode' failed" in out
-    assert "trigger_nb/" not in out
+    captured = capsys.readouterr()
+    run_id = trigger_nb.list_runs("napper-fails")[0].id
+    headline = (
+        f"\u2717 run {run_id} failed after resuming by itself: TaskError: task 'explode' failed "
+        "after 1 attempt: ZeroDivisionError: division by zero"
+    )
+    # The cell's banner: what failed, the user's traceback, and how to go on.
+    banner = captured.out[captured.out.index(headline) :]
+    assert 'io.run_task("explode", lambda: 1 / 0)' in banner and "trigger_nb/" not in banner
+    assert "Fix the code, then re-run this cell" in banner
+    # And at once on stderr, wherever the user is.
+    assert captured.err.startswith(headline + "\n")
+    assert "%%trigger_job napper-fails cell" in captured.err
     assert trigger_nb.list_runs("napper-fails")[0].status == "FAILURE"
+
+
+def test_a_resume_that_cannot_run_says_so_in_its_cell_and_on_stderr(
+    run_loop: Callable[..., Any], ip: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    ok(
+        ip,
+        "from pydantic import BaseModel\nclass Order(BaseModel):\n    qty: int\norder = {'qty': 1}",
+    )
+    cell = "%%trigger_job shop --quiet --schema Order --payload order\n"
+    cell += 'io.wait("nap", 0.2)\nio.run_task("ship", lambda: calls.append(payload.qty))'
+
+    async def scenario() -> None:
+        await ip.run_cell_async(cell, transformed_cell=ip.transform_cell(cell))
+        ip.user_ns["order"]["qty"] = "many"  # the waiting run's payload no longer validates
+        await asyncio.sleep(0.8)
+
+    run_loop(scenario())
+    captured = capsys.readouterr()
+    (run_,) = trigger_nb.list_runs("shop")
+    headline = f"\u2717 run {run_.id} could not resume by itself: InvalidPayloadError: "
+    assert headline in captured.out and "qty: Input should be a valid integer" in captured.out
+    assert "re-run this cell to resume the run" in captured.out
+    assert captured.err.startswith(headline) and "re-run that cell" in captured.err
+    assert run_.status == "WAITING" and ip.user_ns["calls"] == []
 
 
 def test_re_executing_a_waiting_cell_replaces_its_timer(
@@ -423,3 +527,21 @@ def test_a_resume_falling_due_during_another_run_waits_for_it(
 
     run_loop(scenario())
     assert ip.user_ns["calls"] == ["B", "A"]
+
+
+def test_a_run_id_of_another_job_is_a_one_line_error_and_new_run_replaces_it(
+    ip: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    ok(ip, "%%trigger_job nightly-a --run-id nightly --quiet\nio.run_task('a', lambda: 'a')")
+    capsys.readouterr()
+
+    cell = "%%trigger_job nightly-b --run-id nightly --quiet\nio.run_task('b', lambda: 1)"
+    result = run(ip, cell)
+
+    assert isinstance(result.error_in_exec, UsageError)
+    shown = capsys.readouterr().err
+    assert shown.startswith("UsageError: %%trigger_job --run-id: run id 'nightly' already belongs")
+    assert shown.count("\n") == 1 and "new_run=True" in shown
+    fresh = ok(ip, cell.replace("--quiet", "--new-run --quiet").replace("1)", "2)"))
+    assert fresh == 2
+    assert trigger_nb.load_run("nightly").job_id == "nightly-b"

@@ -5,11 +5,12 @@ Every kernel runs in tmp_path with TRIGGER_NB_DIR pointing at its own store ther
 
 from __future__ import annotations
 
+import html
 import json
 import re
 import sqlite3
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -323,6 +324,121 @@ io.run_task("after", lambda: effect("after"))
     messages = kernel.ok(cell)  # re-executing the finished run replays it
     assert texts(messages, "execute_result") == ["'woke up'"]
     assert effects(tmp_path) == ["before", "after"]
+
+
+def iopub_until(
+    kernel: Kernel, done: Callable[[list[Any]], bool], timeout: float = 60
+) -> list[Any]:
+    """Every iopub message, whatever request it answers, until ``done(messages so far)``."""
+    messages: list[Any] = []
+    deadline = time.monotonic() + timeout
+    while not done(messages):
+        wait = max(deadline - time.monotonic(), 0.1)
+        messages.append(kernel.client.get_iopub_msg(timeout=wait))  # queue.Empty when late
+    return messages
+
+
+def stderr_of(messages: list[Any]) -> list[Any]:
+    return [m for m in messages if m["msg_type"] == "stream" and m["content"]["name"] == "stderr"]
+
+
+def test_a_run_failing_after_resuming_by_itself_shows_a_banner_and_tells_stderr(
+    kernel: Kernel, tmp_path: Path, store: Path
+) -> None:
+    cell = """%%trigger_job fails-later --quiet
+io.run_task("before", lambda: effect("before"))
+io.wait("nap", 1)
+io.run_task("explode", lambda: 1 / 0)
+"""
+    cell_id = kernel.start(cell)
+    reply, messages = kernel.collect(cell_id)
+    assert reply["status"] == "ok"
+    (waiting,) = [m for m in messages if "waits until" in "".join(texts([m], "display_data"))]
+    display_id = waiting["content"]["transient"]["display_id"]
+    # JupyterLab asks for completions as the user types; a stream sent to such a request
+    # (ipykernel's default: the last request) shows nowhere.
+    kernel.client.complete("effe")
+    # No cell executes now: the kernel's own loop resumes the run when the wait is due.
+    seen = iopub_until(kernel, lambda messages: bool(stderr_of(messages)), timeout=30)
+    (run,) = trigger_nb.list_runs("fails-later", store=str(store))
+    assert run.status == "FAILURE" and effects(tmp_path) == ["before"]
+    headline = (
+        f"\u2717 run {run.id} failed after resuming by itself: TaskError: task 'explode' failed "
+        "after 1 attempt: ZeroDivisionError: division by zero"
+    )
+    # The banner, in the display of the cell that started the run.
+    banners = [
+        m["content"]["data"]
+        for m in seen
+        if m["msg_type"] == "update_display_data"
+        and m["content"]["transient"]["display_id"] == display_id
+    ]
+    assert banners, [m["msg_type"] for m in seen]
+    plain, page = banners[-1]["text/plain"], banners[-1]["text/html"]
+    assert plain.startswith(headline) and 'io.run_task("explode", lambda: 1 / 0)' in plain
+    assert plain.endswith(
+        "Fix the code, then re-run this cell: completed tasks are replayed, "
+        "the failed task runs again."
+    )
+    assert "trigger_nb/" not in plain
+    assert "border:1px solid #cf222e" in page and html.escape(headline) in page
+    assert "re-run this cell" in page
+    # And a stderr stream at once, in the cell executed last (not the completion request).
+    (alert,) = stderr_of(seen)
+    assert alert["content"]["text"].startswith(headline + "\n")
+    assert "%%trigger_job fails-later cell" in alert["content"]["text"]
+    assert alert["parent_header"]["msg_id"] == cell_id
+
+
+def test_the_kernel_looks_busy_until_the_cells_job_finishes(kernel: Kernel, tmp_path: Path) -> None:
+    """A front end shows the state of the last status message it got, whatever request that
+    answers (JupyterLab does). Rendering the live tree makes JupyterLab's widget manager send a
+    ``create_subshell_request`` on the control channel, which ipykernel answers while the cell
+    runs, with its own busy and idle: the status bar read "Idle" for the rest of the job."""
+    cell = """%%trigger_job held
+io.run_task("first", lambda: effect("first"))
+def hold():
+    while not Path("go").exists():
+        time.sleep(0.01)
+    return effect("held")
+io.run_task("hold", hold)
+"""
+    cell_id = kernel.start(cell)
+    # The live tree is shown: what JupyterLab sends then, sent while the job is held.
+    messages = iopub_until(kernel, lambda seen: any(m["msg_type"] == "display_data" for m in seen))
+    request = kernel.client.session.msg("create_subshell_request", {})
+    kernel.client.control_channel.send(request)
+
+    def answered(messages: list[Any]) -> bool:
+        return any(
+            m["parent_header"].get("msg_id") == request["header"]["msg_id"]
+            and m["content"].get("execution_state") == "idle"
+            for m in messages
+        )
+
+    messages += iopub_until(kernel, answered)
+    assert "held" not in effects(tmp_path)  # that idle arrived while the job still ran
+    (tmp_path / "go").touch()
+
+    def cell_done(messages: list[Any]) -> bool:
+        return any(
+            m["parent_header"].get("msg_id") == cell_id
+            and m["content"].get("execution_state") == "idle"
+            for m in messages
+        )
+
+    messages += iopub_until(kernel, cell_done)
+    assert effects(tmp_path) == ["first", "held"]
+    statuses = [
+        (m["content"]["execution_state"], m["parent_header"].get("msg_id"))
+        for m in messages
+        if m["msg_type"] == "status"
+    ]
+    during = statuses[statuses.index(("busy", cell_id)) : statuses.index(("idle", cell_id))]
+    idles = [i for i, (state, _) in enumerate(during) if state == "idle"]
+    assert idles, during  # the subshell request's own idle, sent while the job ran
+    for i in idles:  # the very next status puts the cell back: the front end shows busy
+        assert during[i + 1 : i + 2] == [("busy", cell_id)], during
 
 
 def test_await_and_async_tasks_in_a_kernel_cell(kernel: Kernel, tmp_path: Path) -> None:

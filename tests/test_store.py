@@ -32,6 +32,7 @@ def run_record(run_id: str, job_id: str = "job") -> RunRecord:
     )  # fmt: skip
 
 
+@pytest.mark.leaves_running  # bare store records, RUNNING by default: no run executes
 def test_runs_round_trip_and_list_newest_first(any_store: Store) -> None:
     older, newer = run_record("run_a"), run_record("run_b")
     newer.created_at = datetime(2026, 2, 1, tzinfo=timezone.utc)
@@ -84,6 +85,7 @@ def test_refresh_drops_the_old_output_with_the_running_record(any_store: Store) 
     assert any_store.backend.get("o:run_a:t1") is None
 
 
+@pytest.mark.leaves_running  # bare store records, RUNNING by default: no run executes
 def test_delete_run_removes_only_that_run(any_store: Store) -> None:
     for run_id in ("run_a", "run_ab"):
         any_store.save_run(run_record(run_id))
@@ -104,6 +106,7 @@ def test_delete_run_removes_only_that_run(any_store: Store) -> None:
     assert len(any_store.load_snapshot("run_ab").logs) == 1
 
 
+@pytest.mark.leaves_running  # bare store records, RUNNING by default: no run executes
 def test_find_run_by_unique_prefix(any_store: Store) -> None:
     for run_id in ("run_abc1", "run_abc2", "run_xyz"):
         any_store.save_run(run_record(run_id))

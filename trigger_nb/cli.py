@@ -2,8 +2,9 @@
 
 Commands: ``runs``, ``show``, ``logs``, ``clear``, ``export``, ``prune``; ``--dir`` (before or after
 the command) or ``$TRIGGER_NB_DIR`` picks the store. Exit codes: 0 ok, 1 not found (also: the
-store or a file could not be read or written, or a ``clear`` confirmation was declined), 2 usage.
-Errors are one line on stderr, never a traceback.
+store or a file could not be read or written, or a confirmation was declined), 2 usage (also:
+``clear``/``prune`` without ``--yes`` and no terminal to ask on). Errors are one line on stderr,
+never a traceback.
 
 This module parses the command line, opens the store and turns failures into exit codes; the
 commands are in ``cli_commands``, their text and JSON in ``cli_render`` (imports point that way).
@@ -52,10 +53,20 @@ def _days(text: str) -> float:
     return value
 
 
+def _directory(text: str) -> str:
+    # An empty --dir (an unset shell variable, say) must not quietly mean the default store.
+    if not text.strip():
+        raise argparse.ArgumentTypeError(
+            "is empty: give a store directory, or leave --dir out for the default store"
+        )
+    return text
+
+
 def _build_parser() -> _Parser:
     common = _Parser(add_help=False)
     common.add_argument(
         "--dir",
+        type=_directory,
         default=argparse.SUPPRESS,
         help=f"the store directory (default: ${DIR_ENV_VAR} or ./.trigger_nb)",
     )
@@ -110,6 +121,7 @@ def _build_parser() -> _Parser:
     prune = command("prune", "delete runs not active for DAYS days")
     prune.add_argument("--older-than", type=_days, required=True, metavar="DAYS", dest="days")
     prune.add_argument("--dry-run", action="store_true", help="only list what would be deleted")
+    prune.add_argument("--yes", "-y", action="store_true", help="do not ask for confirmation")
     return parser
 
 
@@ -132,7 +144,8 @@ def main(argv: list[str] | None = None, *, clock: Clock | None = None) -> int:
         if isinstance(error, BrokenPipeError):  # `trigger-nb logs X | head`: not an error
             _silence_stdout()
             return EXIT_OK
-        return _fail(str(error), EXIT_NOT_FOUND)
+        # a command's own usage errors (cli_commands.UsageError) carry exit code 2
+        return _fail(str(error), getattr(error, "exit_code", EXIT_NOT_FOUND))
     except KeyboardInterrupt:
         return _fail("interrupted", 130)
     finally:

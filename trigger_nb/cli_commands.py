@@ -8,6 +8,7 @@ stderr; the text and JSON come from ``cli_render``.
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
@@ -16,7 +17,6 @@ from pathlib import Path
 from trigger_nb.cli_render import (
     html_page,
     json_text,
-    key_text,
     local_time,
     log_lines,
     logs_json,
@@ -27,20 +27,26 @@ from trigger_nb.cli_render import (
     run_summary_json,
     runs_table,
     task_details,
-    task_json,
-    task_label,
+    task_json_of,
 )
 from trigger_nb.clock import Clock
-from trigger_nb.errors import NotFoundError
-from trigger_nb.model import LogRecord, RunRecord, RunStatus
+from trigger_nb.errors import NotFoundError, TriggerNbError
+from trigger_nb.model import LogRecord, RunRecord, RunStatus, TaskRecord
 from trigger_nb.preview import redact_value, to_plain
 from trigger_nb.run import JobRun, TaskView
-from trigger_nb.status import EXIT_NOT_FOUND, EXIT_OK, LOG_LEVELS
+from trigger_nb.status import EXIT_NOT_FOUND, EXIT_OK, EXIT_USAGE, LOG_LEVELS
 from trigger_nb.store import Store
+from trigger_nb.view_keys import key_text, task_key_text, task_label
 
 SHORT_ID_CHARS = 12  # "run_" + 8 hex digits, lengthened until unique in the store
 
 Command = Callable[[argparse.Namespace, Store, Clock], int]
+
+
+class UsageError(TriggerNbError):
+    """The command cannot go ahead as given (``cli.main`` exits with ``exit_code``)."""
+
+    exit_code = EXIT_USAGE
 
 
 def run_runs(args: argparse.Namespace, store: Store, clock: Clock) -> int:
@@ -69,7 +75,7 @@ def run_show(args: argparse.Namespace, store: Store, clock: Clock) -> int:
     if args.output:
         print(output_text(_output_of(run, task), as_json=args.json))
     elif args.json:
-        print(json_text(task_json(task, logs=True) if task else run_json(run)))
+        print(json_text(task_json_of(run, task) if task else run_json(run)))
     else:
         print(task_details(run, task) if task else run_outline(run, clock.now()))
     return EXIT_OK
@@ -84,7 +90,7 @@ def run_logs(args: argparse.Namespace, store: Store, clock: Clock) -> int:
     elif not logs:
         print(f"No logs{f' at level {level} or above' if level else ''} in run {run.id}.")
     else:
-        print(log_lines(logs, {view.record.id: view.record.name for view in run.all_tasks}))
+        print(log_lines(logs, {view.record.id: task_label(view.record) for view in run.all_tasks}))
     return EXIT_OK
 
 
@@ -106,15 +112,32 @@ def run_clear(args: argparse.Namespace, store: Store, clock: Clock) -> int:
         if not chosen:
             print(f"No runs in {store.location}: nothing to clear.")
             return EXIT_OK
-    if not args.yes and sys.stdin is not None and sys.stdin.isatty():
-        print(f"Delete {what} from {store.location}? [y/N] ", end="", file=sys.stderr, flush=True)
-        if sys.stdin.readline().strip().lower() not in ("y", "yes"):
-            print("Nothing deleted.", file=sys.stderr)
-            return EXIT_NOT_FOUND
+    if not confirmed(args, f"Delete {what} from {store.location}?"):
+        return EXIT_NOT_FOUND
     for record in chosen:
         store.remove_run(record.id)  # a run executing in another process stops first
     print(f"Deleted {what}.")
     return EXIT_OK
+
+
+def confirmed(args: argparse.Namespace, question: str) -> bool:
+    """True if deleting may go ahead: ``--yes``, or "y" typed at the terminal.
+
+    Without a terminal to ask on (a script, a pipe, /dev/null), deleting needs ``--yes``: an
+    unanswerable question must never count as consent (SPEC 5). That is a usage error."""
+    if args.yes:
+        return True
+    stdin = sys.stdin
+    if stdin is None or not stdin.isatty():
+        raise UsageError(
+            f"trigger-nb {args.command} deletes runs and standard input is not a terminal to "
+            "confirm on: add --yes to delete without asking"
+        )
+    print(f"{question} [y/N] ", end="", file=sys.stderr, flush=True)
+    if stdin.readline().strip().lower() in ("y", "yes"):
+        return True
+    print("Nothing deleted.", file=sys.stderr)
+    return False
 
 
 def run_cancel(args: argparse.Namespace, store: Store, clock: Clock) -> int:
@@ -156,6 +179,10 @@ def run_prune(args: argparse.Namespace, store: Store, clock: Clock) -> int:
         when += f" (since {local_time(cutoff)})"
     except OverflowError:  # more days than a datetime holds: nothing is that old
         cutoff = datetime.min.replace(tzinfo=timezone.utc)
+    if not args.dry_run and not args.yes:  # asks only when there is something to delete
+        due = store.prune(cutoff, dry_run=True)
+        if due and not confirmed(args, f"Delete {plural(len(due), 'run')} {when}?"):
+            return EXIT_NOT_FOUND
     pruned = store.prune(cutoff, dry_run=args.dry_run)
     verb = "Would delete" if args.dry_run else "Deleted"
     print(f"{verb} {plural(len(pruned), 'run')} {when}{':' if pruned else '.'}")
@@ -187,20 +214,46 @@ def load_run(store: Store, reference: str) -> JobRun:
 
 
 def find_task(run: JobRun, wanted: str) -> TaskView:
-    """The task with this id, name or cache key (as ``key_text`` writes it), else id prefix."""
+    """The task ``wanted`` names, tried in turn as: its id, its cache key as every view prints it
+    (``view_model.key_text``: ``1`` is the int key, ``"1"`` the string; JSON is read too), its
+    name, a prefix of its id. The first way that matches decides; several tasks that way is
+    ambiguous, and the message lists them as the views print them."""
     views = run.all_tasks
-    found = [
-        v for v in views if wanted in (v.record.id, v.record.name, key_text(v.record.cache_key))
-    ]
-    found = found or [v for v in views if v.record.id.startswith(wanted)]
-    if len(found) == 1:
-        return found[0]
-    if not found:
-        raise NotFoundError(
-            f"run {run.id} has no task {wanted!r}: `trigger-nb show {run.id}` lists its tasks"
-        )
-    options = ", ".join(f"{task_label(v.record)} (id {v.record.id[:10]})" for v in found[:5])
-    raise NotFoundError(f"task {wanted!r} is ambiguous in run {run.id}: give the id of {options}")
+    typed = _typed_text(wanted)
+    for matches in (
+        lambda r: r.id == wanted,
+        lambda r: task_key_text(r) in (wanted, typed),
+        lambda r: r.name == wanted,
+        lambda r: r.id.startswith(wanted),
+    ):
+        found = [v for v in views if matches(v.record)]
+        if len(found) == 1:
+            return found[0]
+        if found:
+            names = {v.record.id: v.record for v in views}
+            options = ", ".join(_candidate(v.record, names) for v in found[:5])
+            more = f" and {len(found) - 5} more" if len(found) > 5 else ""
+            raise NotFoundError(
+                f"task {wanted!r} is ambiguous in run {run.id}: it matches {options}{more}; "
+                "give a task id"
+            )
+    raise NotFoundError(
+        f"run {run.id} has no task {wanted!r}: `trigger-nb show {run.id}` lists its tasks"
+    )
+
+
+def _typed_text(wanted: str) -> str | None:
+    """``wanted`` read as JSON (``["page", 2]``), printed as the views print keys."""
+    try:
+        return key_text(json.loads(wanted))
+    except (ValueError, RecursionError):
+        return None
+
+
+def _candidate(record: TaskRecord, records: dict[str, TaskRecord]) -> str:
+    parent = records.get(record.parent_id or "")
+    where = f", in {task_label(parent)}" if parent is not None else ""
+    return f"{task_label(record)} (id {record.id[:10]}{where})"
 
 
 def short_ids(ids: list[str]) -> dict[str, str]:
@@ -245,7 +298,8 @@ def _output_of(run: JobRun, task: TaskView | None) -> object:
             raise NotFoundError(f"run {run.id} has no output: it is {run.status}")
         return run.output
     if not task.record.is_completed:
-        raise NotFoundError(f"task {task.record.name!r} has no output: it is {task.record.status}")
+        label = task_label(task.record)
+        raise NotFoundError(f"task {label!r} has no output: it is {task.record.status}")
     if task.record.redact:  # redacted paths stay masked in every view, this one too
         return redact_value(to_plain(task.output), task.record.redact)
     return task.output

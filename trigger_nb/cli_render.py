@@ -15,10 +15,23 @@ from datetime import date, datetime, time
 from pathlib import PurePath
 from typing import Any
 
-from trigger_nb.model import LogRecord, RunRecord, RunStatus, TaskRecord, TaskStatus
+from trigger_nb.model import LogRecord, RunRecord, RunStatus, TaskStatus
 from trigger_nb.preview import to_plain
 from trigger_nb.run import JobRun, TaskView
-from trigger_nb.view_model import format_duration
+from trigger_nb.view_icons import icon_glyph
+from trigger_nb.view_keys import task_key_text, task_label, task_title
+from trigger_nb.view_model import (
+    TaskNode,
+    attempt_error_text,
+    attempt_seconds,
+    build_tree,
+    failure_origin,
+    format_duration,
+    passed_up_from,
+    replayed_count,
+    row_error_text,
+    run_duration_text,
+)
 
 NOTE_CHARS = 60
 RUNS_HEADER = ("JOB", "RUN", "STATUS", "STARTED", "DURATION", "EXECS", "TASKS", "REPLAYED")
@@ -39,16 +52,22 @@ def runs_table(records: list[RunRecord], short: dict[str, str]) -> str:
             human_duration(r.duration_seconds),
             str(r.executions),
             str(r.task_count),
-            str(_replayed(r)),
+            str(replayed_count(r)),
         )
         for r in records
     ]
     return _table(RUNS_HEADER, rows, right=(5, 6, 7))
 
 
+def run_tree(run: JobRun, r: RunRecord) -> list[TaskNode]:
+    """The task tree with every view's statuses (replayed as of the latest execution)."""
+    return build_tree([view.record for view in run.all_tasks], r.latest_execution)
+
+
 def run_outline(run: JobRun, now: datetime) -> str:
     """The run's fields, then its task tree as an indented table."""
     r = run.record
+    nodes = run_tree(run, r)
     status = r.status.value
     if r.status is RunStatus.WAITING and r.wait_until is not None:
         left = (r.wait_until - now).total_seconds()
@@ -66,45 +85,42 @@ def run_outline(run: JobRun, now: datetime) -> str:
         ("job", f"{r.job_id} ({r.job_name} v{r.job_version})"),
         ("status", status),
         ("started", local_time(r.created_at)),
-        ("duration", human_duration(r.duration_seconds)),
+        ("duration", run_duration_text(r, now)),
         ("executions", executions),
         ("payload", _clip(json.dumps(r.event.payload, default=str), 2 * NOTE_CHARS)),
     ]
     if r.output_type is not None:
         fields.append(("output", f"{r.output_type}: {r.output_preview}"))
     if r.error is not None:
-        fields.append(("error", r.error.summary()))
+        origin = failure_origin(nodes, r.error)  # its row shows the error: named here, once
+        error = f"in task {task_label(origin.record)}" if origin else r.error.summary()
+        fields.append(("error", error))
     rows: list[tuple[str, ...]] = []
 
-    def walk(views: list[TaskView], depth: int) -> None:
-        for view in views:
-            t = view.record
+    def walk(nodes: list[TaskNode], depth: int) -> None:
+        for node in nodes:
+            t = node.record
             rows.append(
                 (
-                    "  " * depth + task_label(t),
-                    t.status.value,
+                    "  " * depth + task_label(t, icon=True),
+                    node.status.upper(),
                     human_duration(t.duration_seconds),
                     str(len(t.attempts)),
-                    _clip(_note(t), NOTE_CHARS),
+                    _clip(_note(node), NOTE_CHARS),
                 )
             )
-            walk(view.children, depth + 1)
+            walk(node.children, depth + 1)
 
-    walk(run.tasks, 0)
+    walk(nodes, 0)
     tree = _table(TASKS_HEADER, rows, right=(3,)) if rows else "No tasks."
     return "\n".join([f"Run {r.id}", *_fields(fields), "", tree])
 
 
-def task_label(t: TaskRecord) -> str:
-    key = key_text(t.cache_key)
-    # The key is shown only where the name hides it ("parallel [fan]", not "item 0 [0]").
-    hidden = key not in t.name and str(t.cache_key) not in t.name
-    return f"{t.name} [{key}]" if hidden else t.name
-
-
-def _note(t: TaskRecord) -> str:
-    if t.error is not None:
-        return t.error.summary()
+def _note(node: TaskNode) -> str:
+    t = node.record
+    error = row_error_text(node)
+    if error is not None:
+        return error
     if t.wait_until is not None and t.status is TaskStatus.WAITING:
         return f"until {local_time(t.wait_until)}"
     if t.output_preview is not None and t.kind != "wait":
@@ -114,11 +130,13 @@ def _note(t: TaskRecord) -> str:
 
 def task_details(run: JobRun, view: TaskView) -> str:
     """One task: its fields, attempts, logs and the traceback of its last error."""
-    t = view.record
-    parent = next((v for v in run.all_tasks if v.record.id == t.parent_id), None)
-    kids = [v.record for v in run.all_tasks if v.record.parent_id == t.id]
+    nodes = _by_id(run_tree(run, run.record))
+    node = nodes[view.record.id]
+    t = node.record
+    parent = nodes.get(t.parent_id or "")
+    kids = [k.record for k in node.children]
     fields = [
-        ("key", key_text(t.cache_key)),
+        ("key", task_key_text(t)),
         ("id", t.id),
         ("idempotency", t.idempotency_key),
         ("kind", t.kind),
@@ -132,6 +150,8 @@ def task_details(run: JobRun, view: TaskView) -> str:
             f"first ran in {t.first_execution}, completed in {t.completed_execution or '-'}",
         ),
     ]
+    if t.icon:
+        fields.append(("icon", f"{icon_glyph(t.icon)} {t.icon}"))
     if t.description:
         fields.append(("description", t.description))
     if t.params is not None:
@@ -143,20 +163,22 @@ def task_details(run: JobRun, view: TaskView) -> str:
         fields.append(("output", f"{t.output_type}{size}: {t.output_preview}"))
     if t.wait_until is not None:
         fields.append(("resumes", local_time(t.wait_until)))
-    if t.error is not None:
-        fields.append(("error", t.error.summary()))
-    lines = [f"Task {t.name} [{t.status.value}] in run {run.id}", *_fields(fields), ""]
+    error = row_error_text(node)
+    if error is not None:
+        fields.append(("error", error))
+    title = f"Task {task_title(t)} [{node.status.upper()}] in run {run.id}"
+    lines = [title, *_fields(fields), ""]
     lines.append(f"Attempts ({len(t.attempts)})")
     for a in t.attempts:
-        error = a.error.summary() if a.error else ""
         lines.append(
             f"  #{a.number}  execution {a.execution}  {local_time(a.started_at)}  "
-            f"{a.status.value}  {error}"
+            f"{human_duration(attempt_seconds(a))}  {a.status.value}  {attempt_error_text(a, node)}"
         )
     lines += ["", f"Logs ({len(view.logs)})"]
     if view.logs:
-        lines.append(_indent(log_lines(view.logs, {t.id: t.name})))
-    if t.error is not None and t.error.traceback:
+        lines.append(_indent(log_lines(view.logs, {t.id: task_label(t)})))
+    # A task failed by a subtask's error has none of its own: that subtask shows it.
+    if t.error is not None and t.error.traceback and passed_up_from(node) is None:
         lines += ["", "Traceback of the last error", _indent(t.error.traceback.rstrip())]
     return "\n".join(line.rstrip() for line in lines)
 
@@ -197,29 +219,49 @@ def run_summary_json(r: RunRecord) -> dict[str, Any]:
         "completed_at": r.completed_at.isoformat() if r.completed_at else None,
         "wait_until": r.wait_until.isoformat() if r.wait_until else None,
         "duration_seconds": r.duration_seconds,
+        "active_seconds": r.active_seconds,
+        "wall_seconds": r.wall_seconds,
         "executions": r.executions,
         "tasks": r.task_count,
-        "replayed": _replayed(r),
+        "replayed": replayed_count(r),
         "output_preview": r.output_preview,
         "error": r.error.summary() if r.error else None,
     }
 
 
 def run_json(run: JobRun) -> dict[str, Any]:
-    """The whole run: its record, task tree and logs (what ``export`` writes)."""
-    data: dict[str, Any] = run.record.model_dump(mode="json")
-    data.update(executions=run.record.executions, duration_seconds=run.record.duration_seconds)
-    data["tasks"] = [task_json(view) for view in run.tasks]
+    """The whole run: its record, task tree and logs (what ``export`` writes).
+
+    ``duration_seconds`` is the active time (``active_seconds``), ``wall_seconds`` the span; a
+    task's ``replayed`` is the mark every view shows, as of the latest execution."""
+    r = run.record
+    data: dict[str, Any] = r.model_dump(mode="json")
+    data.update(
+        executions=r.executions,
+        duration_seconds=r.duration_seconds,
+        active_seconds=r.active_seconds,
+        wall_seconds=r.wall_seconds,
+        replayed=replayed_count(r),
+    )
+    nodes = _by_id(run_tree(run, r))
+    data["tasks"] = [task_json(view, nodes) for view in run.tasks]
     data["logs"] = logs_json(run.logs)
     return data
 
 
-def task_json(view: TaskView, *, logs: bool = False) -> dict[str, Any]:
+def task_json(view: TaskView, nodes: dict[str, TaskNode], *, logs: bool = False) -> dict[str, Any]:
     data: dict[str, Any] = view.record.model_dump(mode="json")
+    data["key_text"] = task_key_text(view.record)
+    data["replayed"] = nodes[view.record.id].status == "replayed"
     if logs:
         data["logs"] = logs_json(view.logs)
-    data["children"] = [task_json(child, logs=logs) for child in view.children]
+    data["children"] = [task_json(child, nodes, logs=logs) for child in view.children]
     return data
+
+
+def task_json_of(run: JobRun, view: TaskView) -> dict[str, Any]:
+    """One task (``show --task --json``): its record, logs and subtasks."""
+    return task_json(view, _by_id(run_tree(run, run.record)), logs=True)
 
 
 def logs_json(logs: list[LogRecord]) -> list[dict[str, Any]]:
@@ -258,13 +300,14 @@ def html_page(run: JobRun, body: str) -> str:
 # --- small formatting helpers -------------------------------------------------------------------
 
 
-def _replayed(r: RunRecord) -> int:
-    return sum(e.replayed for e in r.execution_history)
-
-
-def key_text(cache_key: Any) -> str:
-    """A cache key as typed on the command line: strings as they are, others as JSON."""
-    return cache_key if isinstance(cache_key, str) else json.dumps(cache_key, default=str)
+def _by_id(nodes: list[TaskNode]) -> dict[str, TaskNode]:
+    found: dict[str, TaskNode] = {}
+    stack = list(nodes)
+    while stack:
+        node = stack.pop()
+        found[node.record.id] = node
+        stack.extend(node.children)
+    return found
 
 
 def local_time(moment: datetime | None) -> str:

@@ -46,4 +46,8 @@ def to_jsonable(value: object) -> Any:
 
         return TypeAdapter(Any).dump_python(value, mode="json")
     except Exception:
+        pass
+    try:
         return repr(value)
+    except Exception:  # a broken __repr__ too: the type is all that can be said
+        return f"<unrepresentable {type(value).__name__}>"

@@ -17,7 +17,9 @@ so ``except TypeError`` keeps working for callers who do not know us::
     │   └── StoreVersionError                the store was written by an unknown format version
     ├── NotFoundError(LookupError)           an unknown job, run or task id
     ├── JobDefinitionError(ValueError)       a job without a run function, or not defined here
-    └── RunBusyError(RuntimeError)           a run asked to execute inside its own execution
+    ├── RunConflictError(ValueError)         a run id that belongs to another job or payload
+    ├── RunBusyError(RuntimeError)           a run asked to execute inside its own execution
+    └── InternalError(RuntimeError)          a bug in trigger_nb itself (the run still ends)
 
 Internal control flow derives from ``BaseException`` (like ``KeyboardInterrupt``) so a user's
 ``except Exception`` can never swallow it::
@@ -140,6 +142,21 @@ class NotFoundError(TriggerNbError, LookupError):
 
 class JobDefinitionError(TriggerNbError, ValueError):
     """A job that cannot run as defined (no run function, conflicting definition)."""
+
+
+class RunConflictError(TriggerNbError, ValueError):
+    """An explicit run id that already belongs to another job, or to this job with another
+    payload: executing it would mix two runs' tasks, so nothing runs and nothing is written."""
+
+    def __init__(self, message: str, *, run_id: str, existing_job_id: str) -> None:
+        super().__init__(message)
+        self.run_id = run_id
+        self.existing_job_id = existing_job_id
+
+
+class InternalError(TriggerNbError, RuntimeError):
+    """Something inside trigger_nb failed where it never should (a bug to report): the run it
+    happened in is still recorded as FAILURE with this error, and its lock released."""
 
 
 class RunBusyError(TriggerNbError, RuntimeError):

@@ -19,6 +19,7 @@ from trigger_nb.codec import to_jsonable
 from trigger_nb.errors import RunCanceled
 from trigger_nb.model import LogRecord
 from trigger_nb.snapshot import RunSnapshot
+from trigger_nb.storable import storable_data, storable_text
 from trigger_nb.store import Store
 from trigger_nb.task_writer import TaskWriter
 
@@ -53,7 +54,9 @@ class Execution:
     # Every task of this execution runs again (``%%trigger_job --refresh``), as if refresh=True.
     refresh: bool = False
     executed: int = 0
-    replayed: int = 0
+    # Tasks returned from the store, in call order (counted, with what they stand for, by
+    # ``replay.count_replayed`` when the execution ends).
+    replayed_ids: list[str] = field(default_factory=list)
     failed: int = 0
     time_saved_seconds: float = 0.0
     # task id -> a marker unique to the call that claimed it (see ``claim``)
@@ -113,7 +116,7 @@ class Execution:
                 continue
 
     def log(self, level: str, message: str, data: dict[str, Any], task_id: str | None) -> None:
-        text = str(message)
+        text = _log_text(message)
         with self.lock:
             if task_id is None and self._prior_root_logs[(level, text)] > 0:
                 # The same top-level log written by an earlier execution: a replay, not news.
@@ -128,11 +131,21 @@ class Execution:
             seq=seq,
             level=level,
             message=text,
-            data={str(k): to_jsonable(v) for k, v in data.items()},
+            data={storable_text(str(k)): storable_data(to_jsonable(v)) for k, v in data.items()},
             time=self.clock.now(),
         )
         self.store.append_log(record)
         self.publish("log", record)
+
+
+def _log_text(message: object) -> str:
+    """A log message as storable text, whatever was passed (its ``__str__`` may raise)."""
+    if type(message) is str:
+        return storable_text(message)
+    try:
+        return storable_text(str(message))
+    except Exception as error:
+        return f"<unprintable {type(message).__name__}: its __str__ raised {type(error).__name__}>"
 
 
 class Logger:

@@ -15,7 +15,13 @@ from trigger_nb.model import RunRecord, RunStatus
 from trigger_nb.run_view import RunView, mimebundle
 from trigger_nb.store import Store
 from trigger_nb.view_css import CSS, WIDGET_CSS
-from trigger_nb.view_model import COLORS, format_duration, format_time, short_run_id
+from trigger_nb.view_model import (
+    COLORS,
+    format_duration,
+    format_time,
+    replayed_count,
+    short_run_id,
+)
 
 ALL = ""
 COLUMNS = ("job", "run id", "status", "started", "duration", "tasks", "replayed")
@@ -29,7 +35,6 @@ EXPLORER_CSS = """
 
 def run_row(record: RunRecord) -> tuple[str, ...]:
     """The explorer's columns for one run."""
-    latest = record.execution_history[-1] if record.execution_history else None
     return (
         record.job_id,
         short_run_id(record.id),
@@ -37,7 +42,7 @@ def run_row(record: RunRecord) -> tuple[str, ...]:
         format_time(record.created_at),
         format_duration(record.duration_seconds),
         str(record.task_count),
-        str(latest.replayed if latest else 0),
+        str(replayed_count(record)),
     )
 
 

@@ -14,21 +14,26 @@ from collections.abc import Callable
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
-from trigger_nb.model import LogRecord, RunRecord, TaskRecord
+from trigger_nb.model import LogRecord, RunRecord
 from trigger_nb.preview import redact_value, to_plain
 from trigger_nb.view_css import CSS
+from trigger_nb.view_icons import fontawesome_name, icon_glyph
+from trigger_nb.view_keys import shown_key, task_title
 from trigger_nb.view_model import (
     COLORS,
     GLYPHS,
     WAITING,
     RunSummary,
     TaskNode,
+    attempt_error_text,
+    attempt_seconds,
     build_tree,
-    cache_key_text,
     format_countdown,
     format_duration,
     format_time,
     group_logs,
+    passed_up_from,
+    row_error_text,
     summarize_run,
 )
 
@@ -49,21 +54,23 @@ def esc(value: object) -> str:
 
 def header_html(summary: RunSummary, *, now: datetime | None = None) -> str:
     color = COLORS.get(summary.status, "#6e7781")
-    plural = "s" if summary.executions != 1 else ""
     parts = [
         f'<div class="tnb-head"><span class="tnb-job">{esc(summary.job_name)}</span> '
         f'<span class="tnb-version">v{esc(summary.job_version)}</span> '
         f'<code class="tnb-runid" title="{esc(summary.run_id)}">{esc(summary.short_id)}</code> '
         f'<span class="tnb-badge tnb-status" style="background:{color}">'
         f"{esc(summary.status)}</span></div>",
-        f'<div class="tnb-muted tnb-stats">{summary.executions} execution{plural} · started '
-        f"{esc(summary.started)} · {esc(summary.duration)} · {summary.task_count} tasks</div>",
+        f'<div class="tnb-muted tnb-stats">started {esc(summary.started)} · '
+        f'<span class="tnb-duration">{esc(summary.duration)}</span> · '
+        f"{summary.task_count} tasks</div>",
         f'<div class="tnb-counts">{esc(summary.counts_line)}</div>',
     ]
     if summary.status == "WAITING":
         parts.append(f'<div style="color:{COLORS[WAITING]}">◷ {_countdown(summary, now)}</div>')
     if summary.error:
-        parts.append(f'<div class="tnb-err">{esc(summary.error)}</div>')
+        parts.append(f'<div class="tnb-err tnb-run-error">{esc(summary.error)}</div>')
+        if summary.traceback:
+            parts.append(traceback_html(summary.traceback))
     elif summary.output_preview not in (None, "None"):
         parts.append(
             f'<div class="tnb-muted">output: <code>{esc(summary.output_preview)}</code></div>'
@@ -86,13 +93,22 @@ def glyph_html(status: str) -> str:
     )
 
 
-def meta_html(node: TaskNode, *, now: datetime | None = None) -> str:
-    """Everything on a task's line after its name: key, icon, duration, attempts, properties."""
+def icon_html(name: str, *, fontawesome: bool = False) -> str:
+    """A task's icon: FontAwesome where the page has it (the interactive tree), else a glyph.
+    The name is the tooltip, never the text."""
+    awesome = fontawesome_name(name) if fontawesome else None
+    if awesome is not None:
+        return f'<i class="fa fa-{awesome} tnb-icon" title="{esc(name)}"></i>'
+    return f'<span class="tnb-icon" title="{esc(name)}">{esc(icon_glyph(name))}</span>'
+
+
+def meta_html(node: TaskNode, *, now: datetime | None = None, fontawesome: bool = False) -> str:
+    """Everything on a task's line after its name: icon, key, duration, attempts, properties."""
     r = node.record
-    key = cache_key_text(r)
-    bits = [f'<code class="tnb-key">{esc(key)}</code>'] if key != r.name else []
-    if r.icon:
-        bits.append(f'<span class="tnb-meta">[{esc(r.icon)}]</span>')
+    bits: list[str] = []
+    key = shown_key(r)
+    if key is not None:
+        bits.append(f'<code class="tnb-key">{esc(key)}</code>')
     if node.status == WAITING:
         bits.append(f'<span class="tnb-wait">{esc(format_countdown(r.wait_until, now))}</span>')
     elif r.duration_seconds is not None:
@@ -101,9 +117,12 @@ def meta_html(node: TaskNode, *, now: datetime | None = None) -> str:
         bits.append(f'<span class="tnb-meta">{len(r.attempts)} attempts</span>')
     for prop in [*r.properties, *r.output_properties]:
         bits.append(f'<span class="tnb-meta tnb-prop">{_property(prop)}</span>')
-    if r.error is not None and node.status == "failed":
-        bits.append(f'<span class="tnb-err">{esc(r.error.summary())}</span>')
-    return '<span class="tnb-sep"> · </span>'.join(bits)
+    error = row_error_text(node)
+    if error is not None:
+        bits.append(f'<span class="tnb-err">{esc(error)}</span>')
+    line = '<span class="tnb-sep"> · </span>'.join(bits)
+    # the icon goes with the name before it, not as one more item of the line
+    return f"{icon_html(r.icon, fontawesome=fontawesome)} {line}" if r.icon else line
 
 
 def _property(prop: dict[str, Any]) -> str:
@@ -115,12 +134,16 @@ def _property(prop: dict[str, Any]) -> str:
 
 
 def line_html(node: TaskNode, *, now: datetime | None = None) -> str:
-    name = f'<span class="tnb-name">{esc(node.record.name)}</span>'
+    name = f'<span class="tnb-name">{esc(task_title(node.record))}</span>'
     return f"{glyph_html(node.status)} {name} {meta_html(node, now=now)}"
 
 
-def details_html(record: TaskRecord, logs: list[LogRecord]) -> str:
-    """A task's description, logs, params, attempts, error and output preview."""
+def details_html(node: TaskNode, logs: list[LogRecord]) -> str:
+    """A task's description, logs, params, attempts, traceback and output preview.
+
+    Its error's text is on its row; here only the traceback, folded, and none for a task failed
+    by a subtask's error (that subtask shows it)."""
+    record = node.record
     parts: list[str] = []
     if record.description:
         parts.append(f"<div>{esc(record.description)}</div>")
@@ -131,17 +154,16 @@ def details_html(record: TaskRecord, logs: list[LogRecord]) -> str:
         parts.append(f"<div><b>Params</b><pre>{esc(_json(params))}</pre></div>")
     if record.attempts:
         rows = "".join(
-            f"<tr><td>#{a.number}</td><td>execution {a.execution}</td>"
-            f"<td>{esc(format_time(a.started_at))}</td><td>{esc(a.status.value.lower())}</td>"
-            f'<td class="tnb-err">{esc(a.error.summary()) if a.error else ""}</td></tr>'
+            f'<tr class="tnb-attempt"><td>#{a.number}</td><td>execution {a.execution}</td>'
+            f"<td>{esc(format_time(a.started_at))}</td>"
+            f"<td>{esc(format_duration(attempt_seconds(a)))}</td>"
+            f"<td>{esc(a.status.value.lower())}</td>"
+            f'<td class="tnb-err">{esc(attempt_error_text(a, node))}</td></tr>'
             for a in record.attempts
         )
         parts.append(f"<div><b>Attempts</b><table>{rows}</table></div>")
-    if record.error is not None:
-        parts.append(
-            f'<div class="tnb-err tnb-error"><b>Error</b> {esc(record.error.summary())}'
-            f"<pre>{esc(record.error.traceback)}</pre></div>"
-        )
+    if record.error is not None and record.error.traceback and passed_up_from(node) is None:
+        parts.append(traceback_html(record.error.traceback))
     if record.output_preview is not None:
         size = f", {record.output_size:,} bytes" if record.output_size is not None else ""
         parts.append(
@@ -149,6 +171,13 @@ def details_html(record: TaskRecord, logs: list[LogRecord]) -> str:
             f'</span><pre class="tnb-preview">{esc(record.output_preview)}</pre></div>'
         )
     return "".join(parts) or '<div class="tnb-muted">no details</div>'
+
+
+def traceback_html(traceback: str) -> str:
+    return (
+        '<details class="tnb-err tnb-traceback"><summary>traceback</summary>'
+        f"<pre>{esc(traceback.rstrip())}</pre></details>"
+    )
 
 
 def logs_html(logs: list[LogRecord]) -> str:
@@ -223,7 +252,7 @@ def _walk(
                 _walk(node.children, logs, budget, line, out, latest)
                 out.append("</div>")
             continue
-        body = details_html(node.record, logs.get(node.record.id, []))
+        body = details_html(node, logs.get(node.record.id, []))
         if node.children:
             out.append(
                 f'<details open class="tnb-task tnb-st-{status}"><summary>{line(node)}</summary>'
@@ -245,15 +274,19 @@ def clock_now(run: JobRun) -> datetime:
     return client.clock.now() if client is not None else datetime.now(timezone.utc)
 
 
-def run_tree(run: JobRun) -> list[TaskNode]:
+def run_tree(run: JobRun, record: RunRecord | None = None) -> list[TaskNode]:
+    """The run's task tree, replay marks as of its latest execution (of ``record``, if given:
+    the record the caller shows with it)."""
     records = [view.record for view in run.all_tasks]
-    return build_tree(records, run.record.executions)
+    return build_tree(records, (record or run.record).latest_execution)
 
 
 def render_html(run: JobRun, *, now: datetime | None = None, max_rows: int = MAX_ROWS) -> str:
     """A self-contained HTML rendering (inline CSS, no scripts, no external assets)."""
+    record = run.record  # read once: the header and the rows show the same state
     logs = group_logs(run.logs)
-    return html_from(run.record, run_tree(run), logs, now=now or clock_now(run), max_rows=max_rows)
+    nodes = run_tree(run, record)
+    return html_from(record, nodes, logs, now=now or clock_now(run), max_rows=max_rows)
 
 
 def html_from(
@@ -265,7 +298,7 @@ def html_from(
     max_rows: int = MAX_ROWS,
 ) -> str:
     """``render_html`` from an already built tree (the widget has one)."""
-    summary = summarize_run(record, now=now)
+    summary = summarize_run(record, now=now, nodes=nodes)
     top = logs.get(None, [])
     run_logs = ""
     if top:

@@ -93,7 +93,11 @@ class Job:
                 f"{'s' if len(problems) != 1 else ''}): {lines}",
                 errors=problems,
             ) from None
-        return value, storable_json(adapter.dump_python(value, mode="json"), self.id)
+        try:
+            dumped = adapter.dump_python(value, mode="json")
+        except (ValueError, TypeError):  # text UTF-8 cannot hold, an unserializable value
+            dumped = plain_json(value, self.id)  # raises InvalidPayloadError saying which
+        return value, storable_json(dumped, self.id)
 
     def run_id_for(self, payload_json: Any) -> str:
         material = json.dumps(
@@ -108,7 +112,9 @@ class Job:
         self, payload_json: Any, *, run_id: str | None = None, new_run: bool = False
     ) -> str:
         """The run a trigger executes: ``run_id`` if given (checked), a fresh one for
-        ``new_run``, else the deterministic id of this payload."""
+        ``new_run``, else the deterministic id of this payload.
+
+        With both, ``run_id`` is kept and ``trigger`` replaces any run already under it."""
         if run_id is not None:
             return _check_id(run_id, "run_id")
         if new_run:
@@ -128,7 +134,10 @@ class Job:
     ) -> JobRun:
         """Start this job's run for ``payload``, or resume it if it already exists.
 
-        ``refresh=True`` runs every task of this execution again instead of replaying it.
+        An explicit ``run_id`` that belongs to another job, or to this job with another payload,
+        raises ``RunConflictError`` (nothing runs, nothing is written); with ``new_run=True``
+        that run is deleted and a fresh one starts under the id. ``refresh=True`` runs every
+        task of this execution again instead of replaying it.
         """
         if self.run_fn is None:
             raise JobDefinitionError(
@@ -140,6 +149,8 @@ class Job:
             self.resolve_run_id(payload_json, run_id=run_id, new_run=new_run),
             value,
             payload_json,
+            raw_payload=payload,
+            replace=new_run and run_id is not None,
             event_name=event_name,
             event_id=event_id,
             listeners=[*self.client.listeners, *listeners],

@@ -13,6 +13,7 @@ import math
 from typing import Any
 
 from trigger_nb.errors import InvalidCacheKeyError
+from trigger_nb.storable import storable_text
 
 TASK_ID_CHARS = 24
 _INT_TEXT_LIMIT = 10**1000  # far below Python's 4,300-digit int-to-text limit
@@ -91,16 +92,6 @@ def _encode_part(part: object, index: int | None) -> list[Any]:
         f"{where} of type {type(part).__name__} is not supported: key parts must be strings, "
         "ints, floats, bools or None (convert it, e.g. str(value))"
     )
-
-
-def storable_text(text: str) -> str:
-    """``text`` as it can be written into a UTF-8 JSON record: a lone surrogate (a file name
-    decoded with ``surrogateescape``, say) is shown as its escape, e.g. ``\\udcff``.
-
-    Only records and views use this; the task's identity comes from the key itself."""
-    if text.isascii():
-        return text
-    return text.encode("utf-8", "backslashreplace").decode("utf-8")
 
 
 def display_key(cache_key: object) -> Any:

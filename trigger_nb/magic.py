@@ -16,6 +16,7 @@ does; ``%load_ext trigger_nb`` imports this). Decisions where the spec is silent
   compile, are IPython ``UsageError`` s: a short message, no traceback, nothing run.
 - Ctrl-C / Kernel → Interrupt marks the running task INTERRUPTED and the run CANCELED;
   re-executing the cell continues.
+- While the job runs, the front end sees the kernel busy, live tree or not (``magic_status``).
 """
 
 from __future__ import annotations
@@ -40,6 +41,7 @@ from trigger_nb.errors import (
     InvalidOptionError,
     InvalidPayloadError,
     NotFoundError,
+    RunConflictError,
     TriggerNbError,
 )
 from trigger_nb.job import DEFAULT_VERSION, Job
@@ -52,6 +54,7 @@ from trigger_nb.magic_args import (
 )
 from trigger_nb.magic_body import compile_body, make_run_function, trim_traceback
 from trigger_nb.magic_resume import Resumer
+from trigger_nb.magic_status import busy_while_running
 from trigger_nb.model import RunStatus, TaskStatus
 from trigger_nb.run import JobRun
 from trigger_nb.trigger import EventTrigger, event_trigger
@@ -85,6 +88,16 @@ def _check_schema(schema: Any) -> None:
             f"%%trigger_job --schema: {schema!r} cannot validate payloads "
             f"({type(error).__name__}); give a pydantic model class"
         ) from None
+
+
+def _how(flag: str, error: Exception, source: str) -> str:
+    """How an expression flag is read: users write ``--payload user1`` meaning the text."""
+    name = getattr(error, "name", None) if isinstance(error, NameError) else None
+    text = name if isinstance(name, str) else source
+    return (
+        f"{flag} is a Python expression evaluated in the notebook's namespace: JSON-looking "
+        f'literals work ({{"id": 1}}), bare names are variables (quote text: {text!r})'
+    )
 
 
 def _short_interrupt(run: JobRun) -> KeyboardInterrupt:
@@ -146,7 +159,8 @@ class TriggerMagics(Magics):
             return None
         run_id = self._run_id(job, args, payload)
         self._resumer.cancel(run_id)  # re-executing the cell resumes the run now
-        return self._start(job, args, payload, run_id)
+        with busy_while_running(self._shell):  # the live tree must not make the kernel look idle
+            return self._start(job, args, payload, run_id)
 
     def _evaluate(self, flag: str, source: str | None) -> Any:
         if source is None:
@@ -154,8 +168,9 @@ class TriggerMagics(Magics):
         try:
             return eval(compile(source, f"<{flag}>", "eval"), self._shell.user_ns)
         except Exception as error:
-            problem = f"{type(error).__name__}: {error}"
-            raise UsageError(f"%%trigger_job {flag} {source}: {problem}") from None
+            problem = f"{type(error).__name__}: {error}".replace("\n", " ")
+            hint = _how(flag, error, source)
+            raise UsageError(f"%%trigger_job {flag} {source}: {problem}. {hint}") from None
 
     def _define(self, args: JobArgs, line: str, cell: str) -> Job:
         schema = self._evaluate("--schema", args.schema)
@@ -217,10 +232,16 @@ class TriggerMagics(Magics):
                 run = job.trigger(
                     payload,
                     run_id=run_id,
+                    # --run-id X --new-run: a fresh run under X, replacing the one there
+                    new_run=args.new_run and args.run_id is not None,
                     event_name=args.event,
                     listeners=[view.listener] if view is not None else [],
                     refresh=args.refresh,
                 )
+        except RunConflictError as error:  # nothing ran: a one-line message, not a traceback
+            if view is not None:
+                view.finish(None)
+            raise UsageError(f"%%trigger_job --run-id: {error}") from None
         except KeyboardInterrupt:
             try:
                 canceled = job.client.load_run(run_id)

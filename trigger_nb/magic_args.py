@@ -4,13 +4,15 @@ The values of ``--payload``, ``--schema`` and ``--integrations`` are Python expr
 contain spaces, quotes and brackets (``--payload {"user_id": user_id}``), so ``shlex`` and argparse
 do not fit: a line is split into words at whitespace outside brackets and quotes, and a value flag
 takes every word up to the next ``--flag``. Errors are one line naming the flag (no IPython here:
-``magic.py`` turns ``MagicArgumentError`` into IPython's one-line ``UsageError``).
+``magic.py`` turns ``MagicArgumentError`` into IPython's one-line ``UsageError``); a misspelt
+option gets the closest known one suggested.
 """
 
 from __future__ import annotations
 
 import ast
 import dataclasses
+import difflib
 import re
 
 JOB_USAGE = (
@@ -105,6 +107,18 @@ def _text(word: str) -> str:
     return word
 
 
+def _unknown(magic: str, flag: str, options: tuple[str, ...]) -> str:
+    """The message for an unknown option: the closest known one, else the list of them."""
+    if not options:
+        return f"{magic}: unknown option {flag}; {magic} takes no options"
+    # Compared without the dashes, so "-payload" and "--paylod" both find "--payload".
+    names = {option.lstrip("-").lower(): option for option in options}
+    close = difflib.get_close_matches(flag.lstrip("-").lower(), names, n=1, cutoff=0.6)
+    if close:
+        return f"{magic}: unknown option {flag}: did you mean {names[close[0]]}?"
+    return f"{magic}: unknown option {flag}; known options: {', '.join(options)}"
+
+
 def _options(
     words: list[str], magic: str, known: tuple[str, ...], switches: tuple[str, ...]
 ) -> tuple[list[str], dict[str, str], set[str]]:
@@ -120,8 +134,7 @@ def _options(
             continue
         flag, has_inline, inline = word.partition("=")
         if flag not in known and flag not in switches:
-            every = ", ".join((*known, *switches))
-            raise MagicArgumentError(f"{magic}: unknown option {flag}; known options: {every}")
+            raise MagicArgumentError(_unknown(magic, flag, (*known, *switches)))
         if flag in values or flag in flags:
             raise MagicArgumentError(f"{magic}: {flag} is given twice; give it once")
         if flag in switches:

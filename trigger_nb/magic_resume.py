@@ -6,6 +6,10 @@ triggers the run again when the wait is due. Its outcome goes to the cell that s
 also carries the outcome as plain text/HTML, for saved notebooks and nbclient. The timer runs
 in an empty ``contextvars.Context`` so ipykernel attributes its messages to the request being
 handled now, not to the long-finished cell (whose request nobody listens to any more).
+
+A resumed execution that fails, or a resume that cannot run, must not pass silently: the cell
+shows a red banner (the error, its trimmed traceback, how to go on), and the same news goes to
+``sys.stderr`` at once, for a user who is elsewhere in the notebook (see ``Failure.alert``).
 """
 
 from __future__ import annotations
@@ -15,12 +19,15 @@ import contextlib
 import contextvars
 import html
 import io as io_module
+import sys
 import traceback
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
+from trigger_nb.errors import TriggerNbError
 from trigger_nb.magic_body import trim_traceback
 from trigger_nb.model import RunStatus
+from trigger_nb.view_model import COLORS
 
 if TYPE_CHECKING:
     from trigger_nb.job import Job
@@ -30,6 +37,14 @@ if TYPE_CHECKING:
 # A resume that falls due while another run executes (inside nest-asyncio's nested loop) waits
 # this long and tries again, so two runs never interleave on the kernel's one thread.
 BUSY_RETRY_SECONDS = 0.5
+FAILED_COLOR = COLORS["FAILURE"]
+FAILED_ADVICE = (
+    "Fix the code, then re-run {cell}: completed tasks are replayed, the failed task runs again."
+)
+RESUME_ADVICE = (
+    "Fix the cause, then re-run {cell} to resume the run: completed tasks are replayed, "
+    "not repeated."
+)
 
 
 def _display(obj: Any, **options: Any) -> Any:
@@ -67,6 +82,13 @@ class Resumer:
         self._shell = shell
         self._timers: dict[str, asyncio.TimerHandle] = {}
         self._busy = 0
+        self._last_cell: Any = None  # the request of the cell executed last (see Failure.alert)
+        shell.events.register("pre_run_cell", self._cell_started)
+
+    def _cell_started(self, info: Any) -> None:
+        kernel = getattr(self._shell, "kernel", None)
+        if kernel is not None and hasattr(kernel, "get_parent"):
+            self._last_cell = kernel.get_parent("shell")
 
     @contextlib.contextmanager
     def running(self) -> Iterator[None]:
@@ -126,36 +148,106 @@ class Resumer:
             loop = asyncio.get_running_loop()
             self._set_timer(loop, BUSY_RETRY_SECONDS, job, payload, run_id, view, output)
             return
-        current = job.client.store.load_run(run_id)
-        if current is not None and current.status is RunStatus.CANCELED:  # run.cancel() meanwhile
-            output.show({"text/plain": f"run {run_id} was canceled; re-run its cell to go on"}, {})
-            return
         printed = io_module.StringIO()
         try:
+            current = job.client.store.load_run(run_id)
+            if current is not None and current.status is RunStatus.CANCELED:  # run.cancel()
+                canceled = f"run {run_id} was canceled; re-run its cell to go on"
+                output.show({"text/plain": canceled}, {})
+                return
             with self.running(), contextlib.redirect_stdout(printed):
                 listeners = [view.listener] if view is not None else []
                 run = job.trigger(payload, run_id=run_id, listeners=listeners)
         except (Exception, KeyboardInterrupt) as error:  # nobody to raise to: show it
-            output.show({"text/plain": f"run {run_id}: resuming failed: {error!r}"}, {})
+            failure = Failure(job.id, run_id, "could not resume by itself", error, RESUME_ADVICE)
+            _show(output, failure.bundle(), printed.getvalue())
+            failure.alert(self._last_cell)
             return
         if view is not None:
             view.finish(run)
         if run.status is RunStatus.WAITING:
             self.schedule(job, payload, run, view, output)
             return
-        data, metadata = self._outcome(run)
-        text = printed.getvalue()
-        if text:
-            data["text/plain"] = text + data.get("text/plain", "")
-            if "text/html" in data:
-                data["text/html"] = f"<pre>{html.escape(text)}</pre>{data['text/html']}"
-        output.show(data, metadata)
+        if run.status is RunStatus.FAILURE:
+            failure = Failure(job.id, run_id, "failed after resuming by itself", run, FAILED_ADVICE)
+            _show(output, failure.bundle(), printed.getvalue())
+            failure.alert(self._last_cell)
+            return
+        _show(output, self._outcome(run), printed.getvalue())
 
     def _outcome(self, run: JobRun) -> tuple[dict[str, Any], dict[str, Any]]:
         if run.status is RunStatus.SUCCESS and run.output is not None:
             data, metadata = self._shell.display_formatter.format(run.output)
             return dict(data), dict(metadata)
-        if run.exception is not None:
-            text = "".join(traceback.format_exception(trim_traceback(run.exception)))
-            return {"text/plain": text}, {}
         return {"text/plain": f"run {run.id}: {run.status.value}"}, {}
+
+
+def _show(output: ResumeOutput, bundle: tuple[dict[str, Any], dict[str, Any]], text: str) -> None:
+    """Show ``bundle`` in the starting cell, below what the resumed execution printed."""
+    data, metadata = bundle
+    if text:
+        data["text/plain"] = text + data.get("text/plain", "")
+        if "text/html" in data:
+            data["text/html"] = f"<pre>{html.escape(text)}</pre>{data['text/html']}"
+    output.show(data, metadata)
+
+
+class Failure:
+    """A resumed run that failed (``cause`` is the run) or a resume that raised (the error)."""
+
+    def __init__(
+        self, job_id: str, run_id: str, what: str, cause: JobRun | BaseException, advice: str
+    ) -> None:
+        self.job_id, self.advice = job_id, advice
+        error = cause if isinstance(cause, BaseException) else cause.exception
+        if error is not None:
+            summary = f"{type(error).__name__}: {error}"
+            self.details = "".join(traceback.format_exception(trim_traceback(error))).rstrip()
+            if cause is error and isinstance(error, TriggerNbError):
+                self.details = ""  # trigger_nb's own errors say what to fix; its frames would not
+        else:  # the run failed in another process: only its stored error is known
+            assert not isinstance(cause, BaseException)
+            summary = cause.error.summary() if cause.error else cause.status.value
+            self.details = cause.error.traceback.rstrip() if cause.error else ""
+        self.headline = f"\u2717 run {run_id} {what}: {summary}"
+
+    def bundle(self) -> tuple[dict[str, Any], dict[str, Any]]:
+        """The banner for the starting cell, as text and as a red-bordered block."""
+        advice = self.advice.format(cell="this cell")
+        text = "\n".join(part for part in (self.headline, self.details, advice) if part)
+        details = f'<pre style="{_PRE_STYLE}">{html.escape(self.details)}</pre>'
+        block = (
+            f'<div class="tnb-resume-failed" style="{_BLOCK_STYLE}">'
+            f'<div style="color:{FAILED_COLOR};font-weight:600">{html.escape(self.headline)}</div>'
+            f"{details if self.details else ''}<div>{html.escape(advice)}</div></div>"
+        )
+        return {"text/plain": text, "text/html": block}, {}
+
+    def alert(self, last_cell: Any) -> None:
+        """Tell the user now, wherever they are: one message on the kernel's stderr, under
+        ``last_cell`` (the request of the cell executed last, when known).
+
+        Measured with jupyter_client and JupyterLab 4: the timer fires when no cell may be
+        executing, and ipykernel's stderr then gives the stream the header of the last request
+        it handled, whatever it was. JupyterLab shows a stream of a finished execute request in
+        that cell, in red, but drops one of any other request (a completion, a widget message:
+        there are many). So the stream is given the request of the cell executed last: the one
+        the user is at, or the one executing now. The banner in the starting cell stays.
+        """
+        where = f"The %%trigger_job {self.job_id} cell that started it shows the details."
+        advice = self.advice.format(cell="that cell")
+        stream: Any = sys.stderr
+        set_parent = getattr(stream, "set_thread_parent", None)  # ipykernel's OutStream
+        token = set_parent(last_cell) if set_parent is not None and last_cell else None
+        try:
+            print(f"{self.headline}\n  {where} {advice}", file=stream, flush=True)
+        finally:
+            if token is not None:
+                stream.reset_thread_parent(token)
+
+
+_BLOCK_STYLE = (
+    f"border:1px solid {FAILED_COLOR};border-left:4px solid {FAILED_COLOR};border-radius:4px;"
+    "padding:6px 10px;margin:4px 0"
+)
+_PRE_STYLE = "white-space:pre-wrap;margin:6px 0;font-size:12px"

@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from trigger_nb.status import RunStatus as RunStatus
 from trigger_nb.status import TaskStatus as TaskStatus
+from trigger_nb.storable import storable_text
 
 # Build each record's pydantic schema on first use, not at import: keeps `import trigger_nb` and
 # `trigger-nb --help` fast (about 40 ms of schema building otherwise).
@@ -127,20 +128,68 @@ class ErrorInfo(BaseModel):
 
     @classmethod
     def from_exception(cls, error: BaseException) -> ErrorInfo:
+        """The error as data, whatever the exception does: a ``__str__`` that raises, text
+        UTF-8 cannot hold, a traceback that cannot be formatted. It never raises itself: it
+        runs while a failure is being recorded, where raising would leave the run unrecorded.
+        """
         kind = type(error)
-        name = kind.__qualname__
-        if kind.__module__ not in ("builtins", "__main__"):
-            name = f"{kind.__module__}.{name}"
-        report = traceback_module.TracebackException.from_exception(error)
-        _drop_internal_frames(report)
-        return cls(type=name, message=str(error), traceback="".join(report.format()))
+        name = storable_text(_qualified_name(kind))
+        try:
+            message = storable_text(str(error))
+        except Exception as broken:
+            message = f"<unprintable {kind.__name__}: its __str__ raised {type(broken).__name__}>"
+        return cls(type=name, message=message, traceback=_format_traceback(error))
 
     def summary(self) -> str:
         short = self.type.rsplit(".", 1)[-1]
         return f"{short}: {self.message}" if self.message else short
 
 
+def _qualified_name(kind: type) -> str:
+    name = str(getattr(kind, "__qualname__", None) or kind.__name__)
+    module = getattr(kind, "__module__", None)
+    if isinstance(module, str) and module not in ("builtins", "__main__"):
+        name = f"{module}.{name}"
+    return name
+
+
+def _format_traceback(error: BaseException) -> str:
+    """The user's frames of ``error``'s traceback, trigger_nb's own cut out.
+
+    A task's failure (``TaskError``) is shown as one traceback: the run function's frames down
+    to the ``run_task`` call, then the task function's frames down to the original error, whose
+    line ends it. The TaskError's own line would only repeat that error's text.
+    """
+    try:
+        cause = error.__cause__ if _is_task_error(error) else None
+        report = traceback_module.TracebackException.from_exception(cause or error)
+        _drop_internal_frames(report)
+        if cause is not None:
+            outer = traceback_module.TracebackException.from_exception(error)
+            _drop_internal_frames(outer)
+            frames = [f for f in outer.stack if not _is_internal(f)]
+            report.stack = traceback_module.StackSummary.from_list([*frames, *report.stack])
+        return storable_text("".join(report.format()))
+    except Exception as broken:  # a frame or a chained exception that cannot be formatted
+        try:
+            lines = "".join(traceback_module.format_tb(error.__traceback__))
+        except Exception:
+            lines = ""
+        note = f"(the full traceback could not be formatted: {type(broken).__name__})\n"
+        return storable_text(f"Traceback (most recent call last):\n{lines}{note}")
+
+
+def _is_task_error(error: BaseException) -> bool:
+    from trigger_nb.errors import TaskError  # here: errors imports this module for typing only
+
+    return isinstance(error, TaskError) and error.__cause__ is not None
+
+
 _PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
+
+
+def _is_internal(frame: traceback_module.FrameSummary) -> bool:
+    return (frame.filename or "").startswith(_PACKAGE_DIR)
 
 
 def _drop_internal_frames(report: traceback_module.TracebackException, depth: int = 0) -> None:
@@ -148,7 +197,7 @@ def _drop_internal_frames(report: traceback_module.TracebackException, depth: in
 
     A traceback made only of our frames is kept whole, so an internal bug still shows where.
     """
-    mine = [f for f in report.stack if not (f.filename or "").startswith(_PACKAGE_DIR)]
+    mine = [f for f in report.stack if not _is_internal(f)]
     if mine:
         report.stack = traceback_module.StackSummary.from_list(mine)
     for linked in (report.__cause__, report.__context__):
@@ -228,6 +277,17 @@ class ExecutionRecord(BaseModel):
     replayed: int = 0
     failed: int = 0
     time_saved_seconds: float = 0.0
+    # Tasks completed by an earlier execution that this one neither returned from the store nor
+    # reached inside a replayed parent (code that no longer calls them, a failure before them).
+    # Usually empty, so the record stays small; see ``is_replayed``.
+    untouched: list[str] = Field(default_factory=list)
+
+    @property
+    def active_seconds(self) -> float | None:
+        """How long this execution ran (None while it runs)."""
+        if self.finished_at is None:
+            return None
+        return max((self.finished_at - self.started_at).total_seconds(), 0.0)
 
 
 class EventInfo(BaseModel):
@@ -236,7 +296,13 @@ class EventInfo(BaseModel):
     name: str | None = None
     id: str
     timestamp: datetime
-    payload: Any = None
+    payload: Any = None  # the validated payload's canonical JSON: the run's identity
+    raw_payload: Any = None  # the payload as first sent, when it differs from ``payload``
+
+    @property
+    def raw(self) -> Any:
+        """The payload as sent (``ctx.event.payload``)."""
+        return self.raw_payload if self.raw_payload is not None else self.payload
 
 
 class RunRecord(BaseModel):
@@ -270,6 +336,39 @@ class RunRecord(BaseModel):
 
     @property
     def duration_seconds(self) -> float | None:
+        """The run's *active* time: its executions' durations added up (None until it ended).
+
+        Not first start to last finish: a run that waited two days for ``io.wait`` or was
+        re-executed a week later did not work for a week. That span is ``wall_seconds``."""
         if self.completed_at is None:
             return None
-        return (self.completed_at - self.created_at).total_seconds()
+        return self.active_seconds
+
+    @property
+    def active_seconds(self) -> float:
+        """The finished executions' durations added up."""
+        return sum(e.active_seconds or 0.0 for e in self.execution_history)
+
+    @property
+    def wall_seconds(self) -> float:
+        """From the first execution's start to the last one's end (or the last update)."""
+        end = self.completed_at or self.updated_at
+        return max((end - self.created_at).total_seconds(), 0.0)
+
+    @property
+    def latest_execution(self) -> ExecutionRecord | None:
+        return self.execution_history[-1] if self.execution_history else None
+
+
+def is_replayed(record: TaskRecord, execution: ExecutionRecord | None) -> bool:
+    """The one definition of "replayed" every view and count uses.
+
+    A task is replayed in an execution when its completed result was used instead of running it
+    again: it was returned from the store, or it sits inside a task that was. That is: COMPLETED
+    by an earlier execution, and not in that execution's ``untouched`` list.
+    ``ExecutionRecord.replayed`` counts exactly these tasks.
+    """
+    if execution is None or record.status is not TaskStatus.COMPLETED:
+        return False
+    done = record.completed_execution
+    return done is not None and done < execution.number and record.id not in execution.untouched

@@ -52,12 +52,64 @@ def replay(x: Execution, found: Replay, cache_key: object, name: object) -> Any:
         assert data is not None
         what, hint = _replay_texts(x, cache_key, name)
         value = deserialize(data, what, hint)  # fails again, with the message that helps
+    x.replayed_ids.append(task_id)  # list.append is atomic: no lock on the path of every replay
     with x.lock:
-        x.replayed += 1
         x.time_saved_seconds += duration
     if record is not None:
         x.publish("task_replayed", record)
     return value
+
+
+def count_replayed(x: Execution) -> tuple[int, list[str]]:
+    """How many tasks this execution replayed, and the ``untouched`` list that lets every view
+    tell which (see ``model.is_replayed``, the one definition).
+
+    Replayed: returned from the store, or inside a task that was (a parent's replay stands for
+    its whole subtree). Untouched: completed by an earlier execution and neither. Only entries
+    this execution did not call are parsed to find their parents, so a flat replay parses none.
+    """
+    replayed = set(x.replayed_ids)
+    untouched: list[str] = []
+    reached: dict[str, bool] = {task_id: True for task_id in replayed}
+    parents: dict[str, str | None] = {}
+    for task_id in x.snapshot.entries:
+        if task_id in replayed:
+            continue
+        try:
+            if x.snapshot.completed(task_id) is None:
+                continue  # not COMPLETED: never counted as replayed
+            if task_id in x.used_task_ids:
+                untouched.append(task_id)  # called, yet not replayed (its replay failed)
+                reached[task_id] = False
+                continue
+            record = x.snapshot.task(task_id)
+        except CacheReadError:
+            untouched.append(task_id)
+            reached[task_id] = False
+            continue
+        parents[task_id] = record.parent_id if record is not None else None
+    inside = 0
+    for task_id in parents:
+        if _reaches_replayed(task_id, parents, reached):
+            inside += 1
+        else:
+            untouched.append(task_id)
+    return len(replayed) + inside, untouched
+
+
+def _reaches_replayed(
+    task_id: str, parents: dict[str, str | None], reached: dict[str, bool]
+) -> bool:
+    """Whether ``task_id`` sits inside a replayed task (memoized in ``reached``)."""
+    chain = []
+    node: str | None = task_id
+    while node is not None and node not in reached:
+        chain.append(node)
+        node = parents.get(node)  # a parent that is no entry of this run ends the chain
+    answer = reached.get(node, False) if node is not None else False
+    for visited in chain:
+        reached[visited] = answer
+    return answer
 
 
 def _replay_texts(x: Execution, cache_key: object, name: object) -> tuple[str, str]:

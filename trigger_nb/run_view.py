@@ -22,12 +22,12 @@ from trigger_nb.html_view import details_html, header_html, logs_html, meta_html
 from trigger_nb.model import LogRecord, TaskRecord, TaskStatus
 from trigger_nb.preview import redact_value, to_plain
 from trigger_nb.view_css import CSS, WIDGET_CSS
+from trigger_nb.view_keys import task_title
 from trigger_nb.view_model import (
     FA_ICONS,
     WAITING,
     TaskNode,
     build_tree,
-    cache_key_text,
     group_logs,
     summarize_run,
 )
@@ -85,7 +85,7 @@ class RunView:
             self.logs = group_logs(seen[1])
         self._records = {record.id: record for record in records}
         self.shared = _Shared.get()
-        self.nodes = build_tree(records, run.record.executions)
+        self.nodes = build_tree(records, run.record.latest_execution)
         self.rows: dict[str, _Row] = {}
         self.header = ipywidgets.HTML(self._header_value())
         self.header.add_class("tnb-header")
@@ -108,7 +108,7 @@ class RunView:
             _TICKER.watch(self)
 
     def _header_value(self) -> str:
-        summary = summarize_run(self.run.record, now=self.now())
+        summary = summarize_run(self.run.record, now=self.now(), nodes=self.nodes)
         return f"<style>{CSS}{WIDGET_CSS}</style>{header_html(summary, now=self.now())}"
 
     def _expand_breadth_first(self, rows: list[_Row]) -> None:
@@ -132,7 +132,7 @@ class RunView:
         record = node.record
         shared = self.shared
         body = ipywidgets.HTML(
-            details_html(record, self.logs.get(record.id, [])),
+            details_html(node, self.logs.get(record.id, [])),
             layout=shared.layout,
             style=shared.html_style,
         )
@@ -177,7 +177,7 @@ class RunView:
         ahead = False
         for row in self.rows.values():
             if row.node.status == WAITING:
-                row.meta.value = meta_html(row.node, now=now)
+                row.meta.value = meta_html(row.node, now=now, fontawesome=True)
                 until = row.node.record.wait_until
                 ahead = ahead or (until is not None and until > now)
         return ahead
@@ -257,7 +257,7 @@ class _Row:
         shared = view.shared
         leaf = () if node.children else ("tnb-leaf",)
         self.button = ipywidgets.Button(
-            description=record.name or cache_key_text(record),
+            description=task_title(record),
             icon=FA_ICONS[node.status],
             tooltip=f"{node.status}: click for logs, params, attempts and output",
             layout=shared.layout,
@@ -267,7 +267,7 @@ class _Row:
         )
         self.button.on_click(self.toggle_details)
         self.meta = ipywidgets.HTML(
-            meta_html(node, now=view.now()),
+            meta_html(node, now=view.now(), fontawesome=True),
             layout=shared.layout,
             style=shared.html_style,
             _dom_classes=("tnb-meta-html", f"tnb-row-{node.status}"),

@@ -26,6 +26,8 @@ import threading
 from collections.abc import Iterator
 from datetime import datetime
 
+from pydantic import BaseModel
+
 # Re-exported (``X as X``) so that ``from trigger_nb.store import DiskBackend`` etc. keep working.
 from trigger_nb.backend import DIR_ENV_VAR as DIR_ENV_VAR
 from trigger_nb.backend import Backend as Backend
@@ -54,6 +56,7 @@ from trigger_nb.sealed import (
     unseal,
 )
 from trigger_nb.snapshot import RunSnapshot, load_value
+from trigger_nb.storable import storable_data
 
 FORMAT_VERSION = 2
 DEFAULT_DIR = ".trigger_nb"
@@ -90,16 +93,18 @@ class Store:
 
     # runs
     def load_run(self, run_id: str) -> RunRecord | None:
-        raw = self.backend.get(f"r:{run_id}")
-        if raw is None:
-            return None
-        try:
-            return RunRecord.model_validate_json(raw)
-        except ValueError as error:
-            raise CacheReadError(f"run {run_id}: its stored record is unreadable") from error
+        raw = self.load_run_raw(run_id)
+        return None if raw is None else parse_run(run_id, raw)
+
+    def load_run_raw(self, run_id: str) -> Value | None:
+        """A run record's stored text, unparsed (None if there is no such run): one key read.
+
+        Every change to a run rewrites this text, so comparing it with the text last parsed
+        tells a ``JobRun`` handle whether its run changed, without parsing it again."""
+        return self.backend.get(f"r:{run_id}")
 
     def save_run(self, run: RunRecord) -> None:
-        self.backend.write([(f"r:{run.id}", run.model_dump_json())])
+        self.backend.write([(f"r:{run.id}", _record_json(run))])
 
     def list_runs(self) -> list[RunRecord]:
         runs = []
@@ -194,7 +199,7 @@ class Store:
         # Without the fields left at their defaults (None, [], "task", ...): a fifth smaller, and
         # every byte is written once and read by every replay. Parsing fills them back in, so a
         # model default must never change meaning without a new FORMAT_VERSION.
-        record_json = task.__pydantic_serializer__.to_json(task, exclude_defaults=True)
+        record_json = _record_json(task, exclude_defaults=True)
         entry_key = f"t:{task.run_id}:{task.id}"
         if output is None:
             entry = pack_entry(record_json, NO_OUTPUT, 0.0)
@@ -249,7 +254,7 @@ class Store:
 
     def append_log(self, log: LogRecord) -> None:
         key = f"l:{log.run_id}:{log.execution}:{log.seq}"
-        self.backend.write([(key, log.model_dump_json())])
+        self.backend.write([(key, _record_json(log))])
 
     @contextlib.contextmanager
     def lock_run(self, run_id: str, *, remove: bool = False) -> Iterator[None]:
@@ -272,6 +277,27 @@ class Store:
 
     def close(self) -> None:
         self.backend.close()
+
+
+def parse_run(run_id: str, raw: Value) -> RunRecord:
+    """A run record from its stored text (``Store.load_run_raw``); CacheReadError if damaged."""
+    try:
+        return RunRecord.model_validate_json(raw)
+    except ValueError as error:
+        raise CacheReadError(f"run {run_id}: its stored record is unreadable") from error
+
+
+def _record_json(record: BaseModel, *, exclude_defaults: bool = False) -> bytes:
+    """A record as UTF-8 JSON. The engine escapes every text it stores (``storable_text``);
+    should a text it missed hold what UTF-8 cannot (a lone surrogate), the whole record is
+    escaped here rather than failing, so a run can always be recorded."""
+    serializer = record.__pydantic_serializer__
+    try:
+        return serializer.to_json(record, exclude_defaults=exclude_defaults)
+    except ValueError:  # PydanticSerializationError: UnicodeEncodeError inside
+        fields = storable_data(serializer.to_python(record, mode="json"))
+        repaired = type(record).model_validate(fields)
+        return serializer.to_json(repaired, exclude_defaults=exclude_defaults)
 
 
 def last_active(record: RunRecord) -> datetime:

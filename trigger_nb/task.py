@@ -18,10 +18,12 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from trigger_nb.codec import deserialize, serialize
+from trigger_nb.codec import serialize, to_jsonable
 from trigger_nb.errors import (
+    InternalError,
     RunSuspended,
     TaskError,
+    TaskOutputError,
     TaskTimedOutError,
     TaskTimeoutError,
     TriggerNbError,
@@ -44,6 +46,7 @@ from trigger_nb.model import (
 from trigger_nb.preview import preview, type_name
 from trigger_nb.replay import refresh_hint
 from trigger_nb.retry import SKIP_RETRYING, RetryAt, RetryOptions, compute_delay, should_retry
+from trigger_nb.storable import storable_data, storable_text
 
 _NO_RETRY = RetryOptions(limit=1)
 # Read once: an enum member's attribute lookup costs ~0.4 µs, and every executed task makes four.
@@ -113,11 +116,17 @@ class TaskCall:
 
 
 def _begin(call: TaskCall, number: int) -> AttemptRecord:
-    """Record the start of attempt ``number``."""
+    """Record the start of this execution's attempt ``number``.
+
+    Attempts are numbered across executions (a task that failed twice in one execution and
+    succeeded in the next has attempts 1, 2 and 3); the retry limit counts this execution's.
+    """
     x, rec = call.execution, call.record
-    call.attempt = number
+    call.attempt = overall = len(rec.attempts) + 1
     started = x.clock.now()
-    attempt = build(AttemptRecord, {"number": number, "execution": x.number, "started_at": started})
+    attempt = build(
+        AttemptRecord, {"number": overall, "execution": x.number, "started_at": started}
+    )
     rec.attempts.append(attempt)
     assign(rec, status=_RUNNING, started_at=started, error=None)
     if call.refresh and number == 1:
@@ -129,16 +138,38 @@ def _begin(call: TaskCall, number: int) -> AttemptRecord:
     return attempt
 
 
-def _failed(call: TaskCall, attempt: AttemptRecord, error: BaseException) -> float:
+def _failed(call: TaskCall, attempt: AttemptRecord, number: int, error: BaseException) -> float:
     """Record a failed attempt; the seconds to wait before the next one, or raise: the task
-    failed for good (``TaskError``), was suspended or interrupted (that error, unchanged)."""
+    failed for good (``TaskError``), was suspended or interrupted (that error, unchanged).
+
+    Anything else escaping from here is trigger_nb failing to record the failure: it becomes an
+    ``InternalError`` that names the task and its own error, so the run still ends FAILURE
+    with a message saying what to report instead of some internal exception's text."""
+    try:
+        return _record_failure(call, attempt, number, error)
+    except Exception as raised:
+        if raised is error or isinstance(raised, TriggerNbError):
+            raise
+        own = ErrorInfo.from_exception(error).summary()
+        problem = ErrorInfo.from_exception(raised).summary()
+        raise InternalError(
+            f"internal error in trigger_nb while recording the failure of {call.label} "
+            f"({problem}); the task itself failed with {own}. This is a bug in trigger_nb, "
+            "not in your code: please report it with this message and the traceback"
+        ) from raised
+
+
+def _record_failure(
+    call: TaskCall, attempt: AttemptRecord, number: int, error: BaseException
+) -> float:
     x, rec = call.execution, call.record
     if isinstance(error, RunSuspended):
         _finish(call, attempt, TaskStatus.WAITING, None)
         raise error
-    if isinstance(error, TriggerNbError) and not (
-        isinstance(error, TaskTimeoutError) and getattr(error, "task_id", None) == rec.id
-    ):
+    if isinstance(error, TaskOutputError) and not getattr(error, "retryable", False):
+        _finish(call, attempt, TaskStatus.FAILED, error)  # cannot be pickled: retrying won't help
+        raise error
+    if isinstance(error, TriggerNbError) and getattr(error, "task_id", None) != rec.id:
         # A child task's failure (or a usage error inside): the parent fails with it, unchanged,
         # and is not retried for it.
         _finish(call, attempt, TaskStatus.FAILED, error)
@@ -146,7 +177,7 @@ def _failed(call: TaskCall, attempt: AttemptRecord, error: BaseException) -> flo
     if not isinstance(error, Exception):  # KeyboardInterrupt, SystemExit, asyncio cancellation
         _finish(call, attempt, TaskStatus.INTERRUPTED, error)
         raise error
-    delay, failure = _decide(call, call.retry or _NO_RETRY, attempt.number, error)
+    delay, failure = _decide(call, call.retry or _NO_RETRY, number, error)
     if delay is None:
         _finish(call, attempt, TaskStatus.FAILED, failure)
         these = CountedList(a for a in rec.attempts if a.execution == x.number)
@@ -209,13 +240,45 @@ def _finish(
     x.publish(f"task_{status.value.lower()}", rec)
 
 
-def _complete(call: TaskCall, attempt: AttemptRecord, result: Any, seconds: float) -> Any:
-    x, rec = call.execution, call.record
+def _stored_form(call: TaskCall, result: Any) -> tuple[bytes, Any]:
+    """The output's stored bytes and the value every execution will see: the bytes loaded back.
+
+    Loading back before the task is recorded COMPLETED is what makes "completed" mean "can be
+    replayed": an output that pickles but does not unpickle fails this attempt instead
+    (``TaskOutputError``, retried per the task's options) rather than being stored for a replay
+    that can only fail. Immutable builtins are handed back as they are: their copy is equal.
+    """
+    data = serialize(result, call.cache_key)  # TaskOutputError (not retried): cannot pickle
+    if type(result) in _IMMUTABLE_OUTPUTS:
+        return data, result
     try:
-        data = serialize(result, call.cache_key)
-    except TriggerNbError as error:
-        _finish(call, attempt, TaskStatus.FAILED, error)
-        raise
+        return data, pickle.loads(data)
+    except Exception as error:
+        problem = f"{type(error).__name__}: {storable_text(_safe_str(error))}"
+        failure = TaskOutputError(
+            f"the output of {call.label} ({type_name(result)}) pickles but cannot be loaded "
+            f"back: {problem}; return plain data, or define __reduce__ so that it loads",
+            cache_key=call.cache_key,
+            output_type=type_name(result),
+        )
+        failure.retryable = True  # type: ignore[attr-defined]  # see _failed
+        failure.task_id = call.record.id  # type: ignore[attr-defined]
+        raise failure from error
+
+
+def _safe_str(error: BaseException) -> str:
+    try:
+        return str(error)
+    except Exception:
+        return "<unprintable>"
+
+
+def _complete(
+    call: TaskCall, attempt: AttemptRecord, data: bytes, value: Any, seconds: float
+) -> Any:
+    """Record the task COMPLETED with ``data``; ``seconds`` covers all of this execution's
+    attempts and the back-off between them (the time a replay saves)."""
+    x, rec = call.execution, call.record
     now = x.clock.now()
     assign(attempt, status=_COMPLETED, finished_at=now)
     assign(
@@ -224,30 +287,40 @@ def _complete(call: TaskCall, attempt: AttemptRecord, result: Any, seconds: floa
         completed_at=now,
         completed_execution=x.number,
         duration_seconds=seconds if rec.kind != "wait" else 0.0,
-        output_type=type_name(result),
+        output_type=type_name(value),
         output_size=len(data),
-        output_preview=preview(result, rec.redact),
-        output_properties=list(call._handle.output_properties) if call._handle else [],
+        output_preview=preview(value, rec.redact),
+        output_properties=_output_properties(call),
     )
     x.writer.write(rec, data)
     with x.lock:
         x.executed += 1
     x.publish("task_completed", rec)
-    # Hand back what was stored, so the first execution and every replay see the same value.
-    if type(result) in _IMMUTABLE_OUTPUTS:
-        return result
-    try:
-        return pickle.loads(data)
-    except Exception:  # fails again, now with the message that helps (built only on failure)
-        return deserialize(data, call.label, call.refresh_hint)
+    return value
+
+
+def _output_properties(call: TaskCall) -> list[dict[str, Any]]:
+    """``task.output_properties`` as the user left them, made JSON-able and storable."""
+    if call._handle is None or not call._handle.output_properties:
+        return []
+    properties = call._handle.output_properties
+    if not isinstance(properties, list):
+        properties = [{"label": "output_properties", "text": preview(properties)}]
+    return [
+        storable_data({str(k): to_jsonable(v) for k, v in p.items()})
+        if isinstance(p, dict)
+        else {"label": "property", "text": storable_text(preview(p))}
+        for p in properties
+    ]
 
 
 # The attempt loop, once for sync and once for async code: all it decides lives in _begin,
-# _failed and _complete. (A generator shared by both drivers cost ~3 µs of every task.)
+# _failed, _stored_form and _complete. (A generator shared by both drivers cost ~3 µs of every
+# task.)
 
 
 def run_sync(call: TaskCall) -> Any:
-    number = 0
+    number, spent = 0, 0.0
     while True:
         number += 1
         attempt = _begin(call, number)
@@ -257,15 +330,17 @@ def run_sync(call: TaskCall) -> Any:
                 result = invoke_sync(call)
             finally:
                 call.execution.writer.settle(call.record.id)  # no late RUNNING entry now
+            data, value = _stored_form(call, result)
         except BaseException as error:
-            delay = _failed(call, attempt, error)
+            delay = _failed(call, attempt, number, error)
+            spent += time.perf_counter() - began + delay
             call.execution.clock.sleep(delay)
             continue
-        return _complete(call, attempt, result, time.perf_counter() - began)
+        return _complete(call, attempt, data, value, spent + time.perf_counter() - began)
 
 
 async def run_async(call: TaskCall) -> Any:
-    number = 0
+    number, spent = 0, 0.0
     while True:
         number += 1
         attempt = _begin(call, number)
@@ -275,8 +350,10 @@ async def run_async(call: TaskCall) -> Any:
                 result = await invoke_async(call)
             finally:
                 call.execution.writer.settle(call.record.id)  # no late RUNNING entry now
+            data, value = _stored_form(call, result)
         except BaseException as error:
-            delay = _failed(call, attempt, error)
+            delay = _failed(call, attempt, number, error)
+            spent += time.perf_counter() - began + delay
             await call.execution.clock.asleep(delay)
             continue
-        return _complete(call, attempt, result, time.perf_counter() - began)
+        return _complete(call, attempt, data, value, spent + time.perf_counter() - began)

@@ -10,9 +10,10 @@ from trigger_nb.codec import to_jsonable
 from trigger_nb.errors import InvalidOptionError
 from trigger_nb.execution import Execution
 from trigger_nb.invocation import check_timeout
-from trigger_nb.keys import display_key, storable_text
+from trigger_nb.keys import display_key
 from trigger_nb.model import TaskRecord, build
 from trigger_nb.retry import RetryOptions
+from trigger_nb.storable import storable_data, storable_text
 
 
 class TaskOptions:
@@ -79,16 +80,18 @@ DEFAULT_OPTIONS = TaskOptions()
 
 
 def _storable(label: str, value: Any) -> Any:
-    """``value``, once checked to fit in the task record (UTF-8 JSON): text with a lone surrogate
-    (or an int too long to write) would otherwise fail deep inside the store."""
+    """``value`` as it can be written into the task record (UTF-8 JSON): text with a lone
+    surrogate (a path from ``os.fsdecode``) is kept as its escape rather than failing deep inside
+    the store; an int too long to write as text is refused here, naming the option."""
     if not value or (isinstance(value, str) and value.isascii()):
         return value
+    value = storable_data(value)
     try:
-        json.dumps(value, ensure_ascii=False).encode("utf-8")
-    except (TypeError, ValueError) as error:  # UnicodeEncodeError is a ValueError
+        json.dumps(value, ensure_ascii=False)
+    except (TypeError, ValueError) as error:
         raise InvalidOptionError(
-            f"run_task {label} cannot be stored ({type(error).__name__}: {error}): use valid "
-            "Unicode text and JSON-able values"
+            f"run_task {label} cannot be stored ({type(error).__name__}: {error}): use "
+            "JSON-able values (ints of at most 4,300 digits)"
         ) from None
     return value
 

@@ -21,7 +21,7 @@ from __future__ import annotations
 import threading
 import time
 
-from trigger_nb.model import TaskRecord
+from trigger_nb.model import TaskRecord, TaskStatus
 from trigger_nb.store import Store
 
 # A RUNNING entry is written for attempts running longer than this, 1-2 delays after they start:
@@ -37,6 +37,9 @@ class TaskWriter:
         self._lock = threading.Lock()
         # task id -> (when its RUNNING entry is due, its record)
         self._pending: dict[str, tuple[float, TaskRecord]] = {}
+        # Tasks whose last stored entry is a RUNNING one this writer wrote: an attempt's end
+        # always writes again, so any left at ``close`` lost their outcome (see ``close``).
+        self._running: dict[str, TaskRecord] = {}
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -66,12 +69,22 @@ class TaskWriter:
             self._pending.pop(record.id, None)
             self._flush_ancestors(record.parent_id)
             self._store.write_task(record, output, drop_output=drop_output)
+            if record.status is TaskStatus.RUNNING:
+                self._running[record.id] = record
+            else:
+                self._running.pop(record.id, None)
 
-    def close(self) -> None:
-        """Stop the watchdog (at the end of the execution: every attempt has settled by then)."""
+    def close(self) -> list[TaskRecord]:
+        """Stop the watchdog (at the end of the execution: every attempt has settled by then).
+
+        Returns the tasks still stored as RUNNING: their outcome could not be recorded (the
+        write failed). The execution records them as failed, so none is left RUNNING."""
         self._stop.set()
         if self._thread is not None:
             self._thread.join()
+        with self._lock:
+            left, self._running = list(self._running.values()), {}
+        return left
 
     def _flush_ancestors(self, parent_id: str | None) -> None:
         chain = []
@@ -81,6 +94,7 @@ class TaskWriter:
             parent_id = parent.parent_id
         for parent in reversed(chain):  # the outermost first
             self._store.write_task(parent)
+            self._running[parent.id] = parent
 
     def _watch(self) -> None:
         while not self._stop.wait(self._delay):
@@ -93,5 +107,6 @@ class TaskWriter:
                         try:
                             self._flush_ancestors(record.parent_id)
                             self._store.write_task(record)
+                            self._running[record.id] = record
                         except Exception:
                             continue

@@ -7,14 +7,15 @@ from typing import TYPE_CHECKING
 
 from trigger_nb.html_view import MAX_ROWS, SIBLING_PAGE, Budget, clock_now, run_tree
 from trigger_nb.model import RunRecord
+from trigger_nb.view_keys import task_label
 from trigger_nb.view_model import (
     GLYPHS,
     WAITING,
     RunSummary,
     TaskNode,
-    cache_key_text,
     format_countdown,
     format_duration,
+    row_error_text,
     summarize_run,
 )
 
@@ -23,29 +24,28 @@ if TYPE_CHECKING:
 
 
 def summary_text(summary: RunSummary) -> str:
-    plural = "s" if summary.executions != 1 else ""
     return (
         f"{summary.job_name} v{summary.job_version} · {summary.run_id} · {summary.status} · "
-        f"{summary.executions} execution{plural} · started {summary.started} · "
-        f"{summary.duration}\n{summary.counts_line}"
+        f"started {summary.started} · {summary.duration}\n{summary.counts_line}"
     )
 
 
 def render_text(run: JobRun, *, now: datetime | None = None, max_rows: int = MAX_ROWS) -> str:
     """An indented plain-text outline of the run's task tree."""
-    return text_from(run.record, run_tree(run), now=now or clock_now(run), max_rows=max_rows)
+    record = run.record  # read once: the header and the rows show the same state
+    return text_from(record, run_tree(run, record), now=now or clock_now(run), max_rows=max_rows)
 
 
 def text_from(
     record: RunRecord, nodes: list[TaskNode], *, now: datetime, max_rows: int = MAX_ROWS
 ) -> str:
     """``render_text`` from an already built tree."""
-    summary = summarize_run(record, now=now)
+    summary = summarize_run(record, now=now, nodes=nodes)
     lines = [summary_text(summary)]
     if summary.status == "WAITING":
         lines.append(format_countdown(summary.wait_until, now))
     if summary.error:
-        lines.append(f"error: {summary.error}")
+        lines.append(summary.error)
     budget = Budget(max_rows)
 
     def walk(nodes: list[TaskNode], depth: int) -> None:
@@ -55,9 +55,7 @@ def text_from(
                 return
             budget.left -= 1
             r = node.record
-            key = cache_key_text(r)
-            label = r.name if key == r.name else f"{r.name} [{key}]"
-            bits = [f"{'  ' * depth}{GLYPHS[node.status]} {label}"]
+            bits = [f"{'  ' * depth}{GLYPHS[node.status]} {task_label(r, icon=True)}"]
             if node.status == WAITING:
                 bits.append(format_countdown(r.wait_until, now))
             elif r.duration_seconds is not None:
@@ -65,8 +63,9 @@ def text_from(
             if len(r.attempts) > 1:
                 bits.append(f"{len(r.attempts)} attempts")
             bits.append(node.status)
-            if r.error is not None and node.status == "failed":
-                bits.append(r.error.summary())
+            error = row_error_text(node)
+            if error is not None:
+                bits.append(error)
             lines.append(" · ".join(bits))
             walk(node.children, depth + 1)
 

@@ -85,6 +85,8 @@ def plain_json(payload: Any, job_id: str) -> Any:
     try:
         return TypeAdapter(Any).dump_python(payload, mode="json")
     except Exception as error:
+        if "surrogates not allowed" in str(error):  # JSON-like, but text UTF-8 cannot hold
+            storable_json(payload, job_id)
         raise InvalidPayloadError(
             f"payload for job {job_id!r} is a {type(payload).__name__} that cannot be turned "
             f"into JSON ({error}): pass JSON-like data, or give the job a schema",
@@ -102,7 +104,8 @@ def storable_json(payload_json: Any, job_id: str) -> Any:
         message = f"{type(error).__name__}: {error}"
         raise InvalidPayloadError(
             f"payload for job {job_id!r} cannot be stored as JSON ({message}): pass valid "
-            "Unicode text and ints of at most 4,300 digits",
+            "Unicode text (a path from os.fsdecode may hold lone surrogates: decode its bytes "
+            "with errors='replace') and ints of at most 4,300 digits",
             errors=[{"path": "(payload)", "message": message}],
         ) from None
     return payload_json

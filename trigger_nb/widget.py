@@ -216,8 +216,8 @@ class LiveRunView:
     def _line(self, node: TaskNode) -> str:
         """A row's HTML, re-rendered only when what it shows changed."""
         r = node.record
-        number = self._run.executions if self._run is not None else 1
-        node.status = display_status(r, number, self._replayed)
+        # Live, a row is replayed when its replay event came; finish() shows the stored marks.
+        node.status = display_status(r, self._replayed)
         key = (node.status, r.duration_seconds, len(r.attempts), len(r.output_properties))
         cached = self._lines.get(r.id)
         if cached is None or cached[0] != key or node.status == WAITING:
@@ -225,10 +225,14 @@ class LiveRunView:
         return cached[1]
 
     def _live_summary(self, run: RunRecord) -> RunSummary:
-        summary = summarize_run(run)
+        # with the tree, a failed run's header names the failed task (its row shows the error)
+        summary = summarize_run(run, nodes=self._roots)
         if run.status is RunStatus.RUNNING:
             counts = self._counts
-            summary.duration = format_duration(time.monotonic() - self._started)
+            # active time: the earlier executions' and this one's so far (not the span between)
+            summary.duration = format_duration(
+                run.active_seconds + time.monotonic() - self._started
+            )
             summary.executed, summary.replayed = counts["executed"], counts["replayed"]
             summary.failed = counts["failed"]
             replayed = (self._records[i] for i in self._replayed)

@@ -99,11 +99,16 @@ def test_tree_logs_error_output_and_explorer(page: Page, jupyter_server: Jupyter
     log_line = tree.locator(".tnb-details .tnb-log", has_text="looking up user")
     expect(log_line).to_be_visible(timeout=30_000)
 
-    # The failed task shows its error with the traceback.
+    # The failed task's row shows its error; its details, the traceback, folded until asked.
     tree.locator(".tnb-name-btn", has_text="Send welcome email").click()
-    error = tree.locator(".tnb-details .tnb-error", has_text="SMTP server refused")
-    expect(error).to_be_visible(timeout=30_000)
-    expect(error).to_contain_text("Traceback")
+    traceback = tree.locator(".tnb-details .tnb-traceback")
+    expect(traceback).to_be_visible(timeout=30_000)
+    traceback.locator("summary").click()
+    expect(traceback).to_contain_text("Traceback")
+    expect(traceback).to_contain_text("SMTP server refused the connection")
+    # The database icon is drawn (FontAwesome), not written as "[database]".
+    expect(tree.locator(".tnb-meta-html .fa-database")).to_be_visible()
+    expect(tree).not_to_contain_text("[database]")
 
     # "show output" loads the stored value and renders it.
     tree.locator(".tnb-name-btn", has_text="Load profile").click()
@@ -128,8 +133,9 @@ def test_tree_logs_error_output_and_explorer(page: Page, jupyter_server: Jupyter
     # Run again after the fix: completed tasks are replayed, only the failed one executes.
     again = page.locator(".jp-CodeCell").nth(3).locator(".tnb-run-view")
     expect(again.locator(".tnb-header")).to_contain_text("SUCCESS")
-    expect(again.locator(".tnb-header")).to_contain_text("2 executions")
-    expect(again.locator(".tnb-header")).to_contain_text("1 executed · 1 replayed · 0 failed")
+    expect(again.locator(".tnb-header")).to_contain_text("over 2 executions")
+    # "Fetch user" and the two tasks inside it
+    expect(again.locator(".tnb-header")).to_contain_text("1 executed · 3 replayed · 0 failed")
     expect(again.locator(".tnb-name-btn.tnb-st-replayed", has_text="Fetch user")).to_be_visible()
     expect(again.locator(".tnb-name-btn.tnb-st-completed", has_text="Send welcome")).to_be_visible()
     _scroll_to_top(again)
@@ -176,9 +182,9 @@ def test_thousand_task_run_renders_and_pages(page: Page, jupyter_server: Jupyter
     view.locator(".tnb-chevron").first.click()
     more = view.locator(".tnb-more-btn").first
     expect(more).to_have_text("show 50 more (50 not shown)", timeout=30_000)
-    expect(view.locator(".tnb-name-btn", has_text="['item', 0, 49]")).to_be_visible()
+    expect(view.locator(".tnb-name-btn", has_text="[item, 0, 49]")).to_be_visible()
     more.click()
-    expect(view.locator(".tnb-name-btn", has_text="['item', 0, 99]")).to_be_visible(timeout=30_000)
+    expect(view.locator(".tnb-name-btn", has_text="[item, 0, 99]")).to_be_visible(timeout=30_000)
     _scroll_to_top(view)
     save_screenshot(page, "widget-thousand")
 

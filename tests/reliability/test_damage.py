@@ -182,12 +182,13 @@ def test_a_damaged_record_beside_an_intact_output_still_replays_and_the_view_say
 
     seen: list[str] = []
     viewed = notebook.trigger(listeners=[lambda kind, payload: seen.append(kind)])
-    plain = notebook.trigger()
 
     error = viewed.output["small"]
     assert isinstance(error, CacheReadError), error
     assert "'small'" in str(error) and "record is damaged" in str(error), str(error)
     assert "refresh=True" in str(error)
+    # After the checks above: a handle shows its run's latest execution (SPEC 2).
+    plain = notebook.trigger()
     assert plain.output == {k: output_for(k) for k in KEYS}, "the intact output replays"
     assert notebook.calls == dict.fromkeys(KEYS, 1), "no side effect ran again"
     assert "small" not in [t.cache_key for t in plain.all_tasks]
