@@ -35,14 +35,15 @@ def import_cpu(module: str) -> float:
 
 
 def help_command() -> list[str] | None:
-    """The console script if installed, else ``python -m trigger_nb.cli``; None if no CLI yet."""
-    if importlib.util.find_spec("trigger_nb.cli") is None:
+    """The console script if installed, else ``python -m trigger_nb._cli.main``; None if no CLI
+    yet."""
+    if importlib.util.find_spec("trigger_nb._cli.main") is None:
         return None
     script = Path(sys.executable).with_name("trigger-nb")
     if script.exists():
         return [str(script), "--help"]
     found = shutil.which("trigger-nb")
-    return [found, "--help"] if found else [sys.executable, "-m", "trigger_nb.cli", "--help"]
+    return [found, "--help"] if found else [sys.executable, "-m", "trigger_nb._cli.main", "--help"]
 
 
 def main() -> None:
@@ -63,7 +64,8 @@ def main() -> None:
         for name, argv in commands.items():
             times[name].append(wall(argv))
     cpu = {
-        m: median([import_cpu(m) for _ in range(RUNS)]) for m in ("trigger_nb", "trigger_nb.cli")
+        m: median([import_cpu(m) for _ in range(RUNS)])
+        for m in ("trigger_nb", "trigger_nb._cli.main")
     }
     bare = median(times["bare"])
     imported = median(times["import"])
@@ -82,7 +84,8 @@ def main() -> None:
     rows.append(["CPU time of `import trigger_nb` alone", milli(cpu["trigger_nb"]), "", "",
                  "in-process `time.process_time()`"])  # fmt: skip
     if cli is not None:
-        rows.append(["CPU time of `import trigger_nb.cli` alone", milli(cpu["trigger_nb.cli"]),
+        cli_cpu = milli(cpu["trigger_nb._cli.main"])
+        rows.append(["CPU time of `import trigger_nb._cli.main` alone", cli_cpu,
                      "", "", "in-process `time.process_time()`"])  # fmt: skip
     print(f"### Start-up (fresh process, wall time, median of {RUNS} runs)\n")
     print(table(["command", "wall time", "ratio to bare python", "over bare python", "target"],

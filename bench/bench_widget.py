@@ -71,8 +71,8 @@ class _Accounted:
 def with_view(job: Job, account: _Accounted | None = None) -> Any:
     """A live-viewed run. With ``account``, the view's own CPU time is added up -- in runs of
     their own: the accounting's two clock reads per task event would otherwise be timed too."""
-    from trigger_nb.run_view import has_widget_kernel
-    from trigger_nb.widget import LiveRunView
+    from trigger_nb._widgets.live import LiveRunView
+    from trigger_nb._widgets.run_view import has_widget_kernel
 
     view_class = LiveRunView if account is None else _accounted_view(account)
     account = account or _Accounted()
@@ -91,7 +91,7 @@ def with_view(job: Job, account: _Accounted | None = None) -> Any:
 
 
 def _accounted_view(account: _Accounted) -> Any:
-    from trigger_nb.widget import LiveRunView
+    from trigger_nb._widgets.live import LiveRunView
 
     class View(LiveRunView):
         def listener(self, kind: str, payload: Any) -> None:
@@ -172,10 +172,10 @@ def comparison_table(base: list[Timing], view: list[Timing], own: list[float], w
 
 
 def render_table(run: Any, repeats: int = REPEATS) -> str:
-    from trigger_nb.html_view import render_html
-    from trigger_nb.run_view import RunView
-    from trigger_nb.text_view import render_text
-    from trigger_nb.widget import LiveRunView
+    from trigger_nb._render.html import render_html
+    from trigger_nb._render.text import render_text
+    from trigger_nb._widgets.live import LiveRunView
+    from trigger_nb._widgets.run_view import RunView
 
     records = [view.record for view in run.all_tasks]
     live = LiveRunView(title="bench")
@@ -238,7 +238,7 @@ def big(payload, io, ctx):
 {body}
 """
 WITH_VIEW = """
-from trigger_nb.widget import LiveRunView
+from trigger_nb._widgets.live import LiveRunView
 view = LiveRunView(title="big")
 display(view)
 run = job.trigger(new_run=True, listeners=[view.listener])

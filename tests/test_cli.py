@@ -24,7 +24,7 @@ from typing import Any
 import pytest
 
 from trigger_nb import DiskStore, FakeClock, RetryOptions, TriggerClient
-from trigger_nb.cli import main
+from trigger_nb._cli.main import main
 
 SCRIPT = Path(sys.executable).with_name("trigger-nb")
 DAY = 86400.0

@@ -21,8 +21,8 @@ from trigger_nb import (
     TriggerClient,
     TriggerNbError,
 )
-from trigger_nb.backend import MemoryBackend, Value
-from trigger_nb.model import is_replayed
+from trigger_nb._core.model import is_replayed
+from trigger_nb._store.backend import MemoryBackend, Value
 
 # --- runs never mix --------------------------------------------------------------------------
 

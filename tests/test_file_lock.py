@@ -6,7 +6,7 @@ import threading
 import time
 from pathlib import Path
 
-from trigger_nb.file_lock import file_lock
+from trigger_nb._store.file_lock import file_lock
 
 
 def test_a_waiter_on_a_removed_lock_file_locks_the_new_one(tmp_path: Path) -> None:

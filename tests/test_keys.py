@@ -5,7 +5,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from trigger_nb import InvalidCacheKeyError
-from trigger_nb.keys import encode_key, idempotency_key, task_id_for
+from trigger_nb._core.keys import encode_key, idempotency_key, task_id_for
 
 
 def test_typed_encoding_keeps_look_alike_keys_apart() -> None:
@@ -66,7 +66,7 @@ def test_unicode_and_huge_keys_are_fine() -> None:
 def test_the_fast_list_encoding_equals_the_general_one(parts: list[object]) -> None:
     import json
 
-    from trigger_nb.keys import _encode_part
+    from trigger_nb._core.keys import _encode_part
 
     general = "l" + json.dumps([_encode_part(p, i) for i, p in enumerate(parts)])
     assert encode_key(parts) == general

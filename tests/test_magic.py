@@ -16,8 +16,8 @@ from IPython.core.error import UsageError
 from IPython.core.interactiveshell import InteractiveShell
 
 import trigger_nb
-import trigger_nb.job
-from trigger_nb.magic_args import MagicArgumentError, parse_job_line, split_words
+import trigger_nb._client.job
+from trigger_nb._jupyter.args import MagicArgumentError, parse_job_line, split_words
 
 
 @pytest.fixture
@@ -26,7 +26,7 @@ def ip(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
     monkeypatch.setenv("TRIGGER_NB_DIR", str(tmp_path / "store"))
     monkeypatch.chdir(tmp_path)
     # The default client is one per process; a new one per test reads TRIGGER_NB_DIR again.
-    monkeypatch.setattr(trigger_nb.job, "_default", None)
+    monkeypatch.setattr(trigger_nb._client.job, "_default", None)
     shell = InteractiveShell.instance()
     shell.colors = "nocolor"
     shell.reset(new_session=False)

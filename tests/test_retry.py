@@ -5,7 +5,7 @@ import math
 import pytest
 
 from trigger_nb import InvalidOptionError, RetryOptions, retry
-from trigger_nb.retry import compute_delay
+from trigger_nb._core.retry import compute_delay
 
 
 @pytest.mark.parametrize(

@@ -24,7 +24,7 @@ from trigger_nb import (
     TaskStatus,
     TriggerClient,
 )
-from trigger_nb.job import Job
+from trigger_nb._client.job import Job
 
 THREE_HOURS = 3 * 60 * 60
 

@@ -12,8 +12,8 @@ import diskcache
 import pytest
 
 from trigger_nb import CacheReadError, DiskStore, Store, StoreError, StoreVersionError
-from trigger_nb.model import EventInfo, LogRecord, RunRecord, TaskRecord, TaskStatus
-from trigger_nb.sealed import INLINE, INLINE_OUTPUT_BYTES, NO_OUTPUT, SEPARATE, unpack_entry
+from trigger_nb._core.model import EventInfo, LogRecord, RunRecord, TaskRecord, TaskStatus
+from trigger_nb._store.sealed import INLINE, INLINE_OUTPUT_BYTES, NO_OUTPUT, SEPARATE, unpack_entry
 
 NOW = datetime(2026, 1, 1, tzinfo=timezone.utc)
 

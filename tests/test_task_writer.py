@@ -19,9 +19,9 @@ from pathlib import Path
 import pytest
 
 from trigger_nb import DiskStore, RunStatus, Store, TaskStatus, TriggerClient
-from trigger_nb.model import TaskRecord
-from trigger_nb.sealed import NO_OUTPUT
-from trigger_nb.task_writer import TaskWriter
+from trigger_nb._core.model import TaskRecord
+from trigger_nb._engine.task_writer import TaskWriter
+from trigger_nb._store.sealed import NO_OUTPUT
 
 NOW = datetime(2026, 1, 1, tzinfo=timezone.utc)
 

@@ -15,11 +15,11 @@ from typing import Any
 import pytest
 
 from trigger_nb import Integration, JobRun, RetryOptions, TriggerClient
-from trigger_nb.cli import main
-from trigger_nb.html_view import render_html
-from trigger_nb.run_view import RunView
-from trigger_nb.text_view import render_text
-from trigger_nb.view_keys import key_text
+from trigger_nb._cli.main import main
+from trigger_nb._render.html import render_html
+from trigger_nb._render.keys import key_text
+from trigger_nb._render.text import render_text
+from trigger_nb._widgets.run_view import RunView
 
 
 def cli(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:

@@ -18,12 +18,12 @@ from typing import Any
 import pytest
 
 from trigger_nb import FakeClock, JobRun, RetryOptions, TriggerClient
-from trigger_nb.cli import main
-from trigger_nb.explorer import RunsExplorer
-from trigger_nb.html_view import render_html
-from trigger_nb.run_view import RunView
-from trigger_nb.text_view import render_text
-from trigger_nb.widget import LiveRunView
+from trigger_nb._cli.main import main
+from trigger_nb._render.html import render_html
+from trigger_nb._render.text import render_text
+from trigger_nb._widgets.explorer import RunsExplorer
+from trigger_nb._widgets.live import LiveRunView
+from trigger_nb._widgets.run_view import RunView
 
 DAY = 86400.0
 REPLAYED = {"a", "parent", "c1", "c2", "g"}  # "gone" completed earlier but was not used again

@@ -20,13 +20,13 @@ from trigger_nb import (
     RetryOptions,
     TriggerClient,
 )
-from trigger_nb.explorer import RunsExplorer
-from trigger_nb.html_view import render_html, run_tree
-from trigger_nb.preview import REDACTED
-from trigger_nb.run_view import PAGE_SIZE, WIDGET_VIEW_MIME, RunView
-from trigger_nb.text_view import render_text
-from trigger_nb.view_model import TaskNode, format_countdown, format_duration
-from trigger_nb.widget import REDRAW_INTERVAL_SECONDS, LiveRunView, runs_explorer
+from trigger_nb._core.preview import REDACTED
+from trigger_nb._render.html import render_html, run_tree
+from trigger_nb._render.text import render_text
+from trigger_nb._render.tree import TaskNode, format_countdown, format_duration
+from trigger_nb._widgets.explorer import RunsExplorer
+from trigger_nb._widgets.live import REDRAW_INTERVAL_SECONDS, LiveRunView, runs_explorer
+from trigger_nb._widgets.run_view import PAGE_SIZE, WIDGET_VIEW_MIME, RunView
 
 XSS = "<script>alert(1)</script>"
 

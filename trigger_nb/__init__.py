@@ -13,7 +13,8 @@ from typing import TYPE_CHECKING, Any
 # Light modules load at once (no pydantic); the rest on first use, through ``__getattr__`` below:
 # pydantic alone costs ~100 ms of CPU, which would make `import trigger_nb` miss its 150 ms budget.
 from trigger_nb import retry
-from trigger_nb.clock import FakeClock, SystemClock
+from trigger_nb._core.clock import FakeClock, SystemClock
+from trigger_nb._core.retry import SKIP_RETRYING, RetryAt, RetryOptions
 from trigger_nb.errors import (
     CacheReadError,
     DuplicateCacheKeyError,
@@ -32,35 +33,34 @@ from trigger_nb.errors import (
     TaskTimeoutError,
     TriggerNbError,
 )
-from trigger_nb.retry import SKIP_RETRYING, RetryAt, RetryOptions
 
 if TYPE_CHECKING:
-    from trigger_nb.execute import Context
-    from trigger_nb.integration import Integration
-    from trigger_nb.io import IO
-    from trigger_nb.job import Job, TriggerClient, default_client, send_event
-    from trigger_nb.model import RunStatus, TaskStatus
-    from trigger_nb.run import JobRun, TaskView
-    from trigger_nb.store import DiskStore, MemoryStore, Store
-    from trigger_nb.trigger import EventTrigger, event_trigger
+    from trigger_nb._client.job import Job, TriggerClient, default_client, send_event
+    from trigger_nb._client.run import JobRun, TaskView
+    from trigger_nb._core.model import RunStatus, TaskStatus
+    from trigger_nb._core.trigger import EventTrigger, event_trigger
+    from trigger_nb._engine.integration import Integration
+    from trigger_nb._engine.io import IO
+    from trigger_nb._engine.runner import Context
+    from trigger_nb._store.store import DiskStore, MemoryStore, Store
 
 _LAZY = {
-    "Integration": "trigger_nb.integration",
-    "IO": "trigger_nb.io",
-    "EventTrigger": "trigger_nb.trigger",
-    "Job": "trigger_nb.job",
-    "TriggerClient": "trigger_nb.job",
-    "default_client": "trigger_nb.job",
-    "event_trigger": "trigger_nb.trigger",
-    "send_event": "trigger_nb.job",
-    "RunStatus": "trigger_nb.model",
-    "TaskStatus": "trigger_nb.model",
-    "Context": "trigger_nb.execute",
-    "JobRun": "trigger_nb.run",
-    "TaskView": "trigger_nb.run",
-    "DiskStore": "trigger_nb.store",
-    "MemoryStore": "trigger_nb.store",
-    "Store": "trigger_nb.store",
+    "Integration": "trigger_nb._engine.integration",
+    "IO": "trigger_nb._engine.io",
+    "EventTrigger": "trigger_nb._core.trigger",
+    "Job": "trigger_nb._client.job",
+    "TriggerClient": "trigger_nb._client.job",
+    "default_client": "trigger_nb._client.job",
+    "event_trigger": "trigger_nb._core.trigger",
+    "send_event": "trigger_nb._client.job",
+    "RunStatus": "trigger_nb._core.model",
+    "TaskStatus": "trigger_nb._core.model",
+    "Context": "trigger_nb._engine.runner",
+    "JobRun": "trigger_nb._client.run",
+    "TaskView": "trigger_nb._client.run",
+    "DiskStore": "trigger_nb._store.store",
+    "MemoryStore": "trigger_nb._store.store",
+    "Store": "trigger_nb._store.store",
 }
 
 
@@ -92,7 +92,7 @@ def list_runs(
     job: str | None = None, status: str | None = None, *, store: Store | str | None = None
 ) -> list[JobRun]:
     """Past runs in a store (default: the notebook's), newest first."""
-    from trigger_nb.job import TriggerClient, default_client
+    from trigger_nb._client.job import TriggerClient, default_client
 
     client = default_client() if store is None else TriggerClient("explorer", store=store)
     return client.list_runs(job=job, status=status)
@@ -100,7 +100,7 @@ def list_runs(
 
 def load_run(run_id: str, *, store: Store | str | None = None) -> JobRun:
     """One past run by id (or a unique prefix of it)."""
-    from trigger_nb.job import TriggerClient, default_client
+    from trigger_nb._client.job import TriggerClient, default_client
 
     client = default_client() if store is None else TriggerClient("explorer", store=store)
     return client.load_run(run_id)
@@ -108,7 +108,7 @@ def load_run(run_id: str, *, store: Store | str | None = None) -> JobRun:
 
 def load_ipython_extension(ipython: Any) -> None:
     """``%load_ext trigger_nb``: register the magics (IPython is imported only now)."""
-    from trigger_nb.magic import load_ipython_extension as load
+    from trigger_nb._jupyter.magics import load_ipython_extension as load
 
     load(ipython)
 

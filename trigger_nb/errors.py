@@ -31,11 +31,18 @@ Internal control flow derives from ``BaseException`` (like ``KeyboardInterrupt``
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
-if TYPE_CHECKING:
-    from trigger_nb.model import AttemptRecord, ErrorInfo
+
+class ErrorData(Protocol):
+    """What ``TaskError.error`` holds (``trigger_nb._core.model.ErrorInfo``): named here as a
+    protocol so this module, the bottom of the package, imports nothing of trigger_nb's."""
+
+    type: str
+    message: str
+    traceback: str
 
 
 class TriggerNbError(Exception):
@@ -79,8 +86,8 @@ class TaskError(TriggerNbError, RuntimeError):
         *,
         cache_key: object,
         task_id: str,
-        attempts: list[AttemptRecord],
-        error: ErrorInfo,
+        attempts: Sequence[Any],
+        error: ErrorData,
     ) -> None:
         super().__init__(message)
         self.cache_key = cache_key

@@ -153,7 +153,7 @@ def big(payload, io, ctx):
         io.run_task(["group", group], lambda group=group: [
             io.run_task(["item", group, i], lambda i=i: i) for i in range(100)])
 
-from trigger_nb.widget import LiveRunView
+from trigger_nb._widgets.live import LiveRunView
 view = LiveRunView(title="big")
 display(view)
 started = time.perf_counter()

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from trigger_nb import DiskStore, TaskStatus
-from trigger_nb.sealed import NO_OUTPUT
+from trigger_nb._store.sealed import NO_OUTPUT
 
 WORKER = Path(__file__).with_name("worker.py")
 JOB_ID = "side-effects"

@@ -54,9 +54,9 @@ from trigger_nb import (
     TriggerNbError,
     event_trigger,
 )
-from trigger_nb.cli import main as cli_main
-from trigger_nb.html_view import render_html
-from trigger_nb.text_view import render_text
+from trigger_nb._cli.main import main as cli_main
+from trigger_nb._render.html import render_html
+from trigger_nb._render.text import render_text
 
 # hypothesis keeps caches in ./.hypothesis by default: not in the checkout, please.
 set_hypothesis_home_dir(Path(tempfile.gettempdir()) / "trigger-nb-hypothesis")

@@ -1,0 +1,305 @@
+"""The ``trigger-nb`` commands: each takes the parsed arguments, the open store and the clock,
+prints its result and returns the exit code.
+
+Failures are raised (``NotFoundError``, ``OSError``) for ``cli.main`` to turn into one line on
+stderr; the text and JSON come from ``cli_render``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Callable
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+from trigger_nb._cli.render import (
+    html_page,
+    json_text,
+    local_time,
+    log_lines,
+    logs_json,
+    output_text,
+    plural,
+    run_json,
+    run_outline,
+    run_summary_json,
+    runs_table,
+    task_details,
+    task_json_of,
+)
+from trigger_nb._client.run import JobRun, TaskView
+from trigger_nb._core.clock import Clock
+from trigger_nb._core.model import LogRecord, RunRecord, RunStatus, TaskRecord
+from trigger_nb._core.preview import redact_value, to_plain
+from trigger_nb._core.status import EXIT_NOT_FOUND, EXIT_OK, EXIT_USAGE, LOG_LEVELS
+from trigger_nb._render.keys import key_text, task_key_text, task_label
+from trigger_nb._store.store import Store
+from trigger_nb.errors import NotFoundError, TriggerNbError
+
+SHORT_ID_CHARS = 12  # "run_" + 8 hex digits, lengthened until unique in the store
+
+Command = Callable[[argparse.Namespace, Store, Clock], int]
+
+
+class UsageError(TriggerNbError):
+    """The command cannot go ahead as given (``cli.main`` exits with ``exit_code``)."""
+
+    exit_code = EXIT_USAGE
+
+
+def run_runs(args: argparse.Namespace, store: Store, clock: Clock) -> int:
+    records = store.list_runs()
+    short = short_ids([r.id for r in records])  # over the whole store, so `show` accepts them
+    chosen = [
+        r for r in _of_job(records, args.job) if args.status is None or r.status == args.status
+    ][: args.limit]
+    if args.json:
+        print(json_text([run_summary_json(r) for r in chosen]))
+    elif chosen:
+        print(runs_table(chosen, short))
+    else:
+        filters = "".join(
+            f" {name}={value!r}"
+            for name, value in (("job", args.job), ("status", args.status))
+            if value is not None
+        )
+        print(f"No runs{' with' + filters if filters else ''} in {store.location}.")
+    return EXIT_OK
+
+
+def run_show(args: argparse.Namespace, store: Store, clock: Clock) -> int:
+    run = load_run(store, args.run_id)
+    task = find_task(run, args.task) if args.task else None
+    if args.output:
+        print(output_text(_output_of(run, task), as_json=args.json))
+    elif args.json:
+        print(json_text(task_json_of(run, task) if task else run_json(run)))
+    else:
+        print(task_details(run, task) if task else run_outline(run, clock.now()))
+    return EXIT_OK
+
+
+def run_logs(args: argparse.Namespace, store: Store, clock: Clock) -> int:
+    run = load_run(store, args.run_id)
+    level = "warn" if args.level == "warning" else args.level
+    logs = _at_or_above(run.logs, level)
+    if args.json:
+        print(json_text(logs_json(logs)))
+    elif not logs:
+        print(f"No logs{f' at level {level} or above' if level else ''} in run {run.id}.")
+    else:
+        print(log_lines(logs, {view.record.id: task_label(view.record) for view in run.all_tasks}))
+    return EXIT_OK
+
+
+def run_clear(args: argparse.Namespace, store: Store, clock: Clock) -> int:
+    if args.run:
+        target = store.find_run(args.run)
+        if args.job and target.job_id != args.job:
+            raise NotFoundError(
+                f"run {target.id} is a run of job {target.job_id!r}, not {args.job!r}"
+            )
+        chosen, what = [target], f"run {target.id} (job {target.job_id!r})"
+    else:
+        chosen = _of_job(store.list_runs(), args.job)
+        what = plural(len(chosen), "run") + (f" of job {args.job!r}" if args.job else "")
+        if not chosen and args.job:
+            raise NotFoundError(
+                f"no runs of job {args.job!r} in {store.location}: nothing to clear"
+            )
+        if not chosen:
+            print(f"No runs in {store.location}: nothing to clear.")
+            return EXIT_OK
+    if not confirmed(args, f"Delete {what} from {store.location}?"):
+        return EXIT_NOT_FOUND
+    for record in chosen:
+        store.remove_run(record.id)  # a run executing in another process stops first
+    print(f"Deleted {what}.")
+    return EXIT_OK
+
+
+def confirmed(args: argparse.Namespace, question: str) -> bool:
+    """True if deleting may go ahead: ``--yes``, or "y" typed at the terminal.
+
+    Without a terminal to ask on (a script, a pipe, /dev/null), deleting needs ``--yes``: an
+    unanswerable question must never count as consent (SPEC 5). That is a usage error."""
+    if args.yes:
+        return True
+    stdin = sys.stdin
+    if stdin is None or not stdin.isatty():
+        raise UsageError(
+            f"trigger-nb {args.command} deletes runs and standard input is not a terminal to "
+            "confirm on: add --yes to delete without asking"
+        )
+    print(f"{question} [y/N] ", end="", file=sys.stderr, flush=True)
+    if stdin.readline().strip().lower() in ("y", "yes"):
+        return True
+    print("Nothing deleted.", file=sys.stderr)
+    return False
+
+
+def run_cancel(args: argparse.Namespace, store: Store, clock: Clock) -> int:
+    run = JobRun(store, store.find_run(args.run_id))
+    before = run.status
+    after = run.cancel().status
+    if after is before:
+        print(f"Run {run.id} is {after.value}: nothing to cancel.")
+    elif after is RunStatus.CANCELED:
+        print(f"Canceled run {run.id} (it was {before.value}): it will not resume by itself.")
+    else:
+        print(f"Asked run {run.id} to stop: it stops before its next task.")
+    return EXIT_OK
+
+
+def run_export(args: argparse.Namespace, store: Store, clock: Clock) -> int:
+    run = load_run(store, args.run_id)
+    if args.format == "html":
+        from trigger_nb._widgets.live import render_html  # kernel-free; never loads ipywidgets
+
+        text = html_page(run, render_html(run))
+    else:
+        text = json_text(run_json(run))
+    if args.output in (None, "-"):
+        sys.stdout.write(text + "\n")
+    else:
+        try:
+            Path(args.output).write_text(text + "\n", encoding="utf-8")
+        except OSError as error:
+            raise OSError(f"cannot write {args.output}: {error.strerror or error}") from error
+        print(f"Wrote run {run.id} as {args.format} to {args.output}.", file=sys.stderr)
+    return EXIT_OK
+
+
+def run_prune(args: argparse.Namespace, store: Store, clock: Clock) -> int:
+    when = f"not active for {args.days:g} days"
+    try:
+        cutoff = clock.now() - timedelta(days=args.days)
+        when += f" (since {local_time(cutoff)})"
+    except OverflowError:  # more days than a datetime holds: nothing is that old
+        cutoff = datetime.min.replace(tzinfo=timezone.utc)
+    if not args.dry_run and not args.yes:  # asks only when there is something to delete
+        due = store.prune(cutoff, dry_run=True)
+        if due and not confirmed(args, f"Delete {plural(len(due), 'run')} {when}?"):
+            return EXIT_NOT_FOUND
+    pruned = store.prune(cutoff, dry_run=args.dry_run)
+    verb = "Would delete" if args.dry_run else "Deleted"
+    print(f"{verb} {plural(len(pruned), 'run')} {when}{':' if pruned else '.'}")
+    for run_id in pruned:
+        print(f"  {run_id}")
+    return EXIT_OK
+
+
+COMMANDS: dict[str, Command] = {
+    "runs": run_runs,
+    "show": run_show,
+    "logs": run_logs,
+    "clear": run_clear,
+    "cancel": run_cancel,
+    "export": run_export,
+    "prune": run_prune,
+}
+
+
+def load_run(store: Store, reference: str) -> JobRun:
+    """The run with this id or unique id prefix, else the newest run of the job with this id."""
+    try:
+        return JobRun(store, store.find_run(reference))
+    except NotFoundError:
+        newest = next((r for r in store.list_runs() if r.job_id == reference), None)
+        if newest is None:
+            raise
+        return JobRun(store, newest)
+
+
+def find_task(run: JobRun, wanted: str) -> TaskView:
+    """The task ``wanted`` names, tried in turn as: its id, its cache key as every view prints it
+    (``view_model.key_text``: ``1`` is the int key, ``"1"`` the string; JSON is read too), its
+    name, a prefix of its id. The first way that matches decides; several tasks that way is
+    ambiguous, and the message lists them as the views print them."""
+    views = run.all_tasks
+    typed = _typed_text(wanted)
+    for matches in (
+        lambda r: r.id == wanted,
+        lambda r: task_key_text(r) in (wanted, typed),
+        lambda r: r.name == wanted,
+        lambda r: r.id.startswith(wanted),
+    ):
+        found = [v for v in views if matches(v.record)]
+        if len(found) == 1:
+            return found[0]
+        if found:
+            names = {v.record.id: v.record for v in views}
+            options = ", ".join(_candidate(v.record, names) for v in found[:5])
+            more = f" and {len(found) - 5} more" if len(found) > 5 else ""
+            raise NotFoundError(
+                f"task {wanted!r} is ambiguous in run {run.id}: it matches {options}{more}; "
+                "give a task id"
+            )
+    raise NotFoundError(
+        f"run {run.id} has no task {wanted!r}: `trigger-nb show {run.id}` lists its tasks"
+    )
+
+
+def _typed_text(wanted: str) -> str | None:
+    """``wanted`` read as JSON (``["page", 2]``), printed as the views print keys."""
+    try:
+        return key_text(json.loads(wanted))
+    except (ValueError, RecursionError):
+        return None
+
+
+def _candidate(record: TaskRecord, records: dict[str, TaskRecord]) -> str:
+    parent = records.get(record.parent_id or "")
+    where = f", in {task_label(parent)}" if parent is not None else ""
+    return f"{task_label(record)} (id {record.id[:10]}{where})"
+
+
+def short_ids(ids: list[str]) -> dict[str, str]:
+    """Each run id cut to the shortest prefix (at least ``SHORT_ID_CHARS``) no other id shares.
+
+    In sorted order an id shares its longest prefix with a neighbour, so this is O(n log n).
+    """
+    ordered = sorted(set(ids))
+    short = {}
+    for i, run_id in enumerate(ordered):
+        neighbours = ordered[max(i - 1, 0) : i] + ordered[i + 1 : i + 2]
+        shared = max((_shared_prefix(run_id, n) for n in neighbours), default=0)
+        size = max(shared + 1, SHORT_ID_CHARS) if run_id.startswith("run_") else len(run_id)
+        short[run_id] = run_id[:size]
+    return short
+
+
+def _shared_prefix(a: str, b: str) -> int:
+    for index, (x, y) in enumerate(zip(a, b, strict=False)):
+        if x != y:
+            return index
+    return min(len(a), len(b))
+
+
+def _of_job(records: list[RunRecord], job: str | None) -> list[RunRecord]:
+    return [r for r in records if job is None or r.job_id == job]
+
+
+def _at_or_above(logs: list[LogRecord], level: str | None) -> list[LogRecord]:
+    """The logs at ``level`` or above (debug < info < warn < error); all when ``level`` is None."""
+    if level is None:
+        return list(logs)
+    floor = LOG_LEVELS.index(level)
+    # A level we do not know (written by a newer version) is shown rather than hidden.
+    return [log for log in logs if log.level not in LOG_LEVELS[:floor]]
+
+
+def _output_of(run: JobRun, task: TaskView | None) -> object:
+    """The task's output (redacted paths masked), else the run's; NotFoundError if it has none."""
+    if task is None:
+        if run.status is not RunStatus.SUCCESS:
+            raise NotFoundError(f"run {run.id} has no output: it is {run.status}")
+        return run.output
+    if not task.record.is_completed:
+        label = task_label(task.record)
+        raise NotFoundError(f"task {label!r} has no output: it is {task.record.status}")
+    if task.record.redact:  # redacted paths stay masked in every view, this one too
+        return redact_value(to_plain(task.output), task.record.redact)
+    return task.output

@@ -1,0 +1,313 @@
+"""The records trigger_nb persists: runs, tasks, attempts, logs and errors, as pydantic models.
+
+Records hold metadata only. A task's output lives under its own store key so that the task tree,
+the CLI and the explorer read status, timings and a short preview without unpickling anything.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import Any, TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from trigger_nb._core.status import RunStatus as RunStatus
+from trigger_nb._core.status import TaskStatus as TaskStatus
+from trigger_nb._core.storable import storable_text
+from trigger_nb._core.tracebacks import format_traceback, qualified_name
+
+# Build each record's pydantic schema on first use, not at import: keeps `import trigger_nb` and
+# `trigger-nb --help` fast (about 40 ms of schema building otherwise).
+_DEFERRED = ConfigDict(defer_build=True)
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+T = TypeVar("T")
+
+
+class CountedList(list[T]):
+    """A list that also compares with ints as its length.
+
+    ``TaskError.attempts`` and ``JobRun.executions`` hold records, yet "how many" is the usual
+    question: ``err.attempts == 3`` and ``len(err.attempts) == 3`` both hold, ``int()`` works.
+    """
+
+    __hash__ = None
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, int) and not isinstance(other, bool):
+            return len(self) == other
+        return list.__eq__(self, other)
+
+    def __ne__(self, other: object) -> bool:
+        return not self == other
+
+    def __lt__(self, other: object) -> bool:
+        return len(self) < other if isinstance(other, int) else list.__lt__(self, other)  # type: ignore[operator]
+
+    def __le__(self, other: object) -> bool:
+        return len(self) <= other if isinstance(other, int) else list.__le__(self, other)  # type: ignore[operator]
+
+    def __gt__(self, other: object) -> bool:
+        return len(self) > other if isinstance(other, int) else list.__gt__(self, other)  # type: ignore[operator]
+
+    def __ge__(self, other: object) -> bool:
+        return len(self) >= other if isinstance(other, int) else list.__ge__(self, other)  # type: ignore[operator]
+
+    def __int__(self) -> int:
+        return len(self)
+
+    __index__ = __int__
+
+
+def assign(model: BaseModel, **values: Any) -> None:
+    """Set fields of a record the engine built itself, in one step.
+
+    pydantic's ``__setattr__`` costs about 1 µs per field and executing a task sets a dozen; it
+    validates nothing here (``validate_assignment`` is off), so writing ``__dict__`` and the
+    fields-set bookkeeping directly is the same result, ten times faster.
+    """
+    model.__dict__.update(values)
+    model.__pydantic_fields_set__.update(values)
+
+
+M = TypeVar("M", bound=BaseModel)
+_TEMPLATES: dict[type[BaseModel], tuple[dict[str, Any], tuple[str, ...]]] = {}
+
+
+def build(cls: type[M], values: dict[str, Any]) -> M:
+    """A record the engine builds from values it made or checked itself, without validation.
+
+    Validating them again cost ~2.5 µs of every executed task (``model_construct``, which does
+    the same job generically, costs more than validating). The result equals the validated
+    record: every field present in field order, fresh lists for list defaults, ``values`` marked
+    as set. Only for plain defaults and list factories, which is what the records use.
+    """
+    template = _TEMPLATES.get(cls)
+    if template is None:
+        template = _TEMPLATES[cls] = _template(cls)
+    defaults, lists = template
+    fields = defaults.copy()
+    for name in lists:
+        fields[name] = []
+    fields.update(values)
+    record = cls.__new__(cls)
+    object.__setattr__(record, "__dict__", fields)
+    object.__setattr__(record, "__pydantic_fields_set__", set(values))
+    object.__setattr__(record, "__pydantic_extra__", None)
+    object.__setattr__(record, "__pydantic_private__", None)
+    return record
+
+
+def _template(cls: type[BaseModel]) -> tuple[dict[str, Any], tuple[str, ...]]:
+    if not cls.__pydantic_complete__:  # deferred (see _DEFERRED): serializing needs the schema
+        cls.model_rebuild()
+    defaults: dict[str, Any] = {}
+    lists = []
+    for name, info in cls.model_fields.items():
+        if info.default_factory is list:
+            lists.append(name)
+        elif info.default_factory is not None:  # pragma: no cover - no record has one yet
+            raise TypeError(f"build() cannot fill {cls.__name__}.{name}: give it a list default")
+        defaults[name] = None if info.is_required() else info.default
+    return defaults, tuple(lists)
+
+
+class ErrorInfo(BaseModel):
+    """An exception kept as data: it survives the process that raised it."""
+
+    model_config = _DEFERRED
+
+    type: str
+    message: str
+    traceback: str = ""
+
+    @classmethod
+    def from_exception(cls, error: BaseException) -> ErrorInfo:
+        """The error as data, whatever the exception does: a ``__str__`` that raises, text
+        UTF-8 cannot hold, a traceback that cannot be formatted. It never raises itself: it
+        runs while a failure is being recorded, where raising would leave the run unrecorded.
+        """
+        kind = type(error)
+        name = storable_text(qualified_name(kind))
+        try:
+            message = storable_text(str(error))
+        except Exception as broken:
+            message = f"<unprintable {kind.__name__}: its __str__ raised {type(broken).__name__}>"
+        return cls(type=name, message=message, traceback=format_traceback(error))
+
+    def summary(self) -> str:
+        short = self.type.rsplit(".", 1)[-1]
+        return f"{short}: {self.message}" if self.message else short
+
+
+class AttemptRecord(BaseModel):
+    model_config = _DEFERRED
+
+    number: int
+    execution: int
+    started_at: datetime
+    finished_at: datetime | None = None
+    status: TaskStatus = TaskStatus.RUNNING
+    error: ErrorInfo | None = None
+
+
+class LogRecord(BaseModel):
+    model_config = _DEFERRED
+
+    run_id: str
+    task_id: str | None = None
+    execution: int
+    seq: int
+    level: str
+    message: str
+    data: dict[str, Any] = Field(default_factory=dict)
+    time: datetime
+
+
+class TaskRecord(BaseModel):
+    model_config = _DEFERRED
+
+    id: str
+    run_id: str
+    parent_id: str | None = None
+    key: str
+    cache_key: Any
+    idempotency_key: str
+    kind: str = "task"
+    seq: int = 0
+    name: str
+    icon: str | None = None
+    description: str | None = None
+    properties: list[dict[str, Any]] = Field(default_factory=list)
+    params: Any = None
+    output_properties: list[dict[str, Any]] = Field(default_factory=list)
+    redact: list[str] = Field(default_factory=list)
+    status: TaskStatus = TaskStatus.RUNNING
+    created_at: datetime
+    started_at: datetime | None = None
+    completed_at: datetime | None = None
+    duration_seconds: float | None = None
+    first_execution: int = 1
+    completed_execution: int | None = None
+    attempts: list[AttemptRecord] = Field(default_factory=list)
+    error: ErrorInfo | None = None
+    output_type: str | None = None
+    output_size: int | None = None
+    output_preview: str | None = None
+    wait_until: datetime | None = None
+
+    @property
+    def is_completed(self) -> bool:
+        return self.status is TaskStatus.COMPLETED
+
+
+class ExecutionRecord(BaseModel):
+    model_config = _DEFERRED
+
+    number: int
+    started_at: datetime
+    finished_at: datetime | None = None
+    status: RunStatus = RunStatus.RUNNING
+    executed: int = 0
+    replayed: int = 0
+    failed: int = 0
+    time_saved_seconds: float = 0.0
+    # Tasks completed by an earlier execution that this one neither returned from the store nor
+    # reached inside a replayed parent (code that no longer calls them, a failure before them).
+    # Usually empty, so the record stays small; see ``is_replayed``.
+    untouched: list[str] = Field(default_factory=list)
+
+    @property
+    def active_seconds(self) -> float | None:
+        """How long this execution ran (None while it runs)."""
+        if self.finished_at is None:
+            return None
+        return max((self.finished_at - self.started_at).total_seconds(), 0.0)
+
+
+class EventInfo(BaseModel):
+    model_config = _DEFERRED
+
+    name: str | None = None
+    id: str
+    timestamp: datetime
+    payload: Any = None  # the validated payload's canonical JSON: the run's identity
+    raw_payload: Any = None  # the payload as first sent, when it differs from ``payload``
+
+    @property
+    def raw(self) -> Any:
+        """The payload as sent (``ctx.event.payload``)."""
+        return self.raw_payload if self.raw_payload is not None else self.payload
+
+
+class RunRecord(BaseModel):
+    model_config = _DEFERRED
+
+    id: str
+    job_id: str
+    job_name: str
+    job_version: str
+    client_id: str
+    status: RunStatus = RunStatus.RUNNING
+    event: EventInfo
+    created_at: datetime
+    updated_at: datetime
+    completed_at: datetime | None = None
+    execution_history: list[ExecutionRecord] = Field(default_factory=list)
+    error: ErrorInfo | None = None
+    output_type: str | None = None
+    output_preview: str | None = None
+    output_size: int | None = None
+    wait_until: datetime | None = None
+    task_count: int = 0
+
+    @property
+    def executions(self) -> int:
+        return len(self.execution_history)
+
+    @property
+    def started_at(self) -> datetime:
+        return self.created_at
+
+    @property
+    def duration_seconds(self) -> float | None:
+        """The run's *active* time: its executions' durations added up (None until it ended).
+
+        Not first start to last finish: a run that waited two days for ``io.wait`` or was
+        re-executed a week later did not work for a week. That span is ``wall_seconds``."""
+        if self.completed_at is None:
+            return None
+        return self.active_seconds
+
+    @property
+    def active_seconds(self) -> float:
+        """The finished executions' durations added up."""
+        return sum(e.active_seconds or 0.0 for e in self.execution_history)
+
+    @property
+    def wall_seconds(self) -> float:
+        """From the first execution's start to the last one's end (or the last update)."""
+        end = self.completed_at or self.updated_at
+        return max((end - self.created_at).total_seconds(), 0.0)
+
+    @property
+    def latest_execution(self) -> ExecutionRecord | None:
+        return self.execution_history[-1] if self.execution_history else None
+
+
+def is_replayed(record: TaskRecord, execution: ExecutionRecord | None) -> bool:
+    """The one definition of "replayed" every view and count uses.
+
+    A task is replayed in an execution when its completed result was used instead of running it
+    again: it was returned from the store, or it sits inside a task that was. That is: COMPLETED
+    by an earlier execution, and not in that execution's ``untouched`` list.
+    ``ExecutionRecord.replayed`` counts exactly these tasks.
+    """
+    if execution is None or record.status is not TaskStatus.COMPLETED:
+        return False
+    done = record.completed_execution
+    return done is not None and done < execution.number and record.id not in execution.untouched

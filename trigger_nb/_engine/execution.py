@@ -1,0 +1,178 @@
+"""The state of one execution of a run, shared by ``io``, the task engine and the logger.
+
+The current parent task lives in a ``ContextVar`` so nesting is tracked through plain calls,
+threads started by ``io.parallel`` and asyncio tasks alike.
+"""
+
+from __future__ import annotations
+
+import collections
+import threading
+import time
+from collections.abc import Callable
+from contextvars import ContextVar
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, NamedTuple
+
+from trigger_nb._core.clock import Clock
+from trigger_nb._core.codec import to_jsonable
+from trigger_nb._core.model import LogRecord
+from trigger_nb._core.storable import storable_data, storable_text
+from trigger_nb._engine.task_writer import TaskWriter
+from trigger_nb._store.snapshot import RunSnapshot
+from trigger_nb._store.store import Store
+from trigger_nb.errors import RunCanceled
+
+if TYPE_CHECKING:
+    from trigger_nb._client.job import TriggerClient
+
+Listener = Callable[[str, Any], None]
+CANCEL_CHECK_SECONDS = 0.25
+
+
+class Frame(NamedTuple):
+    """Where code is running: which execution, under which parent task (None: the run's root).
+
+    A tuple: one is made for every task call (a frozen dataclass cost ~1 µs of it)."""
+
+    execution: Execution
+    task_id: str | None
+
+
+current_frame: ContextVar[Frame | None] = ContextVar("trigger_nb_frame", default=None)
+
+
+@dataclass
+class Execution:
+    run_id: str
+    number: int
+    store: Store
+    snapshot: RunSnapshot
+    clock: Clock
+    client: TriggerClient | None = None
+    listeners: list[Listener] = field(default_factory=list)
+    # Every task of this execution runs again (``%%trigger_job --refresh``), as if refresh=True.
+    refresh: bool = False
+    executed: int = 0
+    # Tasks returned from the store, in call order (counted, with what they stand for, by
+    # ``replay.count_replayed`` when the execution ends).
+    replayed_ids: list[str] = field(default_factory=list)
+    failed: int = 0
+    time_saved_seconds: float = 0.0
+    # task id -> a marker unique to the call that claimed it (see ``claim``)
+    used_task_ids: dict[str, object] = field(default_factory=dict)
+    lock: threading.RLock = field(default_factory=threading.RLock)
+    writer: TaskWriter = field(init=False)
+    _log_seq: int = 0
+    _cancel_checked_at: float = float("-inf")
+    _seq: int = 0
+    _prior_root_logs: collections.Counter[tuple[str, str]] = field(
+        default_factory=collections.Counter
+    )
+
+    def __post_init__(self) -> None:
+        self._prior_root_logs.update(
+            (log.level, log.message) for log in self.snapshot.logs if log.task_id is None
+        )
+        self._seq = len(self.snapshot.entries)
+        self.writer = TaskWriter(self.store)
+
+    def check_canceled(self) -> None:
+        """Stop here if ``run.cancel()`` was called, from any process.
+
+        Checked before each task that executes (replays have no side effects to spare), at most
+        every ``CANCEL_CHECK_SECONDS``, so a cheap task does not pay a store read each.
+        """
+        now = time.monotonic()
+        if now - self._cancel_checked_at < CANCEL_CHECK_SECONDS:
+            return
+        self._cancel_checked_at = now
+        if self.store.is_cancel_requested(self.run_id):
+            raise RunCanceled(f"run {self.run_id} was canceled with run.cancel()")
+
+    def claim(self, task_id: str) -> bool:
+        """Claim a task id for one call; False if another call of this execution has it.
+
+        ``dict.setdefault`` is atomic, so two threads racing for one key cannot both win, and no
+        lock is taken on this path of every replay.
+        """
+        marker = object()
+        return self.used_task_ids.setdefault(task_id, marker) is marker
+
+    def parent_id(self) -> str | None:
+        frame = current_frame.get()
+        return frame.task_id if frame is not None and frame.execution is self else None
+
+    def next_seq(self) -> int:
+        with self.lock:
+            self._seq += 1
+            return self._seq
+
+    def publish(self, kind: str, payload: Any) -> None:
+        for listener in list(self.listeners):
+            try:
+                listener(kind, payload)
+            except Exception:  # a broken view must never break the run it shows
+                continue
+
+    def log(self, level: str, message: str, data: dict[str, Any], task_id: str | None) -> None:
+        text = _log_text(message)
+        with self.lock:
+            if task_id is None and self._prior_root_logs[(level, text)] > 0:
+                # The same top-level log written by an earlier execution: a replay, not news.
+                self._prior_root_logs[(level, text)] -= 1
+                return
+            self._log_seq += 1
+            seq = self._log_seq
+        record = LogRecord(
+            run_id=self.run_id,
+            task_id=task_id,
+            execution=self.number,
+            seq=seq,
+            level=level,
+            message=text,
+            data={storable_text(str(k)): storable_data(to_jsonable(v)) for k, v in data.items()},
+            time=self.clock.now(),
+        )
+        self.store.append_log(record)
+        self.publish("log", record)
+
+
+def _log_text(message: object) -> str:
+    """A log message as storable text, whatever was passed (its ``__str__`` may raise)."""
+    if type(message) is str:
+        return storable_text(message)
+    try:
+        return storable_text(str(message))
+    except Exception as error:
+        return f"<unprintable {type(message).__name__}: its __str__ raised {type(error).__name__}>"
+
+
+class Logger:
+    """``io.logger`` / ``task.logger``: records attached to a task (or to the run at top level)."""
+
+    def __init__(self, execution: Execution, task_id: str | None = None, *, bound: bool = False):
+        self._execution = execution
+        self._task_id = task_id
+        self._bound = bound
+
+    def _emit(self, level: str, message: str, data: dict[str, Any]) -> None:
+        task_id = self._task_id if self._bound else self._execution.parent_id()
+        self._execution.log(level, message, data, task_id)
+
+    def debug(self, message: str, **data: Any) -> None:
+        self._emit("debug", message, data)
+
+    def info(self, message: str, **data: Any) -> None:
+        self._emit("info", message, data)
+
+    def log(self, message: str, **data: Any) -> None:
+        self._emit("info", message, data)
+
+    def warn(self, message: str, **data: Any) -> None:
+        self._emit("warn", message, data)
+
+    warning = warn
+
+    def error(self, message: str, **data: Any) -> None:
+        self._emit("error", message, data)

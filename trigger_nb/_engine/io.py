@@ -1,0 +1,325 @@
+"""``io``: the object a run function uses for every side effect.
+
+Each member is a task: cached under its key in the current scope (the run, or the parent task)
+and replayed from the store on later executions. Checking ``run_task``'s options and building a
+task's record live in ``trigger_nb._engine.task_options``; running the task in
+``trigger_nb._engine.task``.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import inspect
+import math
+import random as random_module
+from collections.abc import Callable, Iterable
+from datetime import timedelta
+from typing import TYPE_CHECKING, Any
+
+from trigger_nb._core.codec import to_jsonable
+from trigger_nb._core.keys import encode_key, idempotency_key, task_id_for
+from trigger_nb._core.model import TaskRecord
+from trigger_nb._engine.execution import Execution, Logger
+from trigger_nb._engine.invocation import run_coroutine
+from trigger_nb._engine.replay import Replay, refresh_hint, replay
+from trigger_nb._engine.task import TaskCall, TaskHandle, run_async, run_sync
+from trigger_nb._engine.task_options import DEFAULT_OPTIONS, TaskOptions, new_record
+from trigger_nb._store.sealed import completed_output
+from trigger_nb._store.snapshot import parse_task
+from trigger_nb.errors import (
+    CacheReadError,
+    DuplicateCacheKeyError,
+    InvalidOptionError,
+    RunSuspended,
+    TaskError,
+)
+
+if TYPE_CHECKING:
+    import concurrent.futures
+
+    from trigger_nb._engine.integration import IntegrationProxy
+
+DEFAULT_PARALLEL_WORKERS = 8
+
+
+class IO:
+    """Tasks, waits, logs, random numbers, events, fan-out and integrations for one execution."""
+
+    def __init__(self, execution: Execution, integrations: dict[str, Any] | None = None) -> None:
+        self._execution = execution
+        self._integrations = dict(integrations or {})
+        self.logger = Logger(execution)
+
+    def __getattr__(self, name: str) -> IntegrationProxy:
+        integrations = self.__dict__.get("_integrations", {})
+        if name in integrations:
+            from trigger_nb._engine.integration import IntegrationProxy
+
+            return IntegrationProxy(self, name, integrations[name])
+        known = ", ".join(sorted(integrations)) or "none"
+        raise AttributeError(
+            f"io has no attribute {name!r}; integrations of this job: {known} "
+            f"(add one with define_job(..., integrations={{{name!r}: client}}))"
+        )
+
+    @property
+    def run_id(self) -> str:
+        return self._execution.run_id
+
+    # --- tasks -------------------------------------------------------------------------------
+
+    def run_task(self, cache_key: object, fn: Callable[..., Any], **options: Any) -> Any:
+        """Run ``fn`` once for this key in this scope; later executions replay its output."""
+        call = self._prepare(cache_key, fn, options)
+        if type(call) is tuple:
+            return replay(self._execution, call, cache_key, options.get("name"))
+        assert isinstance(call, TaskCall)
+        return run_sync(call)
+
+    async def arun_task(self, cache_key: object, fn: Callable[..., Any], **options: Any) -> Any:
+        """The awaitable twin of ``run_task``, for concurrent fan-out with ``asyncio.gather``."""
+        call = self._prepare(cache_key, fn, options)
+        if type(call) is tuple:
+            return replay(self._execution, call, cache_key, options.get("name"))
+        assert isinstance(call, TaskCall)
+        return await run_async(call)
+
+    def _prepare(
+        self, cache_key: object, fn: Callable[..., Any], options: dict[str, Any]
+    ) -> TaskCall | Replay:
+        """A TaskCall to execute, or the entry of a completed task to replay.
+
+        This is on the path of every replay, which must cost about one raw diskcache read: the
+        common case (an intact COMPLETED entry, no refresh) takes no detours.
+        """
+        x = self._execution
+        if not callable(fn):
+            raise InvalidOptionError(
+                f"run_task({cache_key!r}, fn): fn must be a function, got {type(fn).__name__}; "
+                "wrap the side effect, e.g. lambda task: send_email(...)"
+            )
+        opts = TaskOptions.parse(cache_key, options) if options else DEFAULT_OPTIONS
+        encoded = encode_key(cache_key)
+        parent = x.parent_id()
+        idem = idempotency_key(x.run_id, parent, encoded)
+        task_id = task_id_for(idem)
+        if not x.claim(task_id):
+            where = "at the top level of the run" if parent is None else "in this parent task"
+            raise DuplicateCacheKeyError(
+                f"cache key {cache_key!r} is used twice {where} in one execution: each task "
+                "needs its own key, so put the loop variable in it, e.g. "
+                f"io.run_task([{cache_key!r}, item_id], ...)",
+                cache_key=cache_key,
+            )
+        refresh = opts.refresh or x.refresh
+        blob = x.snapshot.entries.get(task_id)
+        if blob is not None and not refresh:
+            found = completed_output(blob) if type(blob) is bytes else x.snapshot.completed(task_id)
+            if found is not None:
+                return (task_id, *found)
+        previous = None if blob is None else self._previous(task_id, cache_key, refresh)
+        x.check_canceled()
+        record = new_record(x, task_id, idem, parent, encoded, cache_key, opts, previous)
+        return TaskCall(
+            execution=x,
+            record=record,
+            cache_key=cache_key,
+            fn=fn,
+            retry=opts.retry,
+            timeout=opts.timeout,
+            on_error=opts.on_error,
+            refresh=refresh,
+        )
+
+    def _previous(self, task_id: str, cache_key: object, refresh: bool) -> TaskRecord | None:
+        """The record an earlier execution left for a task that runs again (FAILED, RUNNING,
+        WAITING, or refreshed); CacheReadError naming the key if it is damaged, unless the
+        task is being refreshed, which repairs it."""
+        x = self._execution
+
+        def what() -> str:
+            return f"task {cache_key!r}"
+
+        try:
+            entry = x.snapshot.entry(task_id, what)
+            return None if entry is None else parse_task(entry, what)
+        except CacheReadError as error:
+            if refresh:
+                return None
+            raise CacheReadError(
+                f"{error}; {refresh_hint(cache_key, x.run_id)}",
+                cache_key=cache_key,
+                task_id=task_id,
+            ) from error
+
+    # --- waits -------------------------------------------------------------------------------
+
+    def wait(self, cache_key: object, seconds: float | timedelta, *, block: bool = False) -> None:
+        """Durably wait: suspend the run until ``seconds`` from the first call have passed.
+
+        With ``block=True`` sleep in place instead (interruptible).
+        """
+        delay = _check_seconds(seconds)
+        x = self._execution
+
+        def wait_task(task: TaskHandle) -> None:
+            record = task._record
+            resume_at = record.wait_until
+            if resume_at is None:
+                resume_at = record.wait_until = x.clock.now() + timedelta(seconds=delay)
+                x.writer.write(record)
+            remaining = (resume_at - x.clock.now()).total_seconds()
+            if remaining > 0:
+                if not block:
+                    raise RunSuspended(resume_at, cache_key)
+                x.clock.sleep(remaining)
+
+        self.run_task(cache_key, wait_task, name=f"wait {_human(delay)}", _kind="wait")
+
+    # --- values ------------------------------------------------------------------------------
+
+    def random(
+        self, cache_key: object, min: float = 0, max: float = 1, round: bool = False
+    ) -> float:
+        """A random number in [min, max], the same on every replay."""
+        for label, value in (("min", min), ("max", max)):
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                raise InvalidOptionError(f"io.random {label}={value!r} is invalid: use a number")
+        if min > max:
+            raise InvalidOptionError(f"io.random min={min!r} is above max={max!r}: swap them")
+
+        def draw() -> float:
+            value = random_module.uniform(min, max)
+            return int(value + 0.5) if round else value
+
+        result: float = self.run_task(
+            cache_key, draw, name="random", params={"min": min, "max": max}, _kind="random"
+        )
+        return result
+
+    def send_event(
+        self, cache_key: object, name: str, payload: Any = None, *, event_id: str | None = None
+    ) -> dict[str, Any]:
+        """Trigger the client's jobs listening for ``name``, once."""
+        client = self._execution.client
+        if client is None:
+            raise InvalidOptionError("io.send_event needs a run started by a TriggerClient")
+
+        def send() -> dict[str, Any]:
+            runs = client.send_event(name, payload, event_id=event_id)
+            return {"name": name, "runs": [run.id for run in runs]}
+
+        params = {"name": name, "payload": to_jsonable(payload)}
+        result: dict[str, Any] = self.run_task(
+            cache_key, send, name=f"send event {name}", params=params, _kind="send_event"
+        )
+        return result
+
+    def parallel(
+        self,
+        cache_key: object,
+        items: Iterable[Any],
+        fn: Callable[..., Any],
+        *,
+        name: str | None = None,
+        max_workers: int = DEFAULT_PARALLEL_WORKERS,
+        **options: Any,
+    ) -> list[Any]:
+        """Run ``fn(item)`` (or ``fn(item, task)``) for every item as child tasks keyed by index,
+        concurrently; results come back in item order."""
+        values = list(items)
+        takes_task = _positional_count(fn) >= 2
+
+        def child(item: Any) -> Callable[..., Any]:
+            if takes_task:
+                return lambda task: fn(item, task)
+            return lambda: fn(item)
+
+        def fan_out() -> list[Any]:
+            if inspect.iscoroutinefunction(fn):
+                return list(run_coroutine(self._gather(values, child, options)))
+            # Imported here, not at the top: with asyncio it adds ~30 ms to `import trigger_nb`.
+            import concurrent.futures
+
+            workers = max(1, min(max_workers, len(values) or 1))
+            with concurrent.futures.ThreadPoolExecutor(workers) as pool:
+                futures = [
+                    pool.submit(contextvars.copy_context().run, self._child, i, child(v), options)
+                    for i, v in enumerate(values)
+                ]
+                outcomes = [_outcome(f) for f in futures]
+            return _results_or_raise(outcomes)
+
+        result: list[Any] = self.run_task(
+            cache_key,
+            fan_out,
+            name=name or "parallel",
+            params={"items": len(values)},
+            _kind="parallel",
+        )
+        return result
+
+    def _child(self, index: int, fn: Callable[..., Any], options: dict[str, Any]) -> Any:
+        return self.run_task(index, fn, name=f"item {index}", **options)
+
+    async def _gather(
+        self, values: list[Any], child: Callable[[Any], Callable[..., Any]], options: dict[str, Any]
+    ) -> list[Any]:
+        coroutines = [
+            self.arun_task(i, child(v), name=f"item {i}", **options) for i, v in enumerate(values)
+        ]
+        import asyncio
+
+        outcomes = await asyncio.gather(*coroutines, return_exceptions=True)
+        return _results_or_raise(list(outcomes))
+
+
+def _outcome(future: concurrent.futures.Future[Any]) -> Any:
+    try:
+        return future.result()
+    except BaseException as error:
+        return error
+
+
+def _results_or_raise(outcomes: list[Any]) -> list[Any]:
+    """Every result in item order; else the first failure by index (failures beat suspensions)."""
+    errors = [o for o in outcomes if isinstance(o, BaseException)]
+    if errors:
+        failures = [e for e in errors if not isinstance(e, RunSuspended)]
+        raise (failures or errors)[0]
+    return outcomes
+
+
+def _positional_count(fn: Callable[..., Any]) -> int:
+    try:
+        parameters = inspect.signature(fn).parameters.values()
+    except (TypeError, ValueError):
+        return 1
+    kinds = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+    return sum(1 for p in parameters if p.kind in kinds and p.default is p.empty)
+
+
+def _check_seconds(seconds: object) -> float:
+    if isinstance(seconds, timedelta):
+        seconds = seconds.total_seconds()
+    if (
+        isinstance(seconds, bool)
+        or not isinstance(seconds, (int, float))
+        or not math.isfinite(seconds)
+        or seconds < 0
+    ):
+        raise InvalidOptionError(
+            f"io.wait seconds={seconds!r} is invalid: give a finite number of seconds >= 0 "
+            "or a timedelta"
+        )
+    return float(seconds)
+
+
+def _human(seconds: float) -> str:
+    for unit, size in (("d", 86400), ("h", 3600), ("min", 60)):
+        if seconds >= size:
+            return f"{seconds / size:g} {unit}"
+    return f"{seconds:g} s"
+
+
+__all__ = ["IO", "TaskError"]

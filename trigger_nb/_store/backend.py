@@ -1,0 +1,277 @@
+"""The bytes-level storage under ``Store``: string keys, str/bytes values, ordered by key.
+
+Reading a whole run is a *prefix scan* (every key starting with ``t:RUN:``, say) over the key
+index diskcache already keeps, so no tag index is needed: a tag index cost every write about a
+fifth of a raw ``Cache.set`` more.
+
+``DiskBackend`` puts it on diskcache (this is the only module importing diskcache) and holds a run
+in an OS file lock; ``MemoryBackend`` keeps it in dicts. SQLite and OS failures surface as
+``StoreError`` naming the directory and the fix.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sqlite3
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+from typing import Any, Protocol
+
+from trigger_nb._store.file_lock import file_lock
+from trigger_nb.errors import StoreError
+
+DIR_ENV_VAR = "TRIGGER_NB_DIR"
+_MODE_RAW = 1  # diskcache.core.MODE_RAW: the value column holds the str/bytes as is
+# The row diskcache's Cache.set writes for a small bytes value under a str key (raw = 1, no
+# expiry, no tag, size 0, MODE_RAW, no file), as one statement; see DiskBackend._put_one.
+_UPSERT = (
+    "INSERT INTO Cache(key, raw, store_time, expire_time, access_time, access_count, tag, size,"
+    " mode, filename, value) VALUES (?, 1, ?, NULL, ?, 0, NULL, 0, 1, NULL, ?)"
+    " ON CONFLICT(key, raw) DO UPDATE SET store_time = excluded.store_time,"
+    " expire_time = NULL, access_time = excluded.access_time, access_count = 0, tag = NULL,"
+    " size = 0, mode = 1, value = excluded.value WHERE filename IS NULL"
+)
+
+Value = str | bytes
+Lazy = Callable[[], Value]
+
+
+class Backend(Protocol):
+    """Bytes-level storage: string keys, str/bytes values, scanned by key prefix."""
+
+    location: str
+
+    def get(self, key: str) -> Value | None: ...
+
+    def write(
+        self,
+        puts: Sequence[tuple[str, Value]],
+        deletes: Sequence[str] = (),
+        prefixes: Sequence[str] = (),
+    ) -> None:
+        """Delete every key in ``deletes`` and every key starting with one of ``prefixes``, then
+        apply every put: all in one transaction."""
+
+    def scan(self, prefix: str) -> dict[str, Value | Lazy]:
+        """Every value whose key starts with ``prefix``, keyed by the rest of its key, in one
+        read; big values come as loaders."""
+
+    def delete(self, key: str) -> None: ...
+
+    def lock(self, name: str, *, remove: bool = False) -> contextlib.AbstractContextManager[None]:
+        """Hold ``name`` against other threads and processes. ``remove``: the lock is not needed
+        again (its run is being deleted): remove what holds it as it is released."""
+
+    def close(self) -> None: ...
+
+
+class MemoryBackend:
+    """A real backend on dicts, for tests and throwaway runs."""
+
+    def __init__(self) -> None:
+        self.location = "<memory>"
+        self._values: dict[str, Value] = {}
+        self._mutex = threading.RLock()
+        self._locks: dict[str, threading.Lock] = {}
+
+    def get(self, key: str) -> Value | None:
+        return self._values.get(key)
+
+    def write(
+        self,
+        puts: Sequence[tuple[str, Value]],
+        deletes: Sequence[str] = (),
+        prefixes: Sequence[str] = (),
+    ) -> None:
+        with self._mutex:
+            doomed = [k for k in self._values if k.startswith(tuple(prefixes))] if prefixes else []
+            for key in [*deletes, *doomed]:
+                self._values.pop(key, None)
+            for key, value in puts:
+                self._values[key] = value
+
+    def scan(self, prefix: str) -> dict[str, Value | Lazy]:
+        start = len(prefix)
+        with self._mutex:
+            return {k[start:]: v for k, v in self._values.items() if k.startswith(prefix)}
+
+    def delete(self, key: str) -> None:
+        with self._mutex:
+            self._values.pop(key, None)
+
+    @contextlib.contextmanager
+    def lock(self, name: str, *, remove: bool = False) -> Iterator[None]:
+        while True:
+            with self._mutex:
+                lock = self._locks.setdefault(name, threading.Lock())
+            lock.acquire()
+            with self._mutex:
+                if self._locks.get(name) is lock:
+                    break
+            lock.release()  # its holder removed it while we waited: take the current one
+        try:
+            yield
+        finally:
+            if remove:
+                with self._mutex:
+                    del self._locks[name]
+            lock.release()
+
+    def close(self) -> None:
+        pass
+
+
+class DiskBackend:
+    """diskcache underneath: SQLite for small values, files for values of 32 KB and more."""
+
+    def __init__(self, directory: str | os.PathLike[str]) -> None:
+        import diskcache
+
+        self.location = str(Path(directory).resolve())
+        self._reading = _StoreErrors(self.location, "read")
+        self._writing = _StoreErrors(self.location, "write")
+        with _StoreErrors(self.location, "open"):
+            Path(self.location).mkdir(parents=True, exist_ok=True)
+            # eviction_policy="none": diskcache's default culls least-recently-stored values past
+            # 1 GB, which would silently drop completed tasks and repeat their side effects.
+            # cull_limit=0: nothing here ever expires or is evicted, so skip the query for
+            # expired keys diskcache runs on every set.
+            self._cache = diskcache.Cache(
+                self.location, eviction_policy="none", timeout=60, cull_limit=0
+            )
+        self._min_file_size: int = self._cache.disk.min_file_size
+        self._thread_locks: dict[str, threading.Lock] = {}
+        self._mutex = threading.Lock()
+
+    def get(self, key: str) -> Value | None:
+        with self._reading:
+            value: Value | None = self._cache.get(key, default=None, retry=True)
+            return value
+
+    def write(
+        self,
+        puts: Sequence[tuple[str, Value]],
+        deletes: Sequence[str] = (),
+        prefixes: Sequence[str] = (),
+    ) -> None:
+        with self._writing:
+            if len(puts) == 1 and not deletes and not prefixes:  # one row: one transaction
+                self._put_one(*puts[0])
+                return
+            with self._cache.transact(retry=True):
+                for prefix in prefixes:
+                    rows = self._cache._sql(
+                        "SELECT key FROM Cache WHERE key >= ? AND key < ?",
+                        (prefix, _after_prefix(prefix)),
+                    ).fetchall()
+                    # diskcache's own delete also removes the files of big values
+                    deletes = [*deletes, *(key for (key,) in rows)]
+                for key in deletes:
+                    self._cache.delete(key, retry=True)
+                for key, value in puts:
+                    self._cache.set(key, value, retry=True)
+
+    def _put_one(self, key: str, value: Value) -> None:
+        """``Cache.set`` in one SQL statement where that is the same thing.
+
+        Completing a task writes one small entry; ``Cache.set`` spends four statements on it
+        (BEGIN, SELECT the old row, INSERT or UPDATE, COMMIT), which made it a fifth slower than
+        this upsert. The row is exactly what ``set`` writes for a small bytes value (diskcache's
+        own triggers keep its count and size), so diskcache reads it as its own. A row whose old
+        value lives in a file is left to ``set``, which also removes that file.
+        """
+        if type(value) is bytes and len(value) < self._min_file_size:
+            now = time.time()
+            try:
+                cursor = self._cache._con.execute(_UPSERT, (key, now, now, value))
+            except sqlite3.OperationalError:  # locked beyond the timeout: set() retries
+                pass
+            else:
+                if cursor.rowcount == 1:
+                    return
+        self._cache.set(key, value, retry=True)
+
+    def scan(self, prefix: str) -> dict[str, Value | Lazy]:
+        # diskcache has no range read; one SELECT over the index it keeps on its keys replaces
+        # one round trip per task (SPEC: replay is one bulk read). SQLite cuts the prefix off
+        # and dict() builds the result without a Python step per row: this is most of the
+        # cost of reading a run of 10,000 tasks. The rare value that is not a small str/bytes
+        # (a big one in a file, or one someone else pickled there) comes back as NULL and is
+        # then read on its own: file-backed ones only when asked for.
+        with self._reading:
+            found: dict[str, Value | Lazy] = dict(
+                self._cache._sql(
+                    "SELECT substr(key, ?), CASE WHEN filename IS NULL AND mode = ? THEN value "
+                    "END FROM Cache WHERE key >= ? AND key < ?",
+                    (len(prefix) + 1, _MODE_RAW, prefix, _after_prefix(prefix)),
+                ).fetchall()
+            )
+            disk = self._cache.disk
+            for rest in [rest for rest, value in found.items() if value is None]:
+                row = self._cache._sql(
+                    "SELECT mode, filename, value FROM Cache WHERE key = ? AND raw = 1",
+                    (prefix + rest,),
+                ).fetchone()
+                if row is None:  # deleted since the first read
+                    del found[rest]
+                elif row[1] is None:
+                    found[rest] = disk.fetch(row[0], None, row[2], False)
+                else:
+                    found[rest] = _file_loader(disk, row[0], row[1])
+        return found
+
+    def delete(self, key: str) -> None:
+        with self._writing:
+            self._cache.delete(key, retry=True)
+
+    @contextlib.contextmanager
+    def lock(self, name: str, *, remove: bool = False) -> Iterator[None]:
+        with self._mutex:
+            thread_lock = self._thread_locks.setdefault(name, threading.Lock())
+        path = Path(self.location, "locks", f"{name}.lock")
+        with thread_lock, file_lock(path, remove=remove):
+            yield
+
+    def close(self) -> None:
+        self._cache.close()
+
+
+def _after_prefix(prefix: str) -> str:
+    """The smallest string above every string starting with ``prefix`` (keys compare by code
+    point in Python and by UTF-8 bytes in SQLite: the same order)."""
+    return prefix[:-1] + chr(ord(prefix[-1]) + 1)
+
+
+def _file_loader(disk: Any, mode: int, filename: str) -> Lazy:
+    def load() -> Value:
+        value: Value = disk.fetch(mode, filename, None, False)
+        return value
+
+    return load
+
+
+class _StoreErrors:
+    """Turns SQLite and OS failures into a StoreError naming the directory and the fix.
+
+    A class rather than a generator-based context manager: it wraps every read and write, and
+    ``contextlib.contextmanager`` cost ~1.5 µs each time. Stateless, so one per action is reused.
+    """
+
+    __slots__ = ("action", "location")
+
+    def __init__(self, location: str, action: str) -> None:
+        self.location, self.action = location, action
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, kind: object, error: BaseException | None, traceback: object) -> None:
+        if isinstance(error, (sqlite3.Error, OSError)) and not isinstance(error, StoreError):
+            raise StoreError(
+                f"cannot {self.action} the trigger_nb store at {self.location}: {error}. Check "
+                f"that the directory is writable and the disk is not full, or set {DIR_ENV_VAR} "
+                "to another directory"
+            ) from error

@@ -1,0 +1,80 @@
+"""One run's task entries and logs as an execution (or a view) reads them: in one bulk read, each
+entry unpacked and its record parsed only when asked for.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from trigger_nb._core.model import LogRecord, TaskRecord
+from trigger_nb._store.backend import Lazy, Value
+from trigger_nb._store.sealed import Entry, Label, completed_output, label_text, unpack_entry
+from trigger_nb.errors import CacheReadError
+
+
+@dataclass
+class RunSnapshot:
+    """Every task entry and log of one run, read in one bulk read at the start of an execution.
+
+    Entries stay packed until asked for: a replay unpacks only the entry it replays.
+    """
+
+    run_id: str
+    entries: dict[str, Value | Lazy] = field(default_factory=dict)
+    logs: list[LogRecord] = field(default_factory=list)
+    _parsed: dict[str, TaskRecord] = field(default_factory=dict)
+
+    def entry(self, task_id: str, what: Label | None = None) -> Entry | None:
+        """The unpacked entry of a task (None if it has none); CacheReadError if damaged."""
+        blob = self.entries.get(task_id)
+        if blob is None:
+            return None
+        label = f"task {task_id} of run {self.run_id}" if what is None else what
+        return unpack_entry(load_value(blob, label), label)
+
+    def completed(self, task_id: str) -> tuple[bytes | None, float] | None:
+        """The replay check: ``(inline output or None, duration)`` if the task's entry is an
+        intact COMPLETED one, else None (see ``trigger_nb._store.sealed.completed_output``)."""
+        blob = self.entries[task_id]
+        if callable(blob):  # a big entry diskcache keeps in a file: read it once
+            try:
+                blob = self.entries[task_id] = blob()
+            except OSError:
+                return None  # ``entry`` reports it
+        return completed_output(blob)
+
+    def task(self, task_id: str) -> TaskRecord | None:
+        """A task's record (None if it has none); CacheReadError if its entry is damaged."""
+        record = self._parsed.get(task_id)
+        if record is None and task_id in self.entries:
+            label = f"task {task_id} of run {self.run_id}"
+            entry = self.entry(task_id, label)
+            assert entry is not None
+            record = parse_task(entry, label)
+            self._parsed[task_id] = record
+        return record
+
+    def tasks(self) -> list[TaskRecord]:
+        return [r for r in (self.task(t) for t in self.entries) if r is not None]
+
+
+def parse_task(entry: Entry, what: Label) -> TaskRecord:
+    checked = entry.checked_record(what)
+    try:
+        return TaskRecord.model_validate_json(checked)
+    except ValueError as error:
+        label = label_text(what)
+        raise CacheReadError(
+            f"{label}: its stored record is unreadable ({error.__class__.__name__})"
+        ) from error
+
+
+def load_value(value: Value | Lazy, what: Label) -> Value:
+    """A value from a scan, reading it from its file if it is a big one."""
+    if not callable(value):
+        return value
+    try:
+        return value()
+    except OSError as error:
+        label = label_text(what)
+        raise CacheReadError(f"{label}: its stored file cannot be read ({error})") from error
