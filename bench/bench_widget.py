@@ -72,7 +72,7 @@ def with_view(job: Job, account: _Accounted | None = None) -> Any:
     """A live-viewed run. With ``account``, the view's own CPU time is added up -- in runs of
     their own: the accounting's two clock reads per task event would otherwise be timed too."""
     from trigger_nb._widgets.live import LiveRunView
-    from trigger_nb._widgets.run_view import has_widget_kernel
+    from trigger_nb._widgets.output import has_widget_kernel
 
     view_class = LiveRunView if account is None else _accounted_view(account)
     account = account or _Accounted()
@@ -175,7 +175,7 @@ def render_table(run: Any, repeats: int = REPEATS) -> str:
     from trigger_nb._render.html import render_html
     from trigger_nb._render.text import render_text
     from trigger_nb._widgets.live import LiveRunView
-    from trigger_nb._widgets.run_view import RunView
+    from trigger_nb._widgets.run_view import RunView, run_data
 
     records = [view.record for view in run.all_tasks]
     live = LiveRunView(title="bench")
@@ -183,15 +183,15 @@ def render_table(run: Any, repeats: int = REPEATS) -> str:
         live._apply("task_completed", record)
     n = max(repeats, 5)
     rows = [
-        ["static HTML (render_html)", render_html],
-        ["text outline (render_text)", render_text],
+        ["static HTML (render_html)", lambda _run: render_html(run_data(_run))],
+        ["text outline (render_text)", lambda _run: render_text(run_data(_run))],
         ["interactive RunView (first page)", RunView],
         ["one live redraw (LiveRunView)", lambda _run: live._draw()],
     ]
     out = []
     for label, fn in rows:
         out.append([label, human(median([timed(lambda fn=fn: fn(run)) for _ in range(n)]))])
-    size = len(render_html(run))
+    size = len(render_html(run_data(run)))
     out.append(["static HTML size", f"{size / 1024:,.0f} KiB"])
     return table([f"render a {len(records):,}-task tree", "median"], out)
 

@@ -79,10 +79,10 @@ def _no_run_left_running(request: pytest.FixtureRequest, tmp_path: Path) -> Iter
 @pytest.fixture(autouse=True)
 def _isolated_default_store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     """Code that uses the default store writes under tmp_path, never into the checkout."""
-    import trigger_nb._client.job
+    import trigger_nb._client.client
 
     monkeypatch.setenv("TRIGGER_NB_DIR", str(tmp_path / "default-store"))
-    monkeypatch.setattr(trigger_nb._client.job, "_default", None)
+    monkeypatch.setattr(trigger_nb._client.client, "_default", None)
     yield
 
 

@@ -6,6 +6,8 @@ Behaviour that needs a kernel (its event loop, SIGINT, nbclient) is in test_note
 from __future__ import annotations
 
 import asyncio
+import subprocess
+import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -16,8 +18,12 @@ from IPython.core.error import UsageError
 from IPython.core.interactiveshell import InteractiveShell
 
 import trigger_nb
-import trigger_nb._client.job
+import trigger_nb._client.client
 from trigger_nb._jupyter.args import MagicArgumentError, parse_job_line, split_words
+from trigger_nb._render.bundle import static_mimebundle
+from trigger_nb._widgets.display import register, run_mimebundle
+from trigger_nb._widgets.output import WIDGET_VIEW_MIME
+from trigger_nb._widgets.run_view import run_data
 
 
 @pytest.fixture
@@ -26,7 +32,7 @@ def ip(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
     monkeypatch.setenv("TRIGGER_NB_DIR", str(tmp_path / "store"))
     monkeypatch.chdir(tmp_path)
     # The default client is one per process; a new one per test reads TRIGGER_NB_DIR again.
-    monkeypatch.setattr(trigger_nb._client.job, "_default", None)
+    monkeypatch.setattr(trigger_nb._client.client, "_default", None)
     shell = InteractiveShell.instance()
     shell.colors = "nocolor"
     shell.reset(new_session=False)
@@ -545,3 +551,70 @@ def test_a_run_id_of_another_job_is_a_one_line_error_and_new_run_replaces_it(
     fresh = ok(ip, cell.replace("--quiet", "--new-run --quiet").replace("1)", "2)"))
     assert fresh == 2
     assert trigger_nb.load_run("nightly").job_id == "nightly-b"
+
+
+# --- how a run displays -----------------------------------------------------------------------
+
+RUN_TYPE = "trigger_nb._client.run.JobRun"  # how display.register names the class
+
+
+@pytest.fixture
+def kernel_shell(ip: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+    """The shell as inside ipykernel (a front end can show widgets), trigger_nb's display
+    formatter taken off again: as if ``%load_ext`` had not run yet."""
+    import ipykernel  # noqa: F401  (its presence is part of what tells a kernel)
+
+    monkeypatch.setattr(ip, "kernel", object(), raising=False)
+    formatter = ip.display_formatter.mimebundle_formatter
+    # registered by name, and by class once a run was shown: both go
+    while formatter.pop(RUN_TYPE, None) is not None:
+        pass
+    yield ip
+    register(ip)  # back as the ip fixture's %load_ext left it
+
+
+def _a_run() -> Any:
+    job = trigger_nb.default_client().define_job("shown", name="Shown job")
+    job.run(lambda payload, io, ctx: io.run_task("step", lambda: 1, name="first step"))
+    return job.trigger()
+
+
+def test_register_shows_a_run_as_its_interactive_tree(kernel_shell: Any) -> None:
+    run_ = _a_run()
+    formatter = kernel_shell.display_formatter.mimebundle_formatter
+    with pytest.raises(KeyError):
+        formatter.lookup(run_)
+
+    register(kernel_shell)
+
+    data, _ = kernel_shell.display_formatter.format(run_)
+    assert data[WIDGET_VIEW_MIME]["model_id"]  # the interactive tree ...
+    assert "first step" in data["text/html"] and "Shown job" in data["text/plain"]  # ... saved too
+    assert formatter.lookup(run_) is run_mimebundle
+
+
+def test_without_the_formatter_a_run_displays_as_static_html_and_text(kernel_shell: Any) -> None:
+    run_ = _a_run()
+    data, _ = kernel_shell.display_formatter.format(run_)
+    assert set(data) == {"text/html", "text/plain"}
+    assert data == static_mimebundle(run_data(run_))
+
+
+def test_without_ipywidgets_a_run_still_displays_as_static_html_and_text(
+    kernel_shell: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    register(kernel_shell)
+    monkeypatch.setitem(sys.modules, "ipywidgets", None)  # as if it were not installed
+    run_ = _a_run()
+    data, _ = kernel_shell.display_formatter.format(run_)
+    assert data == static_mimebundle(run_data(run_))
+
+
+def test_the_display_module_is_light_to_import() -> None:
+    """``import trigger_nb`` in a kernel imports it to register: it loads nothing heavy."""
+    code = (
+        "import sys, trigger_nb._widgets.display; "
+        "print(sorted(m for m in ('IPython', 'ipywidgets', 'pydantic') if m in sys.modules))"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "[]"

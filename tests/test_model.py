@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 
-from trigger_nb._core.model import AttemptRecord, TaskRecord, TaskStatus, build
+from trigger_nb._core.builder import build
+from trigger_nb._core.model import AttemptRecord, TaskRecord, TaskStatus
 
 NOW = datetime(2026, 11, 28, 12, 0, tzinfo=timezone.utc)
 VALUES = {

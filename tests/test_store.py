@@ -260,3 +260,12 @@ def test_entries_written_in_one_statement_are_diskcache_rows_like_any_other(
     assert reopened.load_snapshot("run_a").task("t1") == task("run_a", "t1")
     assert bytes(reopened.read_output("run_a", "t2")) == b"two"
     reopened.close()
+
+
+def test_a_read_error_carries_its_reason_as_data(any_store: Store) -> None:
+    any_store.write_task(task("run_a", "t1", TaskStatus.COMPLETED), b"x" * 50_000)
+    any_store.backend.delete("o:run_a:t1")
+    with pytest.raises(CacheReadError) as hit:
+        any_store.read_output("run_a", "t1")
+    assert hit.value.reason == "its stored output is missing" and hit.value.task_id == "t1"
+    assert str(hit.value).startswith("task t1 of run run_a: its stored output is missing; ")

@@ -332,3 +332,15 @@ def test_an_output_whose_class_is_gone_is_a_cache_read_error_not_a_second_side_e
         _ = client.load_run(run.id).tasks[0].output
     assert f"`trigger-nb clear --run {run.id}`" in str(reading.value)
     assert "run_task('bill', ..., refresh=True)" in str(reading.value)
+
+
+def test_a_timeout_names_its_task_as_data(client: TriggerClient) -> None:
+    import asyncio
+
+    async def slow() -> None:
+        await asyncio.sleep(5)
+
+    run = one_task_job(client, slow, timeout=0.1).trigger()
+    timeout = run.exception.__cause__ if run.exception is not None else None
+    assert isinstance(timeout, TaskTimeoutError)
+    assert timeout.task_id == run.task("call-api").id

@@ -19,7 +19,7 @@ from trigger_nb._cli.main import main
 from trigger_nb._render.html import render_html
 from trigger_nb._render.keys import key_text
 from trigger_nb._render.text import render_text
-from trigger_nb._widgets.run_view import RunView
+from trigger_nb._widgets.run_view import RunView, run_data
 
 
 def cli(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
@@ -74,9 +74,9 @@ def test_every_view_prints_typed_keys_apart(
     keyed_run: JobRun, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     texts = [text for _, text in KEYS]
-    outline = render_text(keyed_run).splitlines()[2:]
+    outline = render_text(run_data(keyed_run)).splitlines()[2:]
     assert [re.sub(r"^  ✓ (.*) · \d+ ms · completed$", r"\1", line) for line in outline] == texts
-    page = render_html(keyed_run)
+    page = render_html(run_data(keyed_run))
     assert re.findall(r'<span class="tnb-name">(.*?)</span>', page) == [
         html.escape(t, quote=True) for t in texts
     ]
@@ -155,12 +155,12 @@ def icon_run(client: TriggerClient) -> JobRun:
 def test_icons_are_symbols_in_every_view(
     icon_run: JobRun, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    text = render_text(icon_run)
+    text = render_text(run_data(icon_run))
     assert "  ✓ send_email ✉ [welcome] · " in text
     assert "  ✓ load ⛁ [rows] · " in text  # "db": a database
     assert "  ✓ load • [stock] · " in text  # a name we do not know: a neutral dot
     assert "  ✓ ping # · " in text
-    page = render_html(icon_run)
+    page = render_html(run_data(icon_run))
     assert '<span class="tnb-icon" title="envelope">✉</span>' in page
     assert '<span class="tnb-icon" title="warehouse">•</span>' in page
     meta = " ".join(row.meta.value for row in RunView(icon_run).rows.values())
@@ -196,13 +196,13 @@ def test_a_task_error_is_shown_once_per_view_with_its_traceback_folded(
     failed_run: JobRun, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     message = "division by zero"
-    text = render_text(failed_run)
+    text = render_text(run_data(failed_run))
     assert text.count(message) == 1
     assert "\nerror in task divide\n" in text  # the header names the task
     assert "  ✗ parent · " in text and " · failed · failed in subtask divide\n" in text
     assert "    ✗ divide · 2 attempts · failed · ZeroDivisionError: division by zero" in text
 
-    page = render_html(failed_run)
+    page = render_html(run_data(failed_run))
     assert _without_tracebacks(page).count(message) == 1
     tracebacks = re.findall(r'<details class="tnb-err tnb-traceback">.*?</details>', page, re.S)
     assert len(tracebacks) == 1 and "1 / 0" in html.unescape(tracebacks[0])
@@ -236,7 +236,7 @@ def test_an_error_raised_by_the_run_itself_is_shown_with_its_traceback(
         raise LookupError("no such customer")
 
     run = client.define_job("own-error", run=body).trigger()
-    assert "\nerror: LookupError: no such customer\n" in render_text(run)
-    page = render_html(run)
+    assert "\nerror: LookupError: no such customer\n" in render_text(run_data(run))
+    page = render_html(run_data(run))
     assert "error: LookupError: no such customer</div>" in page
     assert re.search(r'<details class="tnb-err tnb-traceback">.*raise LookupError', page, re.S)

@@ -23,7 +23,7 @@ from trigger_nb._render.html import render_html
 from trigger_nb._render.text import render_text
 from trigger_nb._widgets.explorer import RunsExplorer
 from trigger_nb._widgets.live import LiveRunView
-from trigger_nb._widgets.run_view import RunView
+from trigger_nb._widgets.run_view import RunView, run_data
 
 DAY = 86400.0
 REPLAYED = {"a", "parent", "c1", "c2", "g"}  # "gone" completed earlier but was not used again
@@ -88,13 +88,13 @@ def test_every_view_marks_the_same_replayed_tasks_and_counts_them(
     store = str(tmp_path / "store")
     n = len(REPLAYED)
 
-    text = render_text(run)
+    text = render_text(run_data(run))
     assert f" · {n} replayed · " in text.splitlines()[1]
     marked = {m[1] for m in re.finditer(r"^ *↻ (\S+) · ", text, re.M)}
     assert marked == REPLAYED
     assert "  ✓ gone · " in text  # completed by the first execution, not replayed by the second
 
-    page = render_html(run)
+    page = render_html(run_data(run))
     assert re.search(rf'<div class="tnb-counts">\d+ executed · {n} replayed · ', page)
     rows = re.findall(r'class="tnb-task tnb-st-(\w+)"><summary>.*?"tnb-name">(\w+)<', page)
     assert {name for status, name in rows if status == "replayed"} == REPLAYED
@@ -136,8 +136,8 @@ def test_every_view_shows_the_active_time_and_the_span_apart(
     run: JobRun, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     store = str(tmp_path / "store")
-    assert f" · {ACTIVE}\n" in render_text(run)
-    assert f'<span class="tnb-duration">{ACTIVE}</span>' in render_html(run)
+    assert f" · {ACTIVE}\n" in render_text(run_data(run))
+    assert f'<span class="tnb-duration">{ACTIVE}</span>' in render_html(run_data(run))
     assert ACTIVE in RunView(run).header.value
     assert re.search(rf"^  duration +{ACTIVE}$", cli(capsys, "show", run.id, "--dir", store), re.M)
     # the run lists: its active time (a day of waiting between executions is not work)
@@ -156,8 +156,8 @@ def test_every_view_numbers_attempts_across_executions_with_their_own_time(
     store = str(tmp_path / "store")
     expected = [("1", "1", "300 ms"), ("2", "1", "400 ms"), ("3", "2", "500 ms")]
 
-    assert re.search(r"^  ✓ flaky · .* · 3 attempts · completed$", render_text(run), re.M)
-    page = render_html(run)
+    assert re.search(r"^  ✓ flaky · .* · 3 attempts · completed$", render_text(run_data(run)), re.M)
+    page = render_html(run_data(run))
     flaky = page[page.index('"tnb-name">flaky<') :]
     assert "3 attempts" in flaky[: flaky.index("</summary>")]
     attempts = re.findall(

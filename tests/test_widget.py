@@ -21,12 +21,15 @@ from trigger_nb import (
     TriggerClient,
 )
 from trigger_nb._core.preview import REDACTED
-from trigger_nb._render.html import render_html, run_tree
+from trigger_nb._render.format import format_countdown, format_duration
+from trigger_nb._render.html import render_html
 from trigger_nb._render.text import render_text
-from trigger_nb._render.tree import TaskNode, format_countdown, format_duration
-from trigger_nb._widgets.explorer import RunsExplorer
-from trigger_nb._widgets.live import REDRAW_INTERVAL_SECONDS, LiveRunView, runs_explorer
-from trigger_nb._widgets.run_view import PAGE_SIZE, WIDGET_VIEW_MIME, RunView
+from trigger_nb._render.tree import TaskNode
+from trigger_nb._widgets.explorer import RunsExplorer, runs_explorer
+from trigger_nb._widgets.live import REDRAW_INTERVAL_SECONDS, LiveRunView
+from trigger_nb._widgets.output import WIDGET_VIEW_MIME
+from trigger_nb._widgets.row import PAGE_SIZE
+from trigger_nb._widgets.run_view import RunView, run_data
 
 XSS = "<script>alert(1)</script>"
 
@@ -108,7 +111,7 @@ def _flat(nodes: list[TaskNode], depth: int = 0) -> list[tuple[int, str, str]]:
 
 def test_tree_of_nested_failed_waiting_and_replayed_tasks(client: TriggerClient) -> None:
     first = _define(client, {"fail": True}).trigger({"batch": 1})
-    assert _flat(run_tree(first)) == [
+    assert _flat(run_data(first).tree()) == [
         (0, "Fetch orders", "completed"),
         (1, "auth", "completed"),
         (1, XSS, "completed"),
@@ -119,7 +122,7 @@ def test_tree_of_nested_failed_waiting_and_replayed_tasks(client: TriggerClient)
     # and the durable wait shows as waiting.
     second = _define(client, {"fail": False}).trigger({"batch": 1})
     assert second.executions == 2
-    assert _flat(run_tree(second)) == [
+    assert _flat(run_data(second).tree()) == [
         (0, "Fetch orders", "replayed"),
         (1, "auth", "replayed"),
         (1, XSS, "replayed"),
@@ -132,10 +135,10 @@ def test_tree_of_nested_failed_waiting_and_replayed_tasks(client: TriggerClient)
 def test_text_outline_shows_header_counts_and_nesting(client: TriggerClient) -> None:
     first = _define(client, {"fail": True}).trigger({"batch": 1})
     # The header names the failed task; its row holds the error, once.
-    assert render_text(first).splitlines()[2] == "error in task Charge cards [charge]"
-    assert render_text(first).count("division by zero") == 1
+    assert render_text(run_data(first)).splitlines()[2] == "error in task Charge cards [charge]"
+    assert render_text(run_data(first)).count("division by zero") == 1
     second = _define(client, {"fail": False}).trigger({"batch": 1})
-    text = render_text(second)
+    text = render_text(run_data(second))
     lines = text.splitlines()
     assert lines[0].startswith(f"Process orders v1.2.0 · {second.id} · WAITING · started ")
     assert " · active 0 ms over 2 executions, 0 ms span" in lines[0]
@@ -150,7 +153,7 @@ def test_text_outline_shows_header_counts_and_nesting(client: TriggerClient) -> 
 
 def test_html_contains_every_task_and_escapes_user_text(failed_run: JobRun) -> None:
     first = failed_run
-    page = render_html(first)
+    page = render_html(run_data(first))
     for view in first.all_tasks:
         assert f'<span class="tnb-name">{_escaped(view.record.name)}</span>' in page
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page
@@ -166,7 +169,7 @@ def test_html_contains_every_task_and_escapes_user_text(failed_run: JobRun) -> N
 
 
 def test_html_of_a_waiting_run_shows_the_countdown(waiting_run: JobRun) -> None:
-    page = render_html(waiting_run)
+    page = render_html(run_data(waiting_run))
     assert "WAITING" in page and "resumes in 1h 00m 00s" in page
     assert "0 executed · 4 replayed · 0 failed" in page
 
@@ -180,7 +183,7 @@ def _escaped(text: str) -> str:
 def test_run_displays_as_html_and_text_without_a_kernel(waiting_run: JobRun) -> None:
     bundle = waiting_run._repr_mimebundle_()
     assert set(bundle) == {"text/plain", "text/html"}  # no widget manager in a plain process
-    assert bundle["text/plain"] == render_text(waiting_run)
+    assert bundle["text/plain"] == render_text(run_data(waiting_run))
 
 
 def test_formatting() -> None:
@@ -378,7 +381,7 @@ def test_ten_thousand_tasks_stay_usable() -> None:
     assert names == [f"[t, {i}]" for i in range(2 * PAGE_SIZE)]
     assert first.children_box.children[-1] is more  # still there: 900 more not shown
     assert more.description == f"show {PAGE_SIZE} more ({1000 - 2 * PAGE_SIZE:,} not shown)"
-    page = render_html(run_)
+    page = render_html(run_data(run_))
     assert len(page) < 2_000_000 and "more sibling tasks" in page
     assert "more tasks not shown here" in page
 
@@ -456,8 +459,8 @@ def test_retries_show_attempt_count(client: TriggerClient, clock: FakeClock) -> 
 
     job.run(lambda payload, io, ctx: io.run_task("f", flaky, retry=RetryOptions(limit=3)))
     run_ = job.trigger()
-    assert "f · " in render_text(run_) and "3 attempts" in render_text(run_)
-    assert "ConnectionError: try again" in render_html(run_)
+    assert "f · " in render_text(run_data(run_)) and "3 attempts" in render_text(run_data(run_))
+    assert "ConnectionError: try again" in render_html(run_data(run_))
 
 
 def test_live_view_follows_a_resumed_run(client: TriggerClient, clock: FakeClock) -> None:

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 from trigger_nb import retry
 from trigger_nb._core.clock import FakeClock, SystemClock
 from trigger_nb._core.retry import SKIP_RETRYING, RetryAt, RetryOptions
+from trigger_nb._core.version import __version__
 from trigger_nb.errors import (
     CacheReadError,
     DuplicateCacheKeyError,
@@ -35,13 +36,17 @@ from trigger_nb.errors import (
 )
 
 if TYPE_CHECKING:
-    from trigger_nb._client.job import Job, TriggerClient, default_client, send_event
-    from trigger_nb._client.run import JobRun, TaskView
+    from trigger_nb._client.client import TriggerClient, default_client, send_event
+    from trigger_nb._client.job import Job
+    from trigger_nb._client.run import JobRun
+    from trigger_nb._client.task_view import TaskView
     from trigger_nb._core.model import RunStatus, TaskStatus
     from trigger_nb._core.trigger import EventTrigger, event_trigger
+    from trigger_nb._engine.context import Context
+    from trigger_nb._engine.handle import TaskHandle
     from trigger_nb._engine.integration import Integration
     from trigger_nb._engine.io import IO
-    from trigger_nb._engine.runner import Context
+    from trigger_nb._engine.logger import Logger
     from trigger_nb._store.store import DiskStore, MemoryStore, Store
 
 _LAZY = {
@@ -49,15 +54,17 @@ _LAZY = {
     "IO": "trigger_nb._engine.io",
     "EventTrigger": "trigger_nb._core.trigger",
     "Job": "trigger_nb._client.job",
-    "TriggerClient": "trigger_nb._client.job",
-    "default_client": "trigger_nb._client.job",
+    "TriggerClient": "trigger_nb._client.client",
+    "default_client": "trigger_nb._client.client",
     "event_trigger": "trigger_nb._core.trigger",
-    "send_event": "trigger_nb._client.job",
+    "send_event": "trigger_nb._client.client",
     "RunStatus": "trigger_nb._core.model",
     "TaskStatus": "trigger_nb._core.model",
-    "Context": "trigger_nb._engine.runner",
+    "Context": "trigger_nb._engine.context",
+    "TaskHandle": "trigger_nb._engine.handle",
+    "Logger": "trigger_nb._engine.logger",
     "JobRun": "trigger_nb._client.run",
-    "TaskView": "trigger_nb._client.run",
+    "TaskView": "trigger_nb._client.task_view",
     "DiskStore": "trigger_nb._store.store",
     "MemoryStore": "trigger_nb._store.store",
     "Store": "trigger_nb._store.store",
@@ -85,14 +92,11 @@ def __dir__() -> list[str]:
     return sorted(set(globals()) | set(__all__))
 
 
-__version__ = "0.1.0"
-
-
 def list_runs(
     job: str | None = None, status: str | None = None, *, store: Store | str | None = None
 ) -> list[JobRun]:
     """Past runs in a store (default: the notebook's), newest first."""
-    from trigger_nb._client.job import TriggerClient, default_client
+    from trigger_nb._client.client import TriggerClient, default_client
 
     client = default_client() if store is None else TriggerClient("explorer", store=store)
     return client.list_runs(job=job, status=status)
@@ -100,7 +104,7 @@ def list_runs(
 
 def load_run(run_id: str, *, store: Store | str | None = None) -> JobRun:
     """One past run by id (or a unique prefix of it)."""
-    from trigger_nb._client.job import TriggerClient, default_client
+    from trigger_nb._client.client import TriggerClient, default_client
 
     client = default_client() if store is None else TriggerClient("explorer", store=store)
     return client.load_run(run_id)
@@ -112,6 +116,24 @@ def load_ipython_extension(ipython: Any) -> None:
 
     load(ipython)
 
+
+def _show_runs_as_trees_in_ipython() -> None:
+    """In a running IPython (a notebook kernel), show every ``JobRun`` as the interactive tree
+    from the first ``import trigger_nb`` on, without ``%load_ext``. Nothing is imported for it:
+    IPython is only used when it is loaded already, and the display module is light (it names
+    ``JobRun`` by its module and class, and loads the tree's code when a run is first shown)."""
+    import sys
+
+    ipython = sys.modules.get("IPython")
+    shell = ipython.get_ipython() if ipython is not None else None
+    if shell is None or not hasattr(shell, "display_formatter"):
+        return
+    from trigger_nb._widgets.display import register
+
+    register(shell)
+
+
+_show_runs_as_trees_in_ipython()
 
 __all__ = [
     "IO",
@@ -129,6 +151,7 @@ __all__ = [
     "Job",
     "JobDefinitionError",
     "JobRun",
+    "Logger",
     "MemoryStore",
     "NotFoundError",
     "RetryAt",
@@ -141,6 +164,7 @@ __all__ = [
     "StoreVersionError",
     "SystemClock",
     "TaskError",
+    "TaskHandle",
     "TaskOutputError",
     "TaskStatus",
     "TaskTimedOutError",

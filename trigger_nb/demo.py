@@ -5,11 +5,19 @@ kernel (what *Restart & Run All* does) on the same store, database and outbox. I
 ran, what was replayed and how many e-mails were sent, and exits 1 unless the second pass
 replayed everything and the side effects happened exactly once. Everything goes into a fresh
 temporary directory, so the demo can run again and again.
+
+The notebook ships inside the package (``trigger_nb/_demo/quickstart.ipynb``, a copy of
+``notebooks/quickstart.ipynb`` that a test keeps identical), so the demo runs from an installed
+wheel too. Running notebooks needs nbclient and nbformat, which trigger_nb itself does not:
+``pip install 'trigger-nb[demo]'``.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import importlib.resources
+import importlib.util
 import json
 import os
 import sqlite3
@@ -19,8 +27,21 @@ import time
 from pathlib import Path
 from typing import Any
 
-DEFAULT_NOTEBOOK = Path(__file__).resolve().parent.parent / "notebooks" / "quickstart.ipynb"
 CELL_TIMEOUT_SECONDS = 120
+EXIT_MISSING_DEPENDENCY = 2
+# What running a notebook needs beyond trigger_nb's own dependencies (the `demo` extra).
+DEMO_REQUIREMENTS = ("nbclient", "nbformat")
+
+
+def shipped_notebook() -> contextlib.AbstractContextManager[Path]:
+    """The quickstart notebook inside the installed package (package data, not a module)."""
+    return importlib.resources.as_file(
+        importlib.resources.files("trigger_nb") / "_demo" / "quickstart.ipynb"
+    )
+
+
+def missing_requirements() -> list[str]:
+    return [name for name in DEMO_REQUIREMENTS if importlib.util.find_spec(name) is None]
 
 
 def execute_notebook(path: Path, workdir: Path, store: Path) -> tuple[Any, float]:
@@ -66,13 +87,15 @@ def _counts(history: list[Any]) -> tuple[int, int]:
 
 def run_demo(notebook_path: Path, workdir: Path) -> bool:
     """Both passes with a report on stdout; True when the replay held."""
-    import trigger_nb
+    # The client, not `trigger_nb.list_runs`: the package root also holds the IPython extension,
+    # and this module stays out of IPython's reach (pyproject.toml, [tool.importlinter]).
+    from trigger_nb._client.client import TriggerClient
 
     store = workdir / "store"
     print(f"trigger_nb demo: {notebook_path.name}, executed twice in a real Jupyter kernel")
     print(f"working directory: {workdir}")
     first, first_seconds = execute_notebook(notebook_path, workdir, store)
-    run = trigger_nb.list_runs("new-user", store=str(store))[0]
+    run = TriggerClient("demo", store=str(store)).list_runs("new-user")[0]
     after_first = len(run.execution_history)
     executed, replayed = _counts(run.execution_history)
     print(f"\npass 1, fresh kernel: {first_seconds:.1f} s, run {run.id} {run.status.value}")
@@ -109,21 +132,33 @@ def run_demo(notebook_path: Path, workdir: Path) -> bool:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m trigger_nb.demo", description=__doc__)
-    parser.add_argument("--notebook", type=Path, default=DEFAULT_NOTEBOOK)
+    parser.add_argument(
+        "--notebook", type=Path, help="the notebook to run (default: the shipped quickstart)"
+    )
     parser.add_argument("--keep", action="store_true", help="keep the working directory")
     args = parser.parse_args(argv)
-    if not args.notebook.exists():
-        parser.error(f"notebook {args.notebook} not found: run the demo from a checkout")
-    workdir = Path(tempfile.mkdtemp(prefix="trigger_nb_demo_"))
-    try:
-        return 0 if run_demo(args.notebook.resolve(), workdir) else 1
-    finally:
-        if args.keep:
-            print(f"kept {workdir}")
-        else:
-            import shutil
+    missing = missing_requirements()
+    if missing:
+        print(
+            f"the demo runs a notebook in a Jupyter kernel, which needs {' and '.join(missing)}"
+            " (not needed by trigger_nb itself): pip install 'trigger-nb[demo]'",
+            file=sys.stderr,
+        )
+        return EXIT_MISSING_DEPENDENCY
+    if args.notebook is not None and not args.notebook.exists():
+        parser.error(f"notebook {args.notebook} not found")
+    with contextlib.ExitStack() as stack:
+        notebook = args.notebook or stack.enter_context(shipped_notebook())
+        workdir = Path(tempfile.mkdtemp(prefix="trigger_nb_demo_"))
+        try:
+            return 0 if run_demo(Path(notebook).resolve(), workdir) else 1
+        finally:
+            if args.keep:
+                print(f"kept {workdir}")
+            else:
+                import shutil
 
-            shutil.rmtree(workdir, ignore_errors=True)
+                shutil.rmtree(workdir, ignore_errors=True)
 
 
 if __name__ == "__main__":

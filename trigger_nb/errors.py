@@ -109,7 +109,11 @@ class TaskError(TriggerNbError, RuntimeError):
 
 
 class TaskTimeoutError(TriggerNbError, TimeoutError):
-    """One attempt of a task ran longer than its ``timeout``."""
+    """One attempt of a task ran longer than its ``timeout``; ``task_id`` names the task."""
+
+    def __init__(self, message: str, *, task_id: str = "") -> None:
+        super().__init__(message)
+        self.task_id = task_id
 
 
 class TaskTimedOutError(TaskError, TaskTimeoutError):
@@ -118,21 +122,43 @@ class TaskTimedOutError(TaskError, TaskTimeoutError):
 
 
 class TaskOutputError(TriggerNbError, TypeError):
-    """A task returned a value that cannot be serialized into the store."""
+    """A task returned a value that cannot be serialized into the store.
 
-    def __init__(self, message: str, *, cache_key: object, output_type: str) -> None:
+    ``retryable``: another attempt may help (the output pickled but did not load back), unlike
+    an output that cannot be pickled at all. ``task_id``: the task whose output it is, when known.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        cache_key: object,
+        output_type: str,
+        task_id: str = "",
+        retryable: bool = False,
+    ) -> None:
         super().__init__(message)
         self.cache_key = cache_key
         self.output_type = output_type
+        self.task_id = task_id
+        self.retryable = retryable
 
 
 class CacheReadError(TriggerNbError, RuntimeError):
-    """A completed task's stored output can no longer be read (class moved, file damaged)."""
+    """A completed task's stored output can no longer be read (class moved, file damaged).
 
-    def __init__(self, message: str, *, cache_key: object = None, task_id: str = "") -> None:
+    ``reason`` says what is wrong without naming what was read ("its stored output is missing"),
+    so a caller that names it better can say so without parsing the message; it defaults to the
+    whole message.
+    """
+
+    def __init__(
+        self, message: str, *, cache_key: object = None, task_id: str = "", reason: str = ""
+    ) -> None:
         super().__init__(message)
         self.cache_key = cache_key
         self.task_id = task_id
+        self.reason = reason or message
 
 
 class StoreError(TriggerNbError, OSError):

@@ -57,6 +57,7 @@ from trigger_nb import (
 from trigger_nb._cli.main import main as cli_main
 from trigger_nb._render.html import render_html
 from trigger_nb._render.text import render_text
+from trigger_nb._widgets.run_view import run_data
 
 # hypothesis keeps caches in ./.hypothesis by default: not in the checkout, please.
 set_hypothesis_home_dir(Path(tempfile.gettempdir()) / "trigger-nb-hypothesis")
@@ -242,8 +243,8 @@ def assert_readable(client: TriggerClient, run_id: str, directory: Path) -> JobR
         assert_utf8(task.record, f"task {task.id}")
     for log in loaded.logs:
         assert_utf8(log, "a log record")
-    assert_utf8(render_text(loaded), "the text view")
-    assert_utf8(render_html(loaded), "the HTML view")
+    assert_utf8(render_text(run_data(loaded)), "the text view")
+    assert_utf8(render_html(run_data(loaded)), "the HTML view")
     for command in ("show", "logs"):
         code, _, err = cli(directory, command, run_id)
         assert code == 0, f"trigger-nb {command} {run_id}: exit {code}: {err[-2000:]}"
@@ -340,8 +341,8 @@ def test_hostile_text_in_a_run_is_stored_escaped_and_the_run_stays_readable(
             same(loaded.output, text, "the stored run output")
             same(task.output, text, "the stored task output")
         if text.isalnum() and len(text) <= 20:  # a plain short name: the user sees it
-            assert text in render_text(loaded)
-            assert html.escape(text) in render_html(loaded)
+            assert text in render_text(run_data(loaded))
+            assert html.escape(text) in render_html(run_data(loaded))
             assert text in cli(directory, "show", result.id)[1]
         if outcome != "completes":
             assert loaded.status == RunStatus.FAILURE

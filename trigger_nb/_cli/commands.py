@@ -1,8 +1,8 @@
 """The ``trigger-nb`` commands: each takes the parsed arguments, the open store and the clock,
 prints its result and returns the exit code.
 
-Failures are raised (``NotFoundError``, ``OSError``) for ``cli.main`` to turn into one line on
-stderr; the text and JSON come from ``cli_render``.
+Failures are raised (``NotFoundError``, ``OSError``) for ``main`` to turn into one line on
+stderr; the text comes from ``render``, the JSON and HTML from ``export``.
 """
 
 from __future__ import annotations
@@ -14,31 +14,33 @@ from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
-from trigger_nb._cli.render import (
+from trigger_nb._cli.export import (
     html_page,
     json_text,
-    local_time,
-    log_lines,
     logs_json,
     output_text,
-    plural,
     run_json,
-    run_outline,
     run_summary_json,
+    task_json_of,
+)
+from trigger_nb._cli.render import (
+    NONE,
+    log_lines,
+    plural,
+    run_outline,
     runs_table,
     task_details,
-    task_json_of,
 )
 from trigger_nb._client.run import JobRun, TaskView
 from trigger_nb._core.clock import Clock
 from trigger_nb._core.model import LogRecord, RunRecord, RunStatus, TaskRecord
 from trigger_nb._core.preview import redact_value, to_plain
 from trigger_nb._core.status import EXIT_NOT_FOUND, EXIT_OK, EXIT_USAGE, LOG_LEVELS
+from trigger_nb._render.data import RunData
+from trigger_nb._render.format import format_time, short_run_ids
 from trigger_nb._render.keys import key_text, task_key_text, task_label
 from trigger_nb._store.store import Store
 from trigger_nb.errors import NotFoundError, TriggerNbError
-
-SHORT_ID_CHARS = 12  # "run_" + 8 hex digits, lengthened until unique in the store
 
 Command = Callable[[argparse.Namespace, Store, Clock], int]
 
@@ -51,7 +53,7 @@ class UsageError(TriggerNbError):
 
 def run_runs(args: argparse.Namespace, store: Store, clock: Clock) -> int:
     records = store.list_runs()
-    short = short_ids([r.id for r in records])  # over the whole store, so `show` accepts them
+    short = short_run_ids(r.id for r in records)  # over the whole store, so `show` accepts them
     chosen = [
         r for r in _of_job(records, args.job) if args.status is None or r.status == args.status
     ][: args.limit]
@@ -74,10 +76,12 @@ def run_show(args: argparse.Namespace, store: Store, clock: Clock) -> int:
     task = find_task(run, args.task) if args.task else None
     if args.output:
         print(output_text(_output_of(run, task), as_json=args.json))
-    elif args.json:
-        print(json_text(task_json_of(run, task) if task else run_json(run)))
+        return EXIT_OK
+    data = run_data(run, clock)
+    if args.json:
+        print(json_text(task_json_of(data, task.record.id) if task else run_json(data)))
     else:
-        print(task_details(run, task) if task else run_outline(run, clock.now()))
+        print(task_details(data, task.record.id) if task else run_outline(data))
     return EXIT_OK
 
 
@@ -155,12 +159,8 @@ def run_cancel(args: argparse.Namespace, store: Store, clock: Clock) -> int:
 
 def run_export(args: argparse.Namespace, store: Store, clock: Clock) -> int:
     run = load_run(store, args.run_id)
-    if args.format == "html":
-        from trigger_nb._widgets.live import render_html  # kernel-free; never loads ipywidgets
-
-        text = html_page(run, render_html(run))
-    else:
-        text = json_text(run_json(run))
+    data = run_data(run, clock)
+    text = html_page(data) if args.format == "html" else json_text(run_json(data))
     if args.output in (None, "-"):
         sys.stdout.write(text + "\n")
     else:
@@ -176,7 +176,7 @@ def run_prune(args: argparse.Namespace, store: Store, clock: Clock) -> int:
     when = f"not active for {args.days:g} days"
     try:
         cutoff = clock.now() - timedelta(days=args.days)
-        when += f" (since {local_time(cutoff)})"
+        when += f" (since {format_time(cutoff, NONE)})"
     except OverflowError:  # more days than a datetime holds: nothing is that old
         cutoff = datetime.min.replace(tzinfo=timezone.utc)
     if not args.dry_run and not args.yes:  # asks only when there is something to delete
@@ -213,9 +213,15 @@ def load_run(store: Store, reference: str) -> JobRun:
         return JobRun(store, newest)
 
 
+def run_data(run: JobRun, clock: Clock) -> RunData:
+    """What the command prints of ``run``: read from the store once, "now" by its clock."""
+    record = run.record  # read once: the header and the rows show the same state
+    return RunData(record, [view.record for view in run.all_tasks], run.logs, clock.now())
+
+
 def find_task(run: JobRun, wanted: str) -> TaskView:
     """The task ``wanted`` names, tried in turn as: its id, its cache key as every view prints it
-    (``view_model.key_text``: ``1`` is the int key, ``"1"`` the string; JSON is read too), its
+    (``_render.keys.key_text``: ``1`` is the int key, ``"1"`` the string; JSON is read too), its
     name, a prefix of its id. The first way that matches decides; several tasks that way is
     ambiguous, and the message lists them as the views print them."""
     views = run.all_tasks
@@ -254,28 +260,6 @@ def _candidate(record: TaskRecord, records: dict[str, TaskRecord]) -> str:
     parent = records.get(record.parent_id or "")
     where = f", in {task_label(parent)}" if parent is not None else ""
     return f"{task_label(record)} (id {record.id[:10]}{where})"
-
-
-def short_ids(ids: list[str]) -> dict[str, str]:
-    """Each run id cut to the shortest prefix (at least ``SHORT_ID_CHARS``) no other id shares.
-
-    In sorted order an id shares its longest prefix with a neighbour, so this is O(n log n).
-    """
-    ordered = sorted(set(ids))
-    short = {}
-    for i, run_id in enumerate(ordered):
-        neighbours = ordered[max(i - 1, 0) : i] + ordered[i + 1 : i + 2]
-        shared = max((_shared_prefix(run_id, n) for n in neighbours), default=0)
-        size = max(shared + 1, SHORT_ID_CHARS) if run_id.startswith("run_") else len(run_id)
-        short[run_id] = run_id[:size]
-    return short
-
-
-def _shared_prefix(a: str, b: str) -> int:
-    for index, (x, y) in enumerate(zip(a, b, strict=False)):
-        if x != y:
-            return index
-    return min(len(a), len(b))
 
 
 def _of_job(records: list[RunRecord], job: str | None) -> list[RunRecord]:

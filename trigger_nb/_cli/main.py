@@ -7,9 +7,9 @@ store or a file could not be read or written, or a confirmation was declined), 2
 never a traceback.
 
 This module parses the command line, opens the store and turns failures into exit codes; the
-commands are in ``cli_commands``, their text and JSON in ``cli_render`` (imports point that way).
-Startup stays light: none of them imports IPython or ipywidgets, and ``export --format html``
-imports only the kernel-free ``render_html`` from the widget module.
+commands are in ``commands``, their text in ``render``, their JSON and HTML in ``export``
+(imports point that way). Every view of a run comes from ``_render``, as in the notebook; none of
+these modules imports IPython, ipywidgets or trigger_nb's widgets, so startup stays light.
 """
 
 from __future__ import annotations
@@ -126,7 +126,8 @@ def _build_parser() -> _Parser:
 
 
 def main(argv: list[str] | None = None, *, clock: Clock | None = None) -> int:
-    """Run the command line; returns the exit code (``clock`` decides "now" for ``prune``)."""
+    """Run the command line; returns the exit code (``clock`` decides "now": ``prune``'s
+    cutoff, how long a running run has worked, when a waiting one resumes)."""
     try:
         args = _build_parser().parse_args(argv)
     except SystemExit as stop:  # argparse: --help (0) or a usage error (2), already printed
@@ -144,7 +145,7 @@ def main(argv: list[str] | None = None, *, clock: Clock | None = None) -> int:
         if isinstance(error, BrokenPipeError):  # `trigger-nb logs X | head`: not an error
             _silence_stdout()
             return EXIT_OK
-        # a command's own usage errors (cli_commands.UsageError) carry exit code 2
+        # a command's own usage errors (commands.UsageError) carry exit code 2
         return _fail(str(error), getattr(error, "exit_code", EXIT_NOT_FOUND))
     except KeyboardInterrupt:
         return _fail("interrupted", 130)

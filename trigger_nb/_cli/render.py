@@ -1,44 +1,40 @@
-"""Runs, tasks and logs as the ``trigger-nb`` command line prints them: aligned text and JSON.
+"""Runs, tasks and logs as the ``trigger-nb`` command line prints them: aligned text.
 
-Runs and records in, strings and JSON-able dicts out: nothing here prints, finds a run or decides
-an exit code. Only ``cli_commands`` imports this module, and nothing here imports back.
+Records in (``RunData``: one look at a run), strings out: nothing here prints, finds a run or
+decides an exit code. The tree, the statuses and every time, duration and key are ``_render``'s,
+as in the notebook views; only what a missing value looks like is the terminal's own (``NONE``).
+Its JSON is in ``export``.
 """
 
 from __future__ import annotations
 
-import decimal
-import html
 import json
-import uuid
 from collections.abc import Sequence
-from datetime import date, datetime, time
-from pathlib import PurePath
-from typing import Any
 
-from trigger_nb._client.run import JobRun, TaskView
 from trigger_nb._core.model import LogRecord, RunRecord, RunStatus, TaskStatus
-from trigger_nb._core.preview import to_plain
+from trigger_nb._render.data import RunData
+from trigger_nb._render.format import (
+    attempt_seconds,
+    format_duration,
+    format_time,
+    run_duration_text,
+)
 from trigger_nb._render.icons import icon_glyph
 from trigger_nb._render.keys import task_key_text, task_label, task_title
 from trigger_nb._render.tree import (
     TaskNode,
     attempt_error_text,
-    attempt_seconds,
-    build_tree,
     failure_origin,
-    format_duration,
+    nodes_by_id,
     passed_up_from,
     replayed_count,
     row_error_text,
-    run_duration_text,
 )
 
+NONE = "-"  # a time, duration or task not there, in the terminal's ASCII tables
 NOTE_CHARS = 60
 RUNS_HEADER = ("JOB", "RUN", "STATUS", "STARTED", "DURATION", "EXECS", "TASKS", "REPLAYED")
 TASKS_HEADER = ("TASK", "STATUS", "DURATION", "ATTEMPTS", "")
-
-
-# --- runs and tasks as text ---------------------------------------------------------------------
 
 
 def runs_table(records: list[RunRecord], short: dict[str, str]) -> str:
@@ -48,8 +44,8 @@ def runs_table(records: list[RunRecord], short: dict[str, str]) -> str:
             r.job_id,
             short[r.id],
             r.status.value,
-            local_time(r.created_at),
-            human_duration(r.duration_seconds),
+            format_time(r.created_at, NONE),
+            format_duration(r.duration_seconds, NONE),
             str(r.executions),
             str(r.task_count),
             str(replayed_count(r)),
@@ -59,32 +55,27 @@ def runs_table(records: list[RunRecord], short: dict[str, str]) -> str:
     return _table(RUNS_HEADER, rows, right=(5, 6, 7))
 
 
-def run_tree(run: JobRun, r: RunRecord) -> list[TaskNode]:
-    """The task tree with every view's statuses (replayed as of the latest execution)."""
-    return build_tree([view.record for view in run.all_tasks], r.latest_execution)
-
-
-def run_outline(run: JobRun, now: datetime) -> str:
+def run_outline(data: RunData) -> str:
     """The run's fields, then its task tree as an indented table."""
-    r = run.record
-    nodes = run_tree(run, r)
+    r, now = data.record, data.now
+    nodes = data.tree()
     status = r.status.value
     if r.status is RunStatus.WAITING and r.wait_until is not None:
         left = (r.wait_until - now).total_seconds()
-        status += f" until {local_time(r.wait_until)}"
-        status += f" (in {human_duration(left)})" if left > 0 else ""
+        status += f" until {format_time(r.wait_until, NONE)}"
+        status += f" (in {format_duration(left, NONE)})" if left > 0 else ""
     executions = str(r.executions)
     if r.execution_history:
         last = r.execution_history[-1]
         saved = last.time_saved_seconds
         executions += (
             f" (last: {last.executed} executed, {last.replayed} replayed, {last.failed} failed"
-            f"{f', saved {human_duration(saved)}' if saved else ''})"
+            f"{f', saved {format_duration(saved, NONE)}' if saved else ''})"
         )
     fields = [
         ("job", f"{r.job_id} ({r.job_name} v{r.job_version})"),
         ("status", status),
-        ("started", local_time(r.created_at)),
+        ("started", format_time(r.created_at, NONE)),
         ("duration", run_duration_text(r, now)),
         ("executions", executions),
         ("payload", _clip(json.dumps(r.event.payload, default=str), 2 * NOTE_CHARS)),
@@ -104,7 +95,7 @@ def run_outline(run: JobRun, now: datetime) -> str:
                 (
                     "  " * depth + task_label(t, icon=True),
                     node.status.upper(),
-                    human_duration(t.duration_seconds),
+                    format_duration(t.duration_seconds, NONE),
                     str(len(t.attempts)),
                     _clip(_note(node), NOTE_CHARS),
                 )
@@ -122,16 +113,16 @@ def _note(node: TaskNode) -> str:
     if error is not None:
         return error
     if t.wait_until is not None and t.status is TaskStatus.WAITING:
-        return f"until {local_time(t.wait_until)}"
+        return f"until {format_time(t.wait_until, NONE)}"
     if t.output_preview is not None and t.kind != "wait":
         return f"= {t.output_preview}"
     return ""
 
 
-def task_details(run: JobRun, view: TaskView) -> str:
+def task_details(data: RunData, task_id: str) -> str:
     """One task: its fields, attempts, logs and the traceback of its last error."""
-    nodes = _by_id(run_tree(run, run.record))
-    node = nodes[view.record.id]
+    nodes = nodes_by_id(data.tree())
+    node = nodes[task_id]
     t = node.record
     parent = nodes.get(t.parent_id or "")
     kids = [k.record for k in node.children]
@@ -140,14 +131,14 @@ def task_details(run: JobRun, view: TaskView) -> str:
         ("id", t.id),
         ("idempotency", t.idempotency_key),
         ("kind", t.kind),
-        ("parent", task_label(parent.record) if parent else "-"),
-        ("children", ", ".join(task_label(k) for k in kids) or "-"),
-        ("started", local_time(t.started_at or t.created_at)),
-        ("completed", local_time(t.completed_at)),
-        ("duration", human_duration(t.duration_seconds)),
+        ("parent", task_label(parent.record) if parent else NONE),
+        ("children", ", ".join(task_label(k) for k in kids) or NONE),
+        ("started", format_time(t.started_at or t.created_at, NONE)),
+        ("completed", format_time(t.completed_at, NONE)),
+        ("duration", format_duration(t.duration_seconds, NONE)),
         (
             "executions",
-            f"first ran in {t.first_execution}, completed in {t.completed_execution or '-'}",
+            f"first ran in {t.first_execution}, completed in {t.completed_execution or NONE}",
         ),
     ]
     if t.icon:
@@ -162,21 +153,23 @@ def task_details(run: JobRun, view: TaskView) -> str:
         size = f", {t.output_size} bytes" if t.output_size is not None else ""
         fields.append(("output", f"{t.output_type}{size}: {t.output_preview}"))
     if t.wait_until is not None:
-        fields.append(("resumes", local_time(t.wait_until)))
+        fields.append(("resumes", format_time(t.wait_until, NONE)))
     error = row_error_text(node)
     if error is not None:
         fields.append(("error", error))
-    title = f"Task {task_title(t)} [{node.status.upper()}] in run {run.id}"
+    title = f"Task {task_title(t)} [{node.status.upper()}] in run {data.record.id}"
     lines = [title, *_fields(fields), ""]
     lines.append(f"Attempts ({len(t.attempts)})")
     for a in t.attempts:
         lines.append(
-            f"  #{a.number}  execution {a.execution}  {local_time(a.started_at)}  "
-            f"{human_duration(attempt_seconds(a))}  {a.status.value}  {attempt_error_text(a, node)}"
+            f"  #{a.number}  execution {a.execution}  {format_time(a.started_at, NONE)}  "
+            f"{format_duration(attempt_seconds(a), NONE)}  {a.status.value}  "
+            f"{attempt_error_text(a, node)}"
         )
-    lines += ["", f"Logs ({len(view.logs)})"]
-    if view.logs:
-        lines.append(_indent(log_lines(view.logs, {t.id: task_label(t)})))
+    logs = [log for log in data.logs if log.task_id == t.id]
+    lines += ["", f"Logs ({len(logs)})"]
+    if logs:
+        lines.append(_indent(log_lines(logs, {t.id: task_label(t)})))
     # A task failed by a subtask's error has none of its own: that subtask shows it.
     if t.error is not None and t.error.traceback and passed_up_from(node) is None:
         lines += ["", "Traceback of the last error", _indent(t.error.traceback.rstrip())]
@@ -187,7 +180,7 @@ def log_lines(logs: list[LogRecord], names: dict[str, str]) -> str:
     """One aligned line per log; ``names`` maps task ids to the names shown."""
     rows = [
         (
-            local_time(log.time),
+            format_time(log.time, NONE),
             f"#{log.execution}",
             log.level.upper(),
             names.get(log.task_id, log.task_id) if log.task_id else "(run)",
@@ -197,125 +190,6 @@ def log_lines(logs: list[LogRecord], names: dict[str, str]) -> str:
         for log in logs
     ]
     return _table(None, rows) if rows else ""
-
-
-# --- JSON ---------------------------------------------------------------------------------------
-
-
-def json_text(data: Any) -> str:
-    return json.dumps(data, indent=2, ensure_ascii=False, default=str)
-
-
-def run_summary_json(r: RunRecord) -> dict[str, Any]:
-    """One row of ``runs --json``: the table's columns with full ids and ISO times."""
-    return {
-        "id": r.id,
-        "job_id": r.job_id,
-        "job_name": r.job_name,
-        "job_version": r.job_version,
-        "status": r.status.value,
-        "started_at": r.created_at.isoformat(),
-        "updated_at": r.updated_at.isoformat(),
-        "completed_at": r.completed_at.isoformat() if r.completed_at else None,
-        "wait_until": r.wait_until.isoformat() if r.wait_until else None,
-        "duration_seconds": r.duration_seconds,
-        "active_seconds": r.active_seconds,
-        "wall_seconds": r.wall_seconds,
-        "executions": r.executions,
-        "tasks": r.task_count,
-        "replayed": replayed_count(r),
-        "output_preview": r.output_preview,
-        "error": r.error.summary() if r.error else None,
-    }
-
-
-def run_json(run: JobRun) -> dict[str, Any]:
-    """The whole run: its record, task tree and logs (what ``export`` writes).
-
-    ``duration_seconds`` is the active time (``active_seconds``), ``wall_seconds`` the span; a
-    task's ``replayed`` is the mark every view shows, as of the latest execution."""
-    r = run.record
-    data: dict[str, Any] = r.model_dump(mode="json")
-    data.update(
-        executions=r.executions,
-        duration_seconds=r.duration_seconds,
-        active_seconds=r.active_seconds,
-        wall_seconds=r.wall_seconds,
-        replayed=replayed_count(r),
-    )
-    nodes = _by_id(run_tree(run, r))
-    data["tasks"] = [task_json(view, nodes) for view in run.tasks]
-    data["logs"] = logs_json(run.logs)
-    return data
-
-
-def task_json(view: TaskView, nodes: dict[str, TaskNode], *, logs: bool = False) -> dict[str, Any]:
-    data: dict[str, Any] = view.record.model_dump(mode="json")
-    data["key_text"] = task_key_text(view.record)
-    data["replayed"] = nodes[view.record.id].status == "replayed"
-    if logs:
-        data["logs"] = logs_json(view.logs)
-    data["children"] = [task_json(child, nodes, logs=logs) for child in view.children]
-    return data
-
-
-def task_json_of(run: JobRun, view: TaskView) -> dict[str, Any]:
-    """One task (``show --task --json``): its record, logs and subtasks."""
-    return task_json(view, _by_id(run_tree(run, run.record)), logs=True)
-
-
-def logs_json(logs: list[LogRecord]) -> list[dict[str, Any]]:
-    return [log.model_dump(mode="json") for log in logs]
-
-
-def output_text(value: object, *, as_json: bool) -> str:
-    """An output as indented JSON, else its repr (as a JSON string when ``as_json``)."""
-    try:
-        return json.dumps(to_plain(value), indent=2, ensure_ascii=False, default=_scalar)
-    except (TypeError, ValueError):  # sets, DataFrames, bytes...: their repr says more
-        return json.dumps(repr(value)) if as_json else repr(value)
-
-
-def _scalar(value: object) -> str:
-    """JSON for the scalars JSON lacks (times, UUIDs, decimals, paths); others are not JSON.
-
-    Not ``codec.to_jsonable``: it turns a set into a list, where the repr tells the reader more.
-    """
-    if isinstance(value, (datetime, date, time)):
-        return value.isoformat()
-    if isinstance(value, (uuid.UUID, decimal.Decimal, PurePath)):
-        return str(value)
-    raise TypeError(f"{type(value).__name__} is not JSON")
-
-
-def html_page(run: JobRun, body: str) -> str:
-    """A standalone page around the static run view ``body``."""
-    title = html.escape(f"{run.record.job_name} · {run.id} · {run.status.value}")
-    return (
-        f'<!doctype html>\n<html><head><meta charset="utf-8"><title>{title}</title></head>\n'
-        f"<body>\n{body}\n</body></html>"
-    )
-
-
-# --- small formatting helpers -------------------------------------------------------------------
-
-
-def _by_id(nodes: list[TaskNode]) -> dict[str, TaskNode]:
-    found: dict[str, TaskNode] = {}
-    stack = list(nodes)
-    while stack:
-        node = stack.pop()
-        found[node.record.id] = node
-        stack.extend(node.children)
-    return found
-
-
-def local_time(moment: datetime | None) -> str:
-    return moment.astimezone().strftime("%Y-%m-%d %H:%M:%S") if moment else "-"
-
-
-def human_duration(seconds: float | None) -> str:
-    return format_duration(seconds, missing="-")
 
 
 def plural(count: int, noun: str) -> str:

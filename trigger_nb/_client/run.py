@@ -1,78 +1,51 @@
-"""Runs: looking at one (``JobRun``, ``TaskView``).
+"""Runs: looking at one (``JobRun``; its tasks are ``TaskView``s) and acting on it.
 
-Executing one (``execute_run``, ``Context``) lives in ``trigger_nb._engine.runner``.
+Executing one is ``trigger_nb._engine.runner.execute_run``, which returns a ``RunOutcome``;
+``finished_run`` makes it the ``JobRun`` a user holds.
 """
 
 from __future__ import annotations
 
-import contextlib
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
+from trigger_nb._client.task_view import RunTasks, TaskView
+from trigger_nb._core.clock import SYSTEM_CLOCK, Clock
 from trigger_nb._core.codec import deserialize
 from trigger_nb._core.model import (
-    AttemptRecord,
     CountedList,
     ErrorInfo,
     ExecutionRecord,
-    LogRecord,
     RunRecord,
     RunStatus,
-    TaskRecord,
-    utcnow,
 )
-from trigger_nb._engine.replay import refresh_hint
-from trigger_nb._engine.runner import MISSING, execute_run
+from trigger_nb._engine.outcome import MISSING, RunOutcome
 from trigger_nb._store.backend import Value
+from trigger_nb._store.run_records import parse_run
 from trigger_nb._store.snapshot import RunSnapshot
-from trigger_nb._store.store import Store, parse_run
+from trigger_nb._store.store import Store
 from trigger_nb.errors import CacheReadError, JobDefinitionError, NotFoundError
 
-if TYPE_CHECKING:
-    from trigger_nb._client.job import TriggerClient
 
-
-class TaskView:
-    """A task of a stored run: its record's fields, its children, and lazy output and logs."""
-
-    def __init__(self, run: JobRun, record: TaskRecord) -> None:
-        self._run = run
-        self.record = record
-        self.children: list[TaskView] = []
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self.__dict__["record"], name)
-
-    def __repr__(self) -> str:
-        return f"<task {self.record.name!r} {self.record.status.value}>"
+class RunOwner(Protocol):
+    """What a run's handle needs of its client (``TriggerClient`` has this shape): its clock,
+    its store, and executing a stored run again."""
 
     @property
-    def output(self) -> Any:
-        """The stored output, unpickled on first access (None until the task completed)."""
-        if not self.record.is_completed:
-            return None
-        record = self.record
-        data = self._run._store.read_output(record.run_id, record.id)
-        return deserialize(
-            data, f"task {record.name!r}", refresh_hint(record.cache_key, record.run_id)
-        )
+    def clock(self) -> Clock: ...
 
     @property
-    def logs(self) -> list[LogRecord]:
-        return [log for log in self._run.logs if log.task_id == self.record.id]
+    def store(self) -> Store: ...
 
-    @property
-    def attempts(self) -> list[AttemptRecord]:
-        return self.record.attempts
-
-    def walk(self) -> list[TaskView]:
-        found = [self]
-        for child in self.children:
-            found.extend(child.walk())
-        return found
+    def execute_again(self, record: RunRecord) -> RunOutcome: ...
 
 
-class JobRun:
+__all__ = ["JobRun", "TaskView", "finished_run"]
+
+_ENDED = (RunStatus.SUCCESS, RunStatus.FAILURE, RunStatus.CANCELED)
+
+
+class JobRun(RunTasks):
     """One run of a job: status, output, error, executions, and the task tree.
 
     A handle, not a snapshot (SPEC section 2): what it shows is re-read from the store whenever
@@ -86,7 +59,7 @@ class JobRun:
         store: Store,
         record: RunRecord,
         *,
-        client: TriggerClient | None = None,
+        client: RunOwner | None = None,
         output: Any = MISSING,
         exception: BaseException | None = None,
     ) -> None:
@@ -107,10 +80,14 @@ class JobRun:
         return f"<JobRun {self.id} job={self.job_id!r} {self.status.value}>"
 
     def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, Any]:
-        """In a notebook: the task-tree widget, plus static HTML and text for kernel-free views."""
-        from trigger_nb._widgets.live import run_mimebundle
+        """The run as static HTML and text (nbconvert, GitHub, a terminal). In a notebook the
+        interactive tree is shown instead: ``%load_ext trigger_nb``, or ``import trigger_nb``
+        in a running IPython, registers it as the display formatter for ``JobRun``."""
+        from trigger_nb._render.bundle import static_mimebundle
+        from trigger_nb._render.data import RunData
 
-        return run_mimebundle(self)
+        tasks = [view.record for view in self.all_tasks]
+        return static_mimebundle(RunData(self.record, tasks, self.logs, self._clock.now()))
 
     # keeping up with the store
     def _current(self) -> RunRecord:
@@ -145,9 +122,19 @@ class JobRun:
         self._outcome = other._outcome
         return self
 
+    @property
+    def _clock(self) -> Clock:
+        """The clock of the client that holds this run (a FakeClock in tests)."""
+        return self._client.clock if self._client is not None else SYSTEM_CLOCK
+
     # identity and status
-    id = property(lambda self: self._record.id)
-    job_id = property(lambda self: self._record.job_id)
+    @property
+    def id(self) -> str:
+        return self._record.id
+
+    @property
+    def job_id(self) -> str:
+        return self._record.job_id
 
     @property
     def record(self) -> RunRecord:
@@ -220,7 +207,7 @@ class JobRun:
             raise JobDefinitionError(f"run {self.id} failed: {record.error.summary()}")
         return self
 
-    # tasks and logs
+    # tasks and logs: read by ``RunTasks``
     def _load(self) -> RunSnapshot:
         record = self._current()  # drops the snapshot if the record changed
         # While the run executes (elsewhere), its tasks complete without its record changing:
@@ -228,43 +215,6 @@ class JobRun:
         if self._snapshot is None or record.status is RunStatus.RUNNING:
             self._snapshot = self._store.load_snapshot(self.id)
         return self._snapshot
-
-    @property
-    def all_tasks(self) -> list[TaskView]:
-        """Every task, flat, in the order they first ran."""
-        snapshot = self._load()  # once: every record of the list comes from the same read
-        records = []
-        for task_id in snapshot.entries:
-            with contextlib.suppress(CacheReadError):
-                record = snapshot.task(task_id)
-                if record is not None:
-                    records.append(record)
-        return [TaskView(self, r) for r in sorted(records, key=lambda r: r.seq)]
-
-    @property
-    def tasks(self) -> list[TaskView]:
-        """The task tree: top-level tasks, each with ``children``."""
-        views = self.all_tasks
-        by_id = {v.record.id: v for v in views}
-        roots: list[TaskView] = []
-        for view in views:
-            parent = by_id.get(view.record.parent_id or "")
-            (parent.children if parent is not None else roots).append(view)
-        for view in views:
-            if view.record.kind == "parallel":
-                view.children.sort(key=lambda c: _index(c.record.cache_key))
-        return roots
-
-    @property
-    def logs(self) -> list[LogRecord]:
-        return list(self._load().logs)
-
-    def task(self, cache_key: object) -> TaskView:
-        """The first task (depth-first) whose cache key or name equals ``cache_key``."""
-        for view in (v for root in self.tasks for v in root.walk()):
-            if cache_key in (view.record.cache_key, view.record.name, view.record.id):
-                return view
-        raise NotFoundError(f"run {self.id} has no task with key or name {cache_key!r}")
 
     def reload(self) -> JobRun:
         """Re-read the run and its tasks now; NotFoundError if it no longer exists, and
@@ -279,24 +229,12 @@ class JobRun:
     def resume(self) -> JobRun:
         """Execute the run again: replay completed tasks, continue past due waits. Updates
         this handle (status, output, exception, ...) and returns it."""
-        if self._client is None or self.job_id not in self._client.jobs:
+        if self._client is None:
             raise JobDefinitionError(
-                f"run {self.id}: job {self.job_id!r} is not defined in this process; define it "
-                "(run its cell or define_job + @job.run) on a client, then resume"
+                f"run {self.id}: this handle has no client to execute it with; load it with "
+                "client.load_run(run_id) on a client that defines its job, then resume"
             )
-        job = self._client.jobs[self.job_id]
-        event = self._record.event  # the run's event never changes
-        value, payload_json = job.validate(event.payload)
-        executed = execute_run(
-            job,
-            self.id,
-            value,
-            payload_json,
-            event_name=event.name,
-            event_id=event.id,
-            listeners=list(self._client.listeners),
-        )
-        return self._adopt(executed)
+        return self._adopt(finished_run(self._client.execute_again(self._record), self._client))
 
     def cancel(self) -> JobRun:
         """Stop the run: a WAITING run will not resume by itself (status CANCELED); a run
@@ -304,7 +242,7 @@ class JobRun:
         resuming it again continues where it stopped. A finished run is left as it is.
         Updates this handle and returns it."""
         record = self._current()
-        if record.status in (RunStatus.SUCCESS, RunStatus.FAILURE, RunStatus.CANCELED):
+        if record.status in _ENDED:
             return self
         self._store.request_cancel(self.id)
         if record.status is RunStatus.WAITING:
@@ -313,44 +251,11 @@ class JobRun:
                 # is nothing to cancel, and saving would bring it back).
                 stored = self._store.load_run(self.id)
                 if stored is not None and stored.status is RunStatus.WAITING:
-                    now = self._client.clock.now() if self._client is not None else utcnow()
-                    stored.status, stored.completed_at = RunStatus.CANCELED, now
+                    stored.status, stored.completed_at = RunStatus.CANCELED, self._clock.now()
                     stored.wait_until = None
                     self._store.save_run(stored)
         self._current()
         return self
-
-    def to_records(self) -> list[dict[str, Any]]:
-        """One dict per task (flat), for tables and DataFrames."""
-        rows = []
-        for view in self.all_tasks:
-            r = view.record
-            rows.append(
-                {
-                    "run_id": r.run_id,
-                    "task_id": r.id,
-                    "parent_id": r.parent_id,
-                    "cache_key": r.cache_key,
-                    "name": r.name,
-                    "kind": r.kind,
-                    "status": r.status.value,
-                    "attempts": len(r.attempts),
-                    "started_at": r.started_at,
-                    "completed_at": r.completed_at,
-                    "duration_seconds": r.duration_seconds,
-                    "output_type": r.output_type,
-                    "output_preview": r.output_preview,
-                    "error": r.error.summary() if r.error else None,
-                }
-            )
-        return rows
-
-    def to_dataframe(self) -> Any:
-        try:
-            import pandas  # type: ignore[import-untyped]
-        except ImportError as error:
-            raise ImportError("to_dataframe() needs pandas: pip install pandas") from error
-        return pandas.DataFrame(self.to_records())
 
 
 def _execution_of(record: RunRecord) -> tuple[str, datetime, int]:
@@ -359,5 +264,16 @@ def _execution_of(record: RunRecord) -> tuple[str, datetime, int]:
     return record.event.id, record.created_at, record.executions
 
 
-def _index(key: Any) -> tuple[int, str]:
-    return (key, "") if isinstance(key, int) else (1 << 62, str(key))
+def finished_run(outcome: RunOutcome, client: RunOwner) -> JobRun:
+    """The handle of an execution that just ended in this process, holding its output and
+    exception. A Ctrl-C that ended it is raised again, once the run is recorded: it stops the
+    caller (the cell) as it would have without trigger_nb."""
+    if isinstance(outcome.exception, KeyboardInterrupt):
+        raise outcome.exception
+    return JobRun(
+        client.store,
+        outcome.record,
+        client=client,
+        output=outcome.output,
+        exception=outcome.exception,
+    )

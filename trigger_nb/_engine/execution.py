@@ -9,25 +9,38 @@ from __future__ import annotations
 import collections
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Sequence
 from contextvars import ContextVar
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import Any, NamedTuple, Protocol
 
 from trigger_nb._core.clock import Clock
 from trigger_nb._core.codec import to_jsonable
 from trigger_nb._core.model import LogRecord
 from trigger_nb._core.storable import storable_data, storable_text
+from trigger_nb._engine.events import RunEvents
 from trigger_nb._engine.task_writer import TaskWriter
 from trigger_nb._store.snapshot import RunSnapshot
 from trigger_nb._store.store import Store
 from trigger_nb.errors import RunCanceled
 
-if TYPE_CHECKING:
-    from trigger_nb._client.job import TriggerClient
-
-Listener = Callable[[str, Any], None]
 CANCEL_CHECK_SECONDS = 0.25
+
+
+class Identified(Protocol):
+    """Anything with an id (a run ``send_event`` executed)."""
+
+    @property
+    def id(self) -> str: ...
+
+
+class EventSender(Protocol):
+    """``io.send_event``'s way out: trigger the jobs listening for ``name`` (the client's
+    ``send_event``); returns the runs it executed."""
+
+    def __call__(
+        self, name: str, payload: Any = None, *, event_id: str | None = None
+    ) -> Sequence[Identified]: ...
 
 
 class Frame(NamedTuple):
@@ -49,8 +62,9 @@ class Execution:
     store: Store
     snapshot: RunSnapshot
     clock: Clock
-    client: TriggerClient | None = None
-    listeners: list[Listener] = field(default_factory=list)
+    events: RunEvents = field(default_factory=RunEvents)
+    # None: the run was not started by a client (``io.send_event`` then says so).
+    send_event: EventSender | None = None
     # Every task of this execution runs again (``%%trigger_job --refresh``), as if refresh=True.
     refresh: bool = False
     executed: int = 0
@@ -108,13 +122,6 @@ class Execution:
             self._seq += 1
             return self._seq
 
-    def publish(self, kind: str, payload: Any) -> None:
-        for listener in list(self.listeners):
-            try:
-                listener(kind, payload)
-            except Exception:  # a broken view must never break the run it shows
-                continue
-
     def log(self, level: str, message: str, data: dict[str, Any], task_id: str | None) -> None:
         text = _log_text(message)
         with self.lock:
@@ -135,7 +142,7 @@ class Execution:
             time=self.clock.now(),
         )
         self.store.append_log(record)
-        self.publish("log", record)
+        self.events.log_written(record)
 
 
 def _log_text(message: object) -> str:
@@ -146,33 +153,3 @@ def _log_text(message: object) -> str:
         return storable_text(str(message))
     except Exception as error:
         return f"<unprintable {type(message).__name__}: its __str__ raised {type(error).__name__}>"
-
-
-class Logger:
-    """``io.logger`` / ``task.logger``: records attached to a task (or to the run at top level)."""
-
-    def __init__(self, execution: Execution, task_id: str | None = None, *, bound: bool = False):
-        self._execution = execution
-        self._task_id = task_id
-        self._bound = bound
-
-    def _emit(self, level: str, message: str, data: dict[str, Any]) -> None:
-        task_id = self._task_id if self._bound else self._execution.parent_id()
-        self._execution.log(level, message, data, task_id)
-
-    def debug(self, message: str, **data: Any) -> None:
-        self._emit("debug", message, data)
-
-    def info(self, message: str, **data: Any) -> None:
-        self._emit("info", message, data)
-
-    def log(self, message: str, **data: Any) -> None:
-        self._emit("info", message, data)
-
-    def warn(self, message: str, **data: Any) -> None:
-        self._emit("warn", message, data)
-
-    warning = warn
-
-    def error(self, message: str, **data: Any) -> None:
-        self._emit("error", message, data)

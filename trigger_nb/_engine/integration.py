@@ -18,7 +18,7 @@ from trigger_nb._core.retry import RetryOptions, standard_backoff
 from trigger_nb.errors import InvalidOptionError
 
 if TYPE_CHECKING:
-    from trigger_nb._engine.io import IO
+    from trigger_nb._engine.host import TaskRunner
 
 _PLAIN = (str, bytes, int, float, bool, type(None), list, dict, tuple, set)
 
@@ -34,11 +34,14 @@ class Integration:
 class IntegrationProxy:
     """What ``io.<name>`` returns: methods of the wrapped object, each turned into a task."""
 
-    def __init__(self, io: IO, name: str, target: Any, path: tuple[str, ...] = ()) -> None:
+    def __init__(
+        self, io: TaskRunner, name: str, target: Any, path: tuple[str, ...] = (), root: Any = None
+    ) -> None:
         self._io = io
         self._name = name
         self._target = target
         self._path = path
+        self._root = target if root is None else root  # the integration itself: icon, retry
 
     def __repr__(self) -> str:
         return f"<integration {'.'.join((self._name, *self._path))}: {self._target!r}>"
@@ -58,10 +61,10 @@ class IntegrationProxy:
             return self._task_method(member, path)
         if isinstance(member, _PLAIN):
             return member
-        return IntegrationProxy(self._io, self._name, member, path)
+        return IntegrationProxy(self._io, self._name, member, path, self._root)
 
     def _task_method(self, method: Callable[..., Any], path: tuple[str, ...]) -> Callable[..., Any]:
-        root = self._io._integrations[self._name]
+        root = self._root
         icon = getattr(root, "icon", None) or self._name
         retry = root.retry if isinstance(root, Integration) else standard_backoff
         wants_task = "task" in _keyword_only(method)

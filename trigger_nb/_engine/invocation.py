@@ -20,7 +20,7 @@ from trigger_nb._engine.execution import Frame, current_frame
 from trigger_nb.errors import InvalidOptionError, TaskTimeoutError
 
 if TYPE_CHECKING:
-    from trigger_nb._engine.task import TaskCall
+    from trigger_nb._engine.handle import TaskCall
 
 # Below a millisecond the alarm can fire before the function is even entered; above ~30 years
 # the OS timer overflows. Both are mistakes, not timeouts.
@@ -55,11 +55,10 @@ def _arguments(fn: Callable[..., Any], call: TaskCall) -> tuple[Any, ...]:
 
 
 def _timeout_error(call: TaskCall) -> TaskTimeoutError:
-    error = TaskTimeoutError(
-        f"{call.label} attempt {call.attempt} timed out after {call.timeout:g} s"
+    return TaskTimeoutError(
+        f"{call.label} attempt {call.attempt} timed out after {call.timeout:g} s",
+        task_id=call.record.id,
     )
-    error.task_id = call.record.id  # type: ignore[attr-defined]
-    return error
 
 
 def _call(call: TaskCall) -> Any:

@@ -8,8 +8,6 @@ task's record live in ``trigger_nb._engine.task_options``; running the task in
 
 from __future__ import annotations
 
-import contextvars
-import inspect
 import math
 import random as random_module
 from collections.abc import Callable, Iterable
@@ -19,12 +17,14 @@ from typing import TYPE_CHECKING, Any
 from trigger_nb._core.codec import to_jsonable
 from trigger_nb._core.keys import encode_key, idempotency_key, task_id_for
 from trigger_nb._core.model import TaskRecord
-from trigger_nb._engine.execution import Execution, Logger
-from trigger_nb._engine.invocation import run_coroutine
-from trigger_nb._engine.replay import Replay, refresh_hint, replay
-from trigger_nb._engine.task import TaskCall, TaskHandle, run_async, run_sync
+from trigger_nb._engine.execution import Execution
+from trigger_nb._engine.handle import TaskCall, TaskHandle
+from trigger_nb._engine.logger import Logger
+from trigger_nb._engine.parallel import fan_out
+from trigger_nb._engine.replay import Replay, replay
+from trigger_nb._engine.task import run_async, run_sync
 from trigger_nb._engine.task_options import DEFAULT_OPTIONS, TaskOptions, new_record
-from trigger_nb._store.sealed import completed_output
+from trigger_nb._store.sealed import refresh_hint
 from trigger_nb._store.snapshot import parse_task
 from trigger_nb.errors import (
     CacheReadError,
@@ -35,8 +35,6 @@ from trigger_nb.errors import (
 )
 
 if TYPE_CHECKING:
-    import concurrent.futures
-
     from trigger_nb._engine.integration import IntegrationProxy
 
 DEFAULT_PARALLEL_WORKERS = 8
@@ -112,12 +110,12 @@ class IO:
                 cache_key=cache_key,
             )
         refresh = opts.refresh or x.refresh
-        blob = x.snapshot.entries.get(task_id)
-        if blob is not None and not refresh:
-            found = completed_output(blob) if type(blob) is bytes else x.snapshot.completed(task_id)
+        if not refresh:
+            found = x.snapshot.completed(task_id)
             if found is not None:
                 return (task_id, *found)
-        previous = None if blob is None else self._previous(task_id, cache_key, refresh)
+        known = task_id in x.snapshot.entries
+        previous = self._previous(task_id, cache_key, refresh) if known else None
         x.check_canceled()
         record = new_record(x, task_id, idem, parent, encoded, cache_key, opts, previous)
         return TaskCall(
@@ -147,9 +145,10 @@ class IO:
             if refresh:
                 return None
             raise CacheReadError(
-                f"{error}; {refresh_hint(cache_key, x.run_id)}",
+                f"{error}; {refresh_hint(x.run_id, cache_key)}",
                 cache_key=cache_key,
                 task_id=task_id,
+                reason=error.reason,
             ) from error
 
     # --- waits -------------------------------------------------------------------------------
@@ -201,12 +200,12 @@ class IO:
         self, cache_key: object, name: str, payload: Any = None, *, event_id: str | None = None
     ) -> dict[str, Any]:
         """Trigger the client's jobs listening for ``name``, once."""
-        client = self._execution.client
-        if client is None:
+        send_event = self._execution.send_event
+        if send_event is None:
             raise InvalidOptionError("io.send_event needs a run started by a TriggerClient")
 
         def send() -> dict[str, Any]:
-            runs = client.send_event(name, payload, event_id=event_id)
+            runs = send_event(name, payload, event_id=event_id)
             return {"name": name, "runs": [run.id for run in runs]}
 
         params = {"name": name, "payload": to_jsonable(payload)}
@@ -228,75 +227,14 @@ class IO:
         """Run ``fn(item)`` (or ``fn(item, task)``) for every item as child tasks keyed by index,
         concurrently; results come back in item order."""
         values = list(items)
-        takes_task = _positional_count(fn) >= 2
-
-        def child(item: Any) -> Callable[..., Any]:
-            if takes_task:
-                return lambda task: fn(item, task)
-            return lambda: fn(item)
-
-        def fan_out() -> list[Any]:
-            if inspect.iscoroutinefunction(fn):
-                return list(run_coroutine(self._gather(values, child, options)))
-            # Imported here, not at the top: with asyncio it adds ~30 ms to `import trigger_nb`.
-            import concurrent.futures
-
-            workers = max(1, min(max_workers, len(values) or 1))
-            with concurrent.futures.ThreadPoolExecutor(workers) as pool:
-                futures = [
-                    pool.submit(contextvars.copy_context().run, self._child, i, child(v), options)
-                    for i, v in enumerate(values)
-                ]
-                outcomes = [_outcome(f) for f in futures]
-            return _results_or_raise(outcomes)
-
         result: list[Any] = self.run_task(
             cache_key,
-            fan_out,
+            fan_out(self, values, fn, max_workers, options),
             name=name or "parallel",
             params={"items": len(values)},
             _kind="parallel",
         )
         return result
-
-    def _child(self, index: int, fn: Callable[..., Any], options: dict[str, Any]) -> Any:
-        return self.run_task(index, fn, name=f"item {index}", **options)
-
-    async def _gather(
-        self, values: list[Any], child: Callable[[Any], Callable[..., Any]], options: dict[str, Any]
-    ) -> list[Any]:
-        coroutines = [
-            self.arun_task(i, child(v), name=f"item {i}", **options) for i, v in enumerate(values)
-        ]
-        import asyncio
-
-        outcomes = await asyncio.gather(*coroutines, return_exceptions=True)
-        return _results_or_raise(list(outcomes))
-
-
-def _outcome(future: concurrent.futures.Future[Any]) -> Any:
-    try:
-        return future.result()
-    except BaseException as error:
-        return error
-
-
-def _results_or_raise(outcomes: list[Any]) -> list[Any]:
-    """Every result in item order; else the first failure by index (failures beat suspensions)."""
-    errors = [o for o in outcomes if isinstance(o, BaseException)]
-    if errors:
-        failures = [e for e in errors if not isinstance(e, RunSuspended)]
-        raise (failures or errors)[0]
-    return outcomes
-
-
-def _positional_count(fn: Callable[..., Any]) -> int:
-    try:
-        parameters = inspect.signature(fn).parameters.values()
-    except (TypeError, ValueError):
-        return 1
-    kinds = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
-    return sum(1 for p in parameters if p.kind in kinds and p.default is p.empty)
 
 
 def _check_seconds(seconds: object) -> float:

@@ -9,17 +9,9 @@ from typing import Any
 
 from trigger_nb._core.codec import deserialize
 from trigger_nb._engine.execution import Execution
+from trigger_nb._store.sealed import refresh_hint
 from trigger_nb._store.snapshot import parse_task
 from trigger_nb.errors import CacheReadError
-
-
-def refresh_hint(cache_key: object, run_id: str) -> str:
-    """How to get past a task whose stored result cannot be used."""
-    return (
-        f"run it again with run_task({cache_key!r}, ..., refresh=True), or clear the run with "
-        f"`trigger-nb clear --run {run_id}`"
-    )
-
 
 # A completed task found in the run's entries, to replay instead of executing: its id, its
 # checked output (None when the output lives in a blob of its own) and the seconds it took when
@@ -33,20 +25,22 @@ def replay(x: Execution, found: Replay, cache_key: object, name: object) -> Any:
     data: bytes | memoryview | None = output
     record = None
     try:
-        if data is None or x.listeners:
+        observed = x.events.observers
+        if data is None or observed:
             entry = x.snapshot.entry(task_id, "")
             assert entry is not None
             if data is None:
                 data = x.store.entry_output(x.run_id, task_id, entry, "")
-            if x.listeners:  # the live view shows the record
+            if observed:  # the live view shows the record
                 record = parse_task(entry, "")
         value = pickle.loads(data)
     except CacheReadError as error:
         what, hint = _replay_texts(x, cache_key, name)
-        # The store names the part that failed after a colon ("" stands for this task).
-        reason = str(error).lstrip(": ")
         raise CacheReadError(
-            f"{what}: {reason}; {hint}", cache_key=cache_key, task_id=task_id
+            f"{what}: {error.reason}; {hint}",
+            cache_key=cache_key,
+            task_id=task_id,
+            reason=error.reason,
         ) from error
     except Exception:  # an output that no longer unpickles: its class moved or was renamed
         assert data is not None
@@ -56,7 +50,7 @@ def replay(x: Execution, found: Replay, cache_key: object, name: object) -> Any:
     with x.lock:
         x.time_saved_seconds += duration
     if record is not None:
-        x.publish("task_replayed", record)
+        x.events.task_replayed(record)
     return value
 
 
@@ -116,4 +110,4 @@ def _replay_texts(x: Execution, cache_key: object, name: object) -> tuple[str, s
     """Which task could not be replayed, and the fix: built only on failure (building them for
     every replay cost ~7% of a replay)."""
     what = f"task {name!r}" if name else f"task {cache_key!r}"
-    return f"{what} (run {x.run_id})", refresh_hint(cache_key, x.run_id)
+    return f"{what} (run {x.run_id})", refresh_hint(x.run_id, cache_key)

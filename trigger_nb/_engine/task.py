@@ -1,5 +1,6 @@
-"""Executing one task: its attempts, retries, timeouts and durable records (replaying a completed
-one is ``trigger_nb._engine.replay``).
+"""Executing one task: its attempts, retries and durable records (replaying a completed one is
+``trigger_nb._engine.replay``; the call and its ``task`` handle are ``trigger_nb._engine.handle``,
+its stored output ``trigger_nb._engine.output``).
 
 Every decision of the attempt loop (record an attempt, retry or give up, complete) is a function
 shared by its two short drivers, ``run_sync`` and ``run_async``: ``run_task`` and ``arun_task``
@@ -11,29 +12,16 @@ Calling the function itself (its argument, its frame, its timeout) lives in
 
 from __future__ import annotations
 
-import dataclasses
-import functools
-import pickle
 import time
-from collections.abc import Callable
 from typing import Any
 
-from trigger_nb._core.codec import serialize, to_jsonable
-from trigger_nb._core.model import (
-    AttemptRecord,
-    CountedList,
-    ErrorInfo,
-    TaskRecord,
-    TaskStatus,
-    assign,
-    build,
-)
+from trigger_nb._core.builder import assign, build
+from trigger_nb._core.model import AttemptRecord, CountedList, ErrorInfo, TaskStatus
 from trigger_nb._core.preview import preview, type_name
 from trigger_nb._core.retry import SKIP_RETRYING, RetryAt, RetryOptions, compute_delay, should_retry
-from trigger_nb._core.storable import storable_data, storable_text
-from trigger_nb._engine.execution import Execution, Logger
+from trigger_nb._engine.handle import TaskCall
 from trigger_nb._engine.invocation import invoke_async, invoke_sync
-from trigger_nb._engine.replay import refresh_hint
+from trigger_nb._engine.output import output_properties, stored_form
 from trigger_nb.errors import (
     InternalError,
     RunSuspended,
@@ -47,68 +35,7 @@ from trigger_nb.errors import (
 _NO_RETRY = RetryOptions(limit=1)
 # Read once: an enum member's attribute lookup costs ~0.4 µs, and every executed task makes four.
 _RUNNING, _COMPLETED = TaskStatus.RUNNING, TaskStatus.COMPLETED
-# Outputs whose unpickled copy is indistinguishable from themselves (immutable, exact builtin
-# types): handed back as they are instead of unpickling what was stored.
-_IMMUTABLE_OUTPUTS = frozenset({int, float, str, bytes, bool, type(None)})
 _RETRY_AT_LIMIT = RetryOptions().limit
-
-
-class TaskHandle:
-    """The ``task`` argument of a task function."""
-
-    def __init__(self, call: TaskCall) -> None:
-        record = call.record
-        self.id = record.id
-        self.cache_key = call.cache_key
-        self.idempotency_key = record.idempotency_key
-        self.name = record.name
-        self.run_id = record.run_id
-        self.output_properties: list[dict[str, Any]] = []
-        self._call = call
-        self._record = record
-
-    @property
-    def attempt(self) -> int:
-        """1 on the first attempt, 2 on the first retry, ..."""
-        return self._call.attempt
-
-    @functools.cached_property
-    def logger(self) -> Logger:
-        return Logger(self._call.execution, self.id, bound=True)
-
-    def __repr__(self) -> str:
-        return f"<task {self.name!r} key={self.cache_key!r} attempt={self.attempt}>"
-
-
-@dataclasses.dataclass(slots=True)
-class TaskCall:
-    """One ``run_task`` call, validated, with its record ready to execute."""
-
-    execution: Execution
-    record: TaskRecord
-    cache_key: object
-    fn: Callable[..., Any]
-    retry: RetryOptions | None = None
-    timeout: float | None = None
-    on_error: Callable[[BaseException, TaskHandle], Any] | None = None
-    refresh: bool = False
-    attempt: int = 0
-    _handle: TaskHandle | None = dataclasses.field(default=None, init=False, repr=False)
-
-    @property
-    def handle(self) -> TaskHandle:
-        """Made when first needed: most task functions take no argument (~1.5 µs a task)."""
-        if self._handle is None:
-            self._handle = TaskHandle(self)
-        return self._handle
-
-    @property
-    def label(self) -> str:
-        return f"task {self.record.name!r}" if self.record.name else f"task {self.cache_key!r}"
-
-    @property
-    def refresh_hint(self) -> str:
-        return refresh_hint(self.cache_key, self.record.run_id)
 
 
 def _begin(call: TaskCall, number: int) -> AttemptRecord:
@@ -130,7 +57,7 @@ def _begin(call: TaskCall, number: int) -> AttemptRecord:
         x.writer.write(rec, drop_output=True)
     else:
         x.writer.started(rec)  # a RUNNING entry only if it is still running a moment later
-    x.publish("task_started", rec)
+    x.events.task_started(rec)
     return attempt
 
 
@@ -162,7 +89,7 @@ def _record_failure(
     if isinstance(error, RunSuspended):
         _finish(call, attempt, TaskStatus.WAITING, None)
         raise error
-    if isinstance(error, TaskOutputError) and not getattr(error, "retryable", False):
+    if isinstance(error, TaskOutputError) and not error.retryable:
         _finish(call, attempt, TaskStatus.FAILED, error)  # cannot be pickled: retrying won't help
         raise error
     if isinstance(error, TriggerNbError) and getattr(error, "task_id", None) != rec.id:
@@ -191,7 +118,7 @@ def _record_failure(
     attempt.status, attempt.finished_at = TaskStatus.FAILED, x.clock.now()
     attempt.error = ErrorInfo.from_exception(failure)
     x.writer.write(rec)
-    x.publish("task_retrying", rec)
+    x.events.task_retrying(rec)
     return delay
 
 
@@ -233,40 +160,7 @@ def _finish(
         with x.lock:
             x.failed += 1
     x.writer.write(rec)
-    x.publish(f"task_{status.value.lower()}", rec)
-
-
-def _stored_form(call: TaskCall, result: Any) -> tuple[bytes, Any]:
-    """The output's stored bytes and the value every execution will see: the bytes loaded back.
-
-    Loading back before the task is recorded COMPLETED is what makes "completed" mean "can be
-    replayed": an output that pickles but does not unpickle fails this attempt instead
-    (``TaskOutputError``, retried per the task's options) rather than being stored for a replay
-    that can only fail. Immutable builtins are handed back as they are: their copy is equal.
-    """
-    data = serialize(result, call.cache_key)  # TaskOutputError (not retried): cannot pickle
-    if type(result) in _IMMUTABLE_OUTPUTS:
-        return data, result
-    try:
-        return data, pickle.loads(data)
-    except Exception as error:
-        problem = f"{type(error).__name__}: {storable_text(_safe_str(error))}"
-        failure = TaskOutputError(
-            f"the output of {call.label} ({type_name(result)}) pickles but cannot be loaded "
-            f"back: {problem}; return plain data, or define __reduce__ so that it loads",
-            cache_key=call.cache_key,
-            output_type=type_name(result),
-        )
-        failure.retryable = True  # type: ignore[attr-defined]  # see _failed
-        failure.task_id = call.record.id  # type: ignore[attr-defined]
-        raise failure from error
-
-
-def _safe_str(error: BaseException) -> str:
-    try:
-        return str(error)
-    except Exception:
-        return "<unprintable>"
+    x.events.task_finished(rec)
 
 
 def _complete(
@@ -286,32 +180,17 @@ def _complete(
         output_type=type_name(value),
         output_size=len(data),
         output_preview=preview(value, rec.redact),
-        output_properties=_output_properties(call),
+        output_properties=output_properties(call),
     )
     x.writer.write(rec, data)
     with x.lock:
         x.executed += 1
-    x.publish("task_completed", rec)
+    x.events.task_finished(rec)
     return value
 
 
-def _output_properties(call: TaskCall) -> list[dict[str, Any]]:
-    """``task.output_properties`` as the user left them, made JSON-able and storable."""
-    if call._handle is None or not call._handle.output_properties:
-        return []
-    properties = call._handle.output_properties
-    if not isinstance(properties, list):
-        properties = [{"label": "output_properties", "text": preview(properties)}]
-    return [
-        storable_data({str(k): to_jsonable(v) for k, v in p.items()})
-        if isinstance(p, dict)
-        else {"label": "property", "text": storable_text(preview(p))}
-        for p in properties
-    ]
-
-
 # The attempt loop, once for sync and once for async code: all it decides lives in _begin,
-# _failed, _stored_form and _complete. (A generator shared by both drivers cost ~3 µs of every
+# _failed, stored_form and _complete. (A generator shared by both drivers cost ~3 µs of every
 # task.)
 
 
@@ -326,7 +205,7 @@ def run_sync(call: TaskCall) -> Any:
                 result = invoke_sync(call)
             finally:
                 call.execution.writer.settle(call.record.id)  # no late RUNNING entry now
-            data, value = _stored_form(call, result)
+            data, value = stored_form(call, result)
         except BaseException as error:
             delay = _failed(call, attempt, number, error)
             spent += time.perf_counter() - began + delay
@@ -346,7 +225,7 @@ async def run_async(call: TaskCall) -> Any:
                 result = await invoke_async(call)
             finally:
                 call.execution.writer.settle(call.record.id)  # no late RUNNING entry now
-            data, value = _stored_form(call, result)
+            data, value = stored_form(call, result)
         except BaseException as error:
             delay = _failed(call, attempt, number, error)
             spent += time.perf_counter() - began + delay

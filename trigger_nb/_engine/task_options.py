@@ -6,9 +6,10 @@ import json
 from collections.abc import Callable
 from typing import Any
 
+from trigger_nb._core.builder import build
 from trigger_nb._core.codec import to_jsonable
 from trigger_nb._core.keys import display_key
-from trigger_nb._core.model import TaskRecord, build
+from trigger_nb._core.model import TaskRecord
 from trigger_nb._core.retry import RetryOptions
 from trigger_nb._core.storable import storable_data, storable_text
 from trigger_nb._engine.execution import Execution

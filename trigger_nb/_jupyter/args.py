@@ -4,7 +4,7 @@ The values of ``--payload``, ``--schema`` and ``--integrations`` are Python expr
 contain spaces, quotes and brackets (``--payload {"user_id": user_id}``), so ``shlex`` and argparse
 do not fit: a line is split into words at whitespace outside brackets and quotes, and a value flag
 takes every word up to the next ``--flag``. Errors are one line naming the flag (no IPython here:
-``magic.py`` turns ``MagicArgumentError`` into IPython's one-line ``UsageError``); a misspelt
+``cell.py`` turns ``MagicArgumentError`` into IPython's one-line ``UsageError``); a misspelt
 option gets the closest known one suggested.
 """
 

@@ -7,7 +7,7 @@ namespace only while the body runs: afterwards each gets back its previous value
 if it had none), unless the body rebound it itself. That keeps a notebook variable called
 ``payload`` safe and stops a dead ``io`` from lingering after the run.
 
-No IPython import here: ``magic.py`` passes in the namespace and the cell's cached file name.
+No IPython import here: ``cell.py`` passes in the namespace and the cell's cached file name.
 """
 
 from __future__ import annotations

@@ -26,7 +26,9 @@ from typing import TYPE_CHECKING, Any
 
 from trigger_nb._core.model import RunStatus
 from trigger_nb._jupyter.body import trim_traceback
+from trigger_nb._render.format import format_utc_time
 from trigger_nb._render.tree import COLORS
+from trigger_nb._widgets.output import display
 from trigger_nb.errors import TriggerNbError
 
 if TYPE_CHECKING:
@@ -47,12 +49,6 @@ RESUME_ADVICE = (
 )
 
 
-def _display(obj: Any, **options: Any) -> Any:
-    from IPython.display import display
-
-    return display(obj, **options)  # type: ignore[no-untyped-call]
-
-
 class ResumeOutput:
     """The place in the starting cell where the resumed run's outcome shows."""
 
@@ -70,7 +66,7 @@ class ResumeOutput:
         widget_data, _ = self._shell.display_formatter.format(self.widget)
         bundle = {**widget_data, **data}
         if self._handle is None:
-            self._handle = _display(bundle, raw=True, metadata=metadata, display_id=True)
+            self._handle = display(bundle, raw=True, metadata=metadata, display_id=True)
         else:
             self._handle.update(bundle, raw=True, metadata=metadata)
 
@@ -115,7 +111,7 @@ class Resumer:
         due = run.wait_until
         if due is None:
             return
-        when = due.strftime("%H:%M:%S UTC")
+        when = format_utc_time(due)
         try:
             loop = asyncio.get_running_loop()
         except RuntimeError:  # a terminal IPython without a running loop: no timer to set

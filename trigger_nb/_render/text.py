@@ -1,26 +1,16 @@
-"""A run as a plain-text outline: the ``text/plain`` of every displayed run and the CLI's tree."""
+"""A run as a plain-text outline: the ``text/plain`` of every displayed run."""
 
 from __future__ import annotations
 
 from datetime import datetime
-from typing import TYPE_CHECKING
 
 from trigger_nb._core.model import RunRecord
-from trigger_nb._render.html import MAX_ROWS, SIBLING_PAGE, Budget, clock_now, run_tree
+from trigger_nb._render.data import RunData
+from trigger_nb._render.format import format_countdown, format_duration
+from trigger_nb._render.html import MAX_ROWS, SIBLING_PAGE, Budget
 from trigger_nb._render.keys import task_label
-from trigger_nb._render.tree import (
-    GLYPHS,
-    WAITING,
-    RunSummary,
-    TaskNode,
-    format_countdown,
-    format_duration,
-    row_error_text,
-    summarize_run,
-)
-
-if TYPE_CHECKING:
-    from trigger_nb._client.run import JobRun
+from trigger_nb._render.summary import RunSummary, summarize_run
+from trigger_nb._render.tree import GLYPHS, WAITING, TaskNode, row_error_text
 
 
 def summary_text(summary: RunSummary) -> str:
@@ -30,10 +20,9 @@ def summary_text(summary: RunSummary) -> str:
     )
 
 
-def render_text(run: JobRun, *, now: datetime | None = None, max_rows: int = MAX_ROWS) -> str:
+def render_text(data: RunData, *, max_rows: int = MAX_ROWS) -> str:
     """An indented plain-text outline of the run's task tree."""
-    record = run.record  # read once: the header and the rows show the same state
-    return text_from(record, run_tree(run, record), now=now or clock_now(run), max_rows=max_rows)
+    return text_from(data.record, data.tree(), now=data.now, max_rows=max_rows)
 
 
 def text_from(

@@ -1,8 +1,9 @@
-"""What every view of a run shows, as plain data: the run summary and the task tree.
+"""What every view of a run shows, as plain data: the task tree and where an error is shown.
 
 Pure Python (no ipywidgets, no IPython): the static HTML, the text outline, the live widget, the
 explorer and the command line all build on these so they always agree on what "replayed" or
-"waiting" means, how long a run took, and where an error is shown.
+"waiting" means and which row shows an error. The run's header is ``summary``; times and
+durations are written by ``format``.
 """
 
 from __future__ import annotations
@@ -10,7 +11,6 @@ from __future__ import annotations
 import dataclasses
 import operator
 from collections.abc import Container, Iterable
-from datetime import datetime, timezone
 from typing import Any
 
 from trigger_nb._core.model import (
@@ -137,118 +137,23 @@ def _item_index(key: Any) -> tuple[int, str]:
     return (key, "") if isinstance(key, int) else (1 << 62, str(key))
 
 
+def nodes_by_id(nodes: list[TaskNode]) -> dict[str, TaskNode]:
+    """Every node of the tree, by task id."""
+    found: dict[str, TaskNode] = {}
+    stack = list(nodes)
+    while stack:
+        node = stack.pop()
+        found[node.record.id] = node
+        stack.extend(node.children)
+    return found
+
+
 def group_logs(logs: Iterable[LogRecord]) -> dict[str | None, list[LogRecord]]:
     """Logs by task id (None: logs written at the top level of the run)."""
     grouped: dict[str | None, list[LogRecord]] = {}
     for log in logs:
         grouped.setdefault(log.task_id, []).append(log)
     return grouped
-
-
-@dataclasses.dataclass
-class RunSummary:
-    """The header of a run view."""
-
-    job_name: str
-    job_version: str
-    run_id: str
-    short_id: str
-    status: str
-    executions: int
-    started: str
-    duration: str
-    executed: int
-    replayed: int
-    failed: int
-    time_saved: str
-    task_count: int
-    wait_until: datetime | None
-    # "error in task X" when a task raised the run's error (its row shows the error, once);
-    # else "error: Type: message", and the traceback to show folded.
-    error: str | None
-    traceback: str | None
-    output_preview: str | None
-
-    @property
-    def counts_line(self) -> str:
-        return (
-            f"{self.executed} executed · {self.replayed} replayed · {self.failed} failed · "
-            f"{self.time_saved} saved"
-        )
-
-
-def summarize_run(
-    record: RunRecord, *, now: datetime | None = None, nodes: list[TaskNode] | None = None
-) -> RunSummary:
-    """The header of ``record``; with its tree (``nodes``) it names the task that failed it."""
-    latest = record.latest_execution
-    error, traceback = None, None
-    if record.error is not None:
-        origin = failure_origin(nodes or [], record.error)
-        if origin is not None:
-            error = f"error in task {task_label(origin.record)}"
-        else:
-            error, traceback = f"error: {record.error.summary()}", record.error.traceback or None
-    return RunSummary(
-        job_name=record.job_name,
-        job_version=record.job_version,
-        run_id=record.id,
-        short_id=short_run_id(record.id),
-        status=record.status.value,
-        executions=record.executions,
-        started=format_time(record.created_at),
-        duration=run_duration_text(record, now),
-        executed=latest.executed if latest else 0,
-        replayed=replayed_count(record),
-        failed=latest.failed if latest else 0,
-        time_saved=format_duration(latest.time_saved_seconds if latest else 0.0),
-        task_count=record.task_count,
-        wait_until=record.wait_until,
-        error=error,
-        traceback=traceback,
-        output_preview=record.output_preview,
-    )
-
-
-# --- durations ------------------------------------------------------------------------------
-
-
-def run_active_seconds(record: RunRecord, now: datetime | None = None) -> float:
-    """The run's active time: its finished executions', plus the running one's so far."""
-    active = record.active_seconds
-    latest = record.latest_execution
-    if latest is not None and latest.finished_at is None:
-        active += max(((now or _utcnow()) - latest.started_at).total_seconds(), 0.0)
-    return active
-
-
-def run_duration_text(record: RunRecord, now: datetime | None = None) -> str:
-    """How long a run worked, e.g. "2.50 s", or "active 0.50 s over 3 executions, 2d 01h span"
-    when it took several executions or its span is much longer than its active time: a run that
-    waited two days did not work for two days."""
-    active = run_active_seconds(record, now)
-    running = record.latest_execution is not None and record.latest_execution.finished_at is None
-    wall = ((now or _utcnow()) - record.created_at).total_seconds() if running else None
-    wall = max(wall if wall is not None else record.wall_seconds, active)
-    count = record.executions
-    if count > 1 or wall - active > max(active, 1.0):
-        plural = "" if count == 1 else "s"
-        return (
-            f"active {format_duration(active)} over {count} execution{plural}, "
-            f"{format_duration(wall)} span"
-        )
-    return format_duration(active)
-
-
-def attempt_seconds(attempt: AttemptRecord) -> float | None:
-    """An attempt's own time (None while it runs): not the task's, which spans its retries."""
-    if attempt.finished_at is None:
-        return None
-    return max((attempt.finished_at - attempt.started_at).total_seconds(), 0.0)
-
-
-def _utcnow() -> datetime:
-    return datetime.now(timezone.utc)
 
 
 # --- errors: each shown once, where it was raised -------------------------------------------
@@ -307,46 +212,3 @@ def row_error_text(node: TaskNode) -> str | None:
     if origin is not None:
         return f"failed in subtask {task_label(origin.record)}"
     return node.record.error.summary()
-
-
-def short_run_id(run_id: str) -> str:
-    return run_id[:12] if run_id.startswith("run_") else run_id[:8]
-
-
-def format_time(moment: datetime | None) -> str:
-    """Local wall-clock time of the kernel, to the second."""
-    if moment is None:
-        return "—"
-    return moment.astimezone().strftime("%Y-%m-%d %H:%M:%S")
-
-
-def format_duration(seconds: float | None, missing: str = "—") -> str:
-    """12 ms, 2.50 s, 3m 05s, 2h 04m, 3d 04h: every view and the CLI write durations so."""
-    if seconds is None:
-        return missing
-    if seconds < 1:
-        return f"{seconds * 1000:.0f} ms"
-    if seconds < 60:
-        return f"{seconds:.2f} s"
-    minutes, secs = divmod(int(seconds), 60)
-    if minutes < 60:
-        return f"{minutes}m {secs:02d}s"
-    hours, minutes = divmod(minutes, 60)
-    if hours < 24:
-        return f"{hours}h {minutes:02d}m"
-    days, hours = divmod(hours, 24)
-    return f"{days}d {hours:02d}h"
-
-
-def format_countdown(wait_until: datetime | None, now: datetime | None = None) -> str:
-    """'resumes in 2h 59m 58s', or 'due: resume it' once the time has passed."""
-    if wait_until is None:
-        return "waiting"
-    left = (wait_until - (now or datetime.now(timezone.utc))).total_seconds()
-    if left <= 0:
-        return "due: re-run the cell or call run.resume()"
-    whole = int(left + 0.999)
-    hours, rest = divmod(whole, 3600)
-    minutes, secs = divmod(rest, 60)
-    text = f"{hours}h {minutes:02d}m {secs:02d}s" if hours else f"{minutes}m {secs:02d}s"
-    return f"resumes in {text}"

@@ -50,9 +50,7 @@ class Entry(NamedTuple):
 
     def checked_record(self, what: Label) -> bytes:
         if _crc32(self.record_json) != self.record_crc:
-            raise CacheReadError(
-                f"{label_text(what)}: its stored record is damaged (checksum mismatch)"
-            )
+            raise unreadable(what, "its stored record is damaged (checksum mismatch)")
         return self.record_json
 
 
@@ -63,13 +61,11 @@ def seal(data: bytes, duration_seconds: float) -> bytes:
 def unseal(blob: object, what: Label) -> tuple[memoryview, float]:
     """The payload of a sealed blob (a view, not a copy: outputs can be big) and its duration."""
     if not isinstance(blob, bytes) or len(blob) < _BLOB.size:
-        raise CacheReadError(f"{label_text(what)}: the stored output is {_describe(blob)}")
+        raise unreadable(what, f"the stored output is {_describe(blob)}")
     checksum, duration = _BLOB.unpack_from(blob)
     data = memoryview(blob)[_BLOB.size :]
     if _crc32(data) != checksum:
-        raise CacheReadError(
-            f"{label_text(what)}: the stored output is damaged (checksum mismatch)"
-        )
+        raise unreadable(what, "the stored output is damaged (checksum mismatch)")
     return data, float(duration)
 
 
@@ -82,12 +78,12 @@ def unpack_entry(blob: object, what: Label) -> Entry:
     """The parts of a task entry, its output checked; ``CacheReadError`` naming ``what`` if the
     entry is damaged."""
     if type(blob) is not bytes or len(blob) < _ENTRY_SIZE:
-        raise CacheReadError(f"{label_text(what)}: its stored entry is {_describe(blob)}")
+        raise unreadable(what, f"its stored entry is {_describe(blob)}")
     record_crc, output_crc, duration, record_length, placement = _ENTRY.unpack_from(blob)
     end = _ENTRY_SIZE + record_length
     output = blob[end:]
     if placement > SEPARATE or end > len(blob) or _crc32(output) != output_crc:
-        raise CacheReadError(f"{label_text(what)}: its stored entry is damaged (checksum mismatch)")
+        raise unreadable(what, "its stored entry is damaged (checksum mismatch)")
     return Entry(
         blob[_ENTRY_SIZE:end], placement, output if placement == INLINE else None, duration,
         record_crc,
@@ -117,6 +113,25 @@ def completed_output(blob: object) -> tuple[bytes | None, float] | None:
 def label_text(what: Label) -> str:
     # A function is only called on failure: replays are hot and the label is rarely needed.
     return what() if callable(what) else what
+
+
+def unreadable(what: Label, reason: str, *, task_id: str = "") -> CacheReadError:
+    """The error for stored data that cannot be used: "<what>: <reason>". The reason is kept as
+    data too (``CacheReadError.reason``), for callers that name the thing better themselves."""
+    return CacheReadError(f"{label_text(what)}: {reason}", task_id=task_id, reason=reason)
+
+
+_NO_KEY: object = object()
+
+
+def refresh_hint(run_id: str, cache_key: object = _NO_KEY) -> str:
+    """How to get past a task whose stored result cannot be used (``cache_key``: the task's key,
+    when the caller knows it; the one wording of this advice, in every message that gives it)."""
+    key = "..." if cache_key is _NO_KEY else f"{cache_key!r}, ..."
+    return (
+        f"run it again with run_task({key}, refresh=True), or clear the run with "
+        f"`trigger-nb clear --run {run_id}`"
+    )
 
 
 def _describe(blob: object) -> str:

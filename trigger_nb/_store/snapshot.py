@@ -8,8 +8,7 @@ from dataclasses import dataclass, field
 
 from trigger_nb._core.model import LogRecord, TaskRecord
 from trigger_nb._store.backend import Lazy, Value
-from trigger_nb._store.sealed import Entry, Label, completed_output, label_text, unpack_entry
-from trigger_nb.errors import CacheReadError
+from trigger_nb._store.sealed import Entry, Label, completed_output, unpack_entry, unreadable
 
 
 @dataclass
@@ -33,9 +32,16 @@ class RunSnapshot:
         return unpack_entry(load_value(blob, label), label)
 
     def completed(self, task_id: str) -> tuple[bytes | None, float] | None:
-        """The replay check: ``(inline output or None, duration)`` if the task's entry is an
-        intact COMPLETED one, else None (see ``trigger_nb._store.sealed.completed_output``)."""
-        blob = self.entries[task_id]
+        """The replay check: ``(inline output or None, duration)`` if the task has an intact
+        COMPLETED entry, else None (no entry, not completed, or damaged: ``entry`` says which).
+
+        Made for every task a run calls, so the common case, a small entry already read, is one
+        dict lookup and one checksum (``trigger_nb._store.sealed.completed_output``)."""
+        blob = self.entries.get(task_id)
+        if type(blob) is bytes:
+            return completed_output(blob)
+        if blob is None:
+            return None
         if callable(blob):  # a big entry diskcache keeps in a file: read it once
             try:
                 blob = self.entries[task_id] = blob()
@@ -63,10 +69,8 @@ def parse_task(entry: Entry, what: Label) -> TaskRecord:
     try:
         return TaskRecord.model_validate_json(checked)
     except ValueError as error:
-        label = label_text(what)
-        raise CacheReadError(
-            f"{label}: its stored record is unreadable ({error.__class__.__name__})"
-        ) from error
+        reason = f"its stored record is unreadable ({error.__class__.__name__})"
+        raise unreadable(what, reason) from error
 
 
 def load_value(value: Value | Lazy, what: Label) -> Value:
@@ -76,5 +80,4 @@ def load_value(value: Value | Lazy, what: Label) -> Value:
     try:
         return value()
     except OSError as error:
-        label = label_text(what)
-        raise CacheReadError(f"{label}: its stored file cannot be read ({error})") from error
+        raise unreadable(what, f"its stored file cannot be read ({error})") from error

@@ -9,18 +9,16 @@ from __future__ import annotations
 
 from typing import Any
 
+from trigger_nb._client.client import TriggerClient, default_client
+from trigger_nb._client.run import JobRun
 from trigger_nb._core.model import RunRecord, RunStatus
 from trigger_nb._render.css import CSS, WIDGET_CSS
-from trigger_nb._render.html import esc
-from trigger_nb._render.tree import (
-    COLORS,
-    format_duration,
-    format_time,
-    replayed_count,
-    short_run_id,
-)
-from trigger_nb._store.store import Store
-from trigger_nb._widgets.run_view import RunView, mimebundle
+from trigger_nb._render.format import format_duration, format_time, short_run_id
+from trigger_nb._render.task_html import esc
+from trigger_nb._render.tree import COLORS, replayed_count
+from trigger_nb._store.store import Store, open_store
+from trigger_nb._widgets.output import mimebundle
+from trigger_nb._widgets.run_view import RunView
 from trigger_nb.errors import InvalidOptionError
 
 ALL = ""
@@ -31,6 +29,25 @@ EXPLORER_CSS = """
 .tnb .tnb-runs-list{width:100%}.tnb .tnb-runs-list select{width:100%}
 .tnb .tnb-columns pre{margin:4px 0 0 6px;font-weight:600}
 """
+
+
+def runs_explorer(
+    client_or_store: Any = None, job: str | None = None, *, status: str | None = None
+) -> RunsExplorer:
+    """An explorer of past runs: filter by job and status, pick a run, inspect its tasks.
+
+    ``client_or_store``: a ``TriggerClient``, a ``Store``, a store directory, or ``None`` for the
+    notebook's default client. ``job``/``status`` preselect the filters.
+    """
+    return RunsExplorer(_store_of(client_or_store), job=job, status=status)
+
+
+def _store_of(client_or_store: Any) -> Store:
+    if client_or_store is None:
+        return default_client().store
+    if isinstance(client_or_store, TriggerClient):
+        return client_or_store.store
+    return open_store(client_or_store)
 
 
 def run_row(record: RunRecord) -> tuple[str, ...]:
@@ -137,8 +154,6 @@ class RunsExplorer:
         return self.run_view
 
     def _pick(self, change: dict[str, Any]) -> None:
-        from trigger_nb._client.run import JobRun
-
         run_id = change.get("new")
         record = self.store.load_run(run_id) if run_id else None
         if record is None:

@@ -1,9 +1,4 @@
-"""The task-tree widget: a live view under a running cell, and an interactive view of a run.
-
-ipywidgets is imported lazily, here and in ``run_view.py``/``explorer.py`` (the only modules
-touching it), so ``render_html`` and ``render_text`` (re-exported here for the CLI) stay light.
-Entry points: ``LiveRunView`` (the ``%%trigger_job`` cell), ``run_mimebundle`` (how a ``JobRun``
-displays itself) and ``runs_explorer`` (``%trigger_runs``).
+"""``LiveRunView``: the task tree under a running ``%%trigger_job`` cell, then the run finished.
 
 Widgets cost ~0.35 ms each to create, so the two phases differ on purpose:
 - while the run executes, ``LiveRunView`` redraws one HTML widget (at most ~10 times a second);
@@ -20,43 +15,23 @@ import html
 import threading
 import time
 import uuid
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
+from trigger_nb._core.clock import SYSTEM_CLOCK, Clock
 from trigger_nb._core.model import LogRecord, RunRecord, RunStatus, TaskRecord
 from trigger_nb._render.css import CSS, WIDGET_CSS
-from trigger_nb._render.html import (
-    NOTEBOOK_MAX_ROWS,
-    header_html,
-    html_from,
-    line_html,
-    render_html,
-    tree_html,
-)
-from trigger_nb._render.text import render_text, summary_text, text_from
-from trigger_nb._render.tree import (
-    WAITING,
-    RunSummary,
-    TaskNode,
-    display_status,
-    format_duration,
-    summarize_run,
-)
-from trigger_nb._widgets.run_view import RunView, has_widget_kernel, mimebundle
+from trigger_nb._render.format import format_duration, run_active_seconds
+from trigger_nb._render.html import header_html, tree_html
+from trigger_nb._render.summary import RunSummary, summarize_run
+from trigger_nb._render.task_html import line_html
+from trigger_nb._render.text import summary_text
+from trigger_nb._render.tree import WAITING, TaskNode, display_status
+from trigger_nb._widgets.output import display, mimebundle, update_display
+from trigger_nb._widgets.run_view import RunView
 
 if TYPE_CHECKING:
     from trigger_nb._client.run import JobRun
-    from trigger_nb._store.store import Store
-    from trigger_nb._widgets.explorer import RunsExplorer
-
-__all__ = [
-    "REDRAW_INTERVAL_SECONDS",
-    "LiveRunView",
-    "RunView",
-    "render_html",
-    "render_text",
-    "run_mimebundle",
-    "runs_explorer",
-]
 
 REDRAW_INTERVAL_SECONDS = 0.1
 # A redraw may take at most this share of the run's time: big trees redraw less often.
@@ -76,13 +51,15 @@ class LiveRunView:
     ``job.trigger(..., listeners=[view.listener])``, then call ``view.finish(run)``: the live HTML
     is replaced by the interactive tree and the saved output gets the final static rendering.
     Redraws are batched: at most one per ``REDRAW_INTERVAL_SECONDS``, plus a trailing redraw so
-    the screen never lags the run by more than that.
+    the screen never lags the run by more than that. ``clock``: the run's client's (what its
+    countdowns count from).
     """
 
-    def __init__(self, *, title: str) -> None:
+    def __init__(self, *, title: str, clock: Clock = SYSTEM_CLOCK) -> None:
         import ipywidgets
 
         self.title = title
+        self._clock = clock
         self.redraws = 0
         self.run_view: RunView | None = None
         self._lock = threading.Lock()
@@ -97,7 +74,6 @@ class LiveRunView:
         self._last_draw = 0.0
         self._draw_seconds = 0.0
         self._lines: dict[str, tuple[tuple[Any, ...], str]] = {}
-        self._started = time.monotonic()
         self._timer: threading.Timer | None = None
         self._queue: collections.deque[tuple[str, Any]] = collections.deque()
         self._finished = False
@@ -168,7 +144,6 @@ class LiveRunView:
             self._run = payload
             if kind == "run_started":
                 self._counts = dict.fromkeys(self._counts, 0)
-                self._started = time.monotonic()
         elif kind == "log" and isinstance(payload, LogRecord):
             self._logs.append(payload)
 
@@ -202,18 +177,22 @@ class LiveRunView:
             self._draw_seconds = time.perf_counter() - began
 
     def _live_html(self) -> str:
-        run = self._run
+        run, now = self._run, self._clock.now()
         if run is None:
             head = f'<div class="tnb-head"><span class="tnb-job">{html.escape(self.title)}</span> '
             head += '<span class="tnb-muted">starting…</span></div>'
         else:
-            head = header_html(self._live_summary(run))
+            head = header_html(self._live_summary(run, now), now=now)
         tree = tree_html(
-            self._roots, None, max_rows=LIVE_MAX_ROWS, line=self._line, latest=LIVE_SIBLINGS
+            self._roots,
+            None,
+            line=lambda node: self._line(node, now),
+            max_rows=LIVE_MAX_ROWS,
+            latest=LIVE_SIBLINGS,
         )
         return f"<style>{CSS}{WIDGET_CSS}</style>{head}{tree}"
 
-    def _line(self, node: TaskNode) -> str:
+    def _line(self, node: TaskNode, now: datetime) -> str:
         """A row's HTML, re-rendered only when what it shows changed."""
         r = node.record
         # Live, a row is replayed when its replay event came; finish() shows the stored marks.
@@ -221,18 +200,16 @@ class LiveRunView:
         key = (node.status, r.duration_seconds, len(r.attempts), len(r.output_properties))
         cached = self._lines.get(r.id)
         if cached is None or cached[0] != key or node.status == WAITING:
-            cached = self._lines[r.id] = (key, line_html(node))
+            cached = self._lines[r.id] = (key, line_html(node, now=now))
         return cached[1]
 
-    def _live_summary(self, run: RunRecord) -> RunSummary:
+    def _live_summary(self, run: RunRecord, now: datetime) -> RunSummary:
         # with the tree, a failed run's header names the failed task (its row shows the error)
-        summary = summarize_run(run, nodes=self._roots)
+        summary = summarize_run(run, now=now, nodes=self._roots)
         if run.status is RunStatus.RUNNING:
             counts = self._counts
             # active time: the earlier executions' and this one's so far (not the span between)
-            summary.duration = format_duration(
-                run.active_seconds + time.monotonic() - self._started
-            )
+            summary.duration = format_duration(run_active_seconds(run, now))
             summary.executed, summary.replayed = counts["executed"], counts["replayed"]
             summary.failed = counts["failed"]
             replayed = (self._records[i] for i in self._replayed)
@@ -259,15 +236,13 @@ class LiveRunView:
         view = self.run_view = RunView(run, seen=(records, logs) if complete else None)
         self.widget.children = (view.widget,)
         if self._display_id is not None:  # the saved output gets the final static rendering
-            from IPython.display import update_display
-
-            update_display(self._bundle(), raw=True, display_id=self._display_id)  # type: ignore[no-untyped-call]
+            update_display(self._bundle(), raw=True, display_id=self._display_id)
 
     def _bundle(self) -> dict[str, Any]:
         if self.run_view is None:
             return mimebundle(self.widget, self._html.value, self._text())
         if self._final is None:  # rendered once, and only when an output needs it
-            self._final = _static(self.run_view)
+            self._final = self.run_view.static()
         return mimebundle(self.widget, *self._final)
 
     def _text(self) -> str:
@@ -276,52 +251,11 @@ class LiveRunView:
             run = self._run
         if run is None:
             return f"{self.title}: starting…"
-        return summary_text(summarize_run(run))
+        return summary_text(summarize_run(run, now=self._clock.now()))
 
     def _ipython_display_(self) -> None:
-        from IPython.display import display
-
         self._display_id = self._display_id or uuid.uuid4().hex
-        display(self._bundle(), raw=True, display_id=self._display_id)  # type: ignore[no-untyped-call]
+        display(self._bundle(), raw=True, display_id=self._display_id)
 
     def _repr_mimebundle_(self, **kwargs: Any) -> dict[str, Any]:
         return self._bundle()
-
-
-def run_mimebundle(run: JobRun) -> dict[str, Any]:
-    """How a ``JobRun`` displays: the widget in a live kernel, always static HTML and text."""
-    if not has_widget_kernel():
-        return {"text/plain": render_text(run), "text/html": render_html(run)}
-    view = RunView(run)
-    return mimebundle(view.widget, *_static(view))
-
-
-def _static(view: RunView) -> tuple[str, str]:
-    """The HTML and text saved with the widget's output, from the tree the view already built."""
-    record, now = view.run.record, view.now()
-    page = html_from(record, view.nodes, view.logs, now=now, max_rows=NOTEBOOK_MAX_ROWS)
-    return page, text_from(record, view.nodes, now=now, max_rows=NOTEBOOK_MAX_ROWS)
-
-
-def runs_explorer(
-    client_or_store: Any = None, job: str | None = None, *, status: str | None = None
-) -> RunsExplorer:
-    """An explorer of past runs: filter by job and status, pick a run, inspect its tasks.
-
-    ``client_or_store``: a ``TriggerClient``, a ``Store``, a store directory, or ``None`` for the
-    notebook's default client. ``job``/``status`` preselect the filters.
-    """
-    from trigger_nb._widgets.explorer import RunsExplorer
-
-    return RunsExplorer(_store_of(client_or_store), job=job, status=status)
-
-
-def _store_of(client_or_store: Any) -> Store:
-    from trigger_nb._client.job import TriggerClient, default_client
-    from trigger_nb._store.store import open_store
-
-    if client_or_store is None:
-        return default_client().store
-    if isinstance(client_or_store, TriggerClient):
-        return client_or_store.store
-    return open_store(client_or_store)

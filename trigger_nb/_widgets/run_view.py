@@ -1,63 +1,48 @@
 """``RunView``: the interactive task tree of a finished (or waiting) run, with ipywidgets.
 
-Rows are created lazily because each widget costs ~0.35 ms: a page of siblings at a time
-(``PAGE_SIZE``, then a "show more" button), a row's children when it is expanded, its details
-when its name is clicked. A few levels open at first, breadth-first, within ``AUTO_EXPAND_ROWS``,
-so a 10,000-task run opens as fast as a 10-task one. Outputs are unpickled only when a "show
-output" button asks, then shown with the object's own rich display.
+A few levels open at first, breadth-first, within ``AUTO_EXPAND_ROWS``, so a 10,000-task run
+opens as fast as a 10-task one (the rows themselves are made lazily: ``row``). Outputs are
+unpickled only when a "show output" button asks, then shown with the object's own rich display.
 """
 
 from __future__ import annotations
 
-import sys
 import threading
 import time
 import weakref
 from collections.abc import Callable
-from datetime import datetime, timezone
-from typing import TYPE_CHECKING, Any
+from datetime import datetime
+from typing import Any
 
+from trigger_nb._client.run import JobRun, TaskView
+from trigger_nb._core.clock import SYSTEM_CLOCK, Clock
 from trigger_nb._core.model import LogRecord, TaskRecord, TaskStatus
 from trigger_nb._core.preview import redact_value, to_plain
 from trigger_nb._render.css import CSS, WIDGET_CSS
-from trigger_nb._render.html import details_html, header_html, logs_html, meta_html
-from trigger_nb._render.keys import task_title
-from trigger_nb._render.tree import (
-    FA_ICONS,
-    WAITING,
-    TaskNode,
-    build_tree,
-    group_logs,
-    summarize_run,
-)
+from trigger_nb._render.data import RunData
+from trigger_nb._render.html import NOTEBOOK_MAX_ROWS, header_html, html_from
+from trigger_nb._render.summary import summarize_run
+from trigger_nb._render.task_html import details_html, logs_html, meta_html
+from trigger_nb._render.text import text_from
+from trigger_nb._render.tree import WAITING, TaskNode, build_tree, group_logs
+from trigger_nb._widgets.row import PAGE_SIZE, Page, Row, Shared
 from trigger_nb.errors import TriggerNbError
 
-if TYPE_CHECKING:
-    from trigger_nb._client.run import JobRun
-
-PAGE_SIZE = 50
 AUTO_EXPAND_ROWS = 40
-WIDGET_VIEW_MIME = "application/vnd.jupyter.widget-view+json"
 
 
-def _utcnow() -> datetime:
-    return datetime.now(timezone.utc)
+def run_clock(run: JobRun) -> Clock:
+    """The clock of the client that ran ``run`` (a ``FakeClock`` in tests), else the system's:
+    what every view of a run counts as "now"."""
+    client = run._client
+    return client.clock if client is not None else SYSTEM_CLOCK
 
 
-def has_widget_kernel() -> bool:
-    """True inside a Jupyter kernel (a frontend can show widgets); never imports IPython."""
-    if "ipykernel" not in sys.modules or "IPython" not in sys.modules:
-        return False
-    from IPython import get_ipython
-
-    shell = get_ipython()
-    return shell is not None and getattr(shell, "kernel", None) is not None
-
-
-def mimebundle(widget: Any, html: str, text: str) -> dict[str, Any]:
-    """One output: the widget where a widget manager runs, the HTML and text everywhere else."""
-    view = {"version_major": 2, "version_minor": 0, "model_id": widget.model_id}
-    return {WIDGET_VIEW_MIME: view, "text/html": html, "text/plain": text}
+def run_data(run: JobRun) -> RunData:
+    """What the static renderings of ``run`` read, read from it once, at its clock's now."""
+    record = run.record  # read once: the header and the rows show the same state
+    tasks = [view.record for view in run.all_tasks]  # outputs stay pickled
+    return RunData(record, tasks, run.logs, run_clock(run).now())
 
 
 class RunView:
@@ -75,8 +60,7 @@ class RunView:
         import ipywidgets
 
         self.run = run
-        client = run._client
-        self.now = now or (client.clock.now if client is not None else _utcnow)
+        self.now = now or run_clock(run).now
         if seen is None:
             records = [view.record for view in run.all_tasks]  # outputs stay pickled
             self.logs = group_logs(run.logs)
@@ -84,9 +68,9 @@ class RunView:
             records = seen[0]
             self.logs = group_logs(seen[1])
         self._records = {record.id: record for record in records}
-        self.shared = _Shared.get()
+        self.shared = Shared.get()
         self.nodes = build_tree(records, run.record.latest_execution)
-        self.rows: dict[str, _Row] = {}
+        self.rows: dict[str, Row] = {}
         self.header = ipywidgets.HTML(self._header_value())
         self.header.add_class("tnb-header")
         self.tree = ipywidgets.Box(_dom_classes=("tnb-tree", "tnb-rows"))
@@ -103,15 +87,22 @@ class RunView:
         self.widget = ipywidgets.VBox(items)
         self.widget.add_class("tnb")
         self.widget.add_class("tnb-run-view")
-        self._expand_breadth_first(_Page(self, self.nodes, self.tree).rows)
+        self._expand_breadth_first(Page(self, self.nodes, self.tree).rows)
         if any(row.node.status == WAITING for row in self.rows.values()):
             _TICKER.watch(self)
 
     def _header_value(self) -> str:
-        summary = summarize_run(self.run.record, now=self.now(), nodes=self.nodes)
-        return f"<style>{CSS}{WIDGET_CSS}</style>{header_html(summary, now=self.now())}"
+        now = self.now()
+        summary = summarize_run(self.run.record, now=now, nodes=self.nodes)
+        return f"<style>{CSS}{WIDGET_CSS}</style>{header_html(summary, now=now)}"
 
-    def _expand_breadth_first(self, rows: list[_Row]) -> None:
+    def static(self) -> tuple[str, str]:
+        """The HTML and text saved with the widget's output, from the tree this view built."""
+        record, now = self.run.record, self.now()
+        page = html_from(record, self.nodes, self.logs, now=now, max_rows=NOTEBOOK_MAX_ROWS)
+        return page, text_from(record, self.nodes, now=now, max_rows=NOTEBOOK_MAX_ROWS)
+
+    def _expand_breadth_first(self, rows: list[Row]) -> None:
         budget = AUTO_EXPAND_ROWS - len(rows)
         queue = list(rows)
         while queue:
@@ -120,11 +111,6 @@ class RunView:
             if shown and shown <= budget:
                 budget -= shown
                 queue.extend(row.toggle_children())
-
-    def make_row(self, node: TaskNode, page: _Page) -> _Row:
-        row = _Row(self, node, page)
-        self.rows[node.record.id] = row
-        return row
 
     def make_details(self, node: TaskNode) -> Any:
         import ipywidgets
@@ -157,8 +143,6 @@ class RunView:
 
     def show_output(self, task_id: str, output: Any) -> None:
         """Unpickle one task's output and render it with its own rich display."""
-        from trigger_nb._client.run import TaskView
-
         view = TaskView(self.run, self._records[task_id])
         output.outputs = ()
         try:
@@ -181,143 +165,6 @@ class RunView:
                 until = row.node.record.wait_until
                 ahead = ahead or (until is not None and until > now)
         return ahead
-
-
-class _Shared:
-    """One Layout and one style per kind for every row of every view: each widget would
-    otherwise create two more widgets of its own (a third of the cost). Rows are styled by CSS
-    classes instead. Made once per process, again if someone closed them (``close_all()``)."""
-
-    _instance: _Shared | None = None
-
-    def __init__(self) -> None:
-        import ipywidgets
-        from ipywidgets.widgets.widget_string import HTMLStyle
-
-        self.layout = ipywidgets.Layout()
-        self.button_style = ipywidgets.ButtonStyle()
-        self.html_style = HTMLStyle()
-
-    @classmethod
-    def get(cls) -> _Shared:
-        shared = cls._instance
-        parts = () if shared is None else (shared.layout, shared.button_style, shared.html_style)
-        if shared is None or any(part.comm is None for part in parts):
-            shared = cls._instance = cls()
-        return shared
-
-
-class _Page:
-    """Rows for a list of sibling tasks, ``PAGE_SIZE`` at a time, and a "show more" button.
-
-    The rows' widgets are the children of one grid (``box``): [chevron] name meta per line, a
-    row's details and subtasks on full-width lines under it. No container per row: that was a
-    quarter of the widgets of a page of parents and a third of one of leaves.
-    """
-
-    def __init__(self, view: RunView, nodes: list[TaskNode], box: Any) -> None:
-        self.view, self.nodes, self.box = view, nodes, box
-        self.rows: list[_Row] = []
-        self.more: Any = None
-        self.extend()
-
-    def extend(self, _button: object = None) -> list[_Row]:
-        import ipywidgets
-
-        start = len(self.rows)
-        new = [self.view.make_row(node, self) for node in self.nodes[start : start + PAGE_SIZE]]
-        self.rows += new
-        left = len(self.nodes) - len(self.rows)
-        if left > 0:
-            if self.more is None:
-                shared = self.view.shared
-                self.more = ipywidgets.Button(layout=shared.layout, style=shared.button_style)
-                self.more.add_class("tnb-more-btn")
-                self.more.on_click(self.extend)
-            self.more.description = f"show {min(PAGE_SIZE, left)} more ({left:,} not shown)"
-        self.layout()
-        return new
-
-    def layout(self) -> None:
-        items = [widget for row in self.rows for widget in row.items()]
-        if len(self.rows) < len(self.nodes):
-            items.append(self.more)
-        self.box.children = tuple(items)
-
-
-class _Row:
-    """One task: [chevron] [status icon + name] [key, duration, attempts, properties], then its
-    details and its subtasks when open."""
-
-    def __init__(self, view: RunView, node: TaskNode, page: _Page) -> None:
-        import ipywidgets
-
-        record = node.record
-        self.view, self.node, self.page = view, node, page
-        shared = view.shared
-        leaf = () if node.children else ("tnb-leaf",)
-        self.button = ipywidgets.Button(
-            description=task_title(record),
-            icon=FA_ICONS[node.status],
-            tooltip=f"{node.status}: click for logs, params, attempts and output",
-            layout=shared.layout,
-            style=shared.button_style,
-            # one message, not one per class
-            _dom_classes=("tnb-name-btn", f"tnb-st-{node.status}", *leaf),
-        )
-        self.button.on_click(self.toggle_details)
-        self.meta = ipywidgets.HTML(
-            meta_html(node, now=view.now(), fontawesome=True),
-            layout=shared.layout,
-            style=shared.html_style,
-            _dom_classes=("tnb-meta-html", f"tnb-row-{node.status}"),
-        )
-        self.head: list[Any] = [self.button, self.meta]
-        self.chevron: Any = None
-        if node.children:
-            self.chevron = ipywidgets.Button(
-                icon="caret-right",
-                tooltip="show or hide subtasks",
-                layout=shared.layout,
-                style=shared.button_style,
-                _dom_classes=("tnb-chevron",),
-            )
-            self.chevron.on_click(self.toggle_children)
-            self.head.insert(0, self.chevron)
-        self.details: Any = None
-        self.details_open = False
-        self.children_box: Any = None
-        self.children_open = False
-
-    def items(self) -> list[Any]:
-        """This row's widgets in its page's grid."""
-        items = list(self.head)
-        if self.details_open:
-            items.append(self.details)
-        if self.children_open:
-            items.append(self.children_box)
-        return items
-
-    def toggle_details(self, _button: object = None) -> None:
-        if self.details is None:
-            self.details = self.view.make_details(self.node)
-        self.details_open = not self.details_open
-        self.page.layout()
-
-    def toggle_children(self, _button: object = None) -> list[_Row]:
-        """Show or hide the subtasks; returns the rows created now."""
-        import ipywidgets
-
-        created: list[_Row] = []
-        if self.children_box is None:
-            self.children_box = ipywidgets.Box(
-                layout=self.view.shared.layout, _dom_classes=("tnb-children", "tnb-rows")
-            )
-            created = _Page(self.view, self.node.children, self.children_box).rows
-        self.children_open = not self.children_open
-        self.chevron.icon = "caret-down" if self.children_open else "caret-right"
-        self.page.layout()
-        return created
 
 
 class _Ticker:

@@ -1,0 +1,40 @@
+"""``io.logger`` and ``task.logger``: log records attached to a task, or to the run at top level.
+
+Writing one (numbering, storing, skipping a replayed top-level log) is ``Execution.log``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from trigger_nb._engine.execution import Execution
+
+
+class Logger:
+    """``io.logger`` / ``task.logger``: records attached to a task (or to the run at top level)."""
+
+    def __init__(self, execution: Execution, task_id: str | None = None, *, bound: bool = False):
+        self._execution = execution
+        self._task_id = task_id
+        self._bound = bound
+
+    def _emit(self, level: str, message: str, data: dict[str, Any]) -> None:
+        task_id = self._task_id if self._bound else self._execution.parent_id()
+        self._execution.log(level, message, data, task_id)
+
+    def debug(self, message: str, **data: Any) -> None:
+        self._emit("debug", message, data)
+
+    def info(self, message: str, **data: Any) -> None:
+        self._emit("info", message, data)
+
+    def log(self, message: str, **data: Any) -> None:
+        self._emit("info", message, data)
+
+    def warn(self, message: str, **data: Any) -> None:
+        self._emit("warn", message, data)
+
+    warning = warn
+
+    def error(self, message: str, **data: Any) -> None:
+        self._emit("error", message, data)

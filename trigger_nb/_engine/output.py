@@ -1,0 +1,65 @@
+"""A task's output: the bytes stored for it, the value every execution sees, and the
+``task.output_properties`` shown with it."""
+
+from __future__ import annotations
+
+import pickle
+from typing import Any
+
+from trigger_nb._core.codec import serialize, to_jsonable
+from trigger_nb._core.preview import preview, type_name
+from trigger_nb._core.storable import storable_data, storable_text
+from trigger_nb._engine.handle import TaskCall
+from trigger_nb.errors import TaskOutputError
+
+# Outputs whose unpickled copy is indistinguishable from themselves (immutable, exact builtin
+# types): handed back as they are instead of unpickling what was stored.
+_IMMUTABLE_OUTPUTS = frozenset({int, float, str, bytes, bool, type(None)})
+
+
+def stored_form(call: TaskCall, result: Any) -> tuple[bytes, Any]:
+    """The output's stored bytes and the value every execution will see: the bytes loaded back.
+
+    Loading back before the task is recorded COMPLETED is what makes "completed" mean "can be
+    replayed": an output that pickles but does not unpickle fails this attempt instead
+    (``TaskOutputError``, retried per the task's options) rather than being stored for a replay
+    that can only fail. Immutable builtins are handed back as they are: their copy is equal.
+    """
+    data = serialize(result, call.cache_key)  # TaskOutputError (not retried): cannot pickle
+    if type(result) in _IMMUTABLE_OUTPUTS:
+        return data, result
+    try:
+        return data, pickle.loads(data)
+    except Exception as error:
+        problem = f"{type(error).__name__}: {storable_text(_safe_str(error))}"
+        failure = TaskOutputError(
+            f"the output of {call.label} ({type_name(result)}) pickles but cannot be loaded "
+            f"back: {problem}; return plain data, or define __reduce__ so that it loads",
+            cache_key=call.cache_key,
+            output_type=type_name(result),
+            task_id=call.record.id,
+            retryable=True,  # another attempt may return something that loads
+        )
+        raise failure from error
+
+
+def _safe_str(error: BaseException) -> str:
+    try:
+        return str(error)
+    except Exception:
+        return "<unprintable>"
+
+
+def output_properties(call: TaskCall) -> list[dict[str, Any]]:
+    """``task.output_properties`` as the user left them, made JSON-able and storable."""
+    if call._handle is None or not call._handle.output_properties:
+        return []
+    properties = call._handle.output_properties
+    if not isinstance(properties, list):
+        properties = [{"label": "output_properties", "text": preview(properties)}]
+    return [
+        storable_data({str(k): to_jsonable(v) for k, v in p.items()})
+        if isinstance(p, dict)
+        else {"label": "property", "text": storable_text(preview(p))}
+        for p in properties
+    ]

@@ -1,0 +1,109 @@
+"""A store's task-level keys: task entries, big outputs and logs.
+
+Part of ``Store`` (see ``trigger_nb._store.store`` for the layout of every key). Completing a
+task is one write of its entry (and, for a big output, of the output blob in the same
+transaction), so a crash leaves either the COMPLETED entry with its output or neither.
+"""
+
+from __future__ import annotations
+
+import contextlib
+
+from trigger_nb._core.model import LogRecord, TaskRecord
+from trigger_nb._store.backend import Backend
+from trigger_nb._store.run_records import record_json
+from trigger_nb._store.sealed import (
+    INLINE,
+    INLINE_OUTPUT_BYTES,
+    NO_OUTPUT,
+    SEPARATE,
+    Entry,
+    Label,
+    pack_entry,
+    refresh_hint,
+    seal,
+    unpack_entry,
+    unreadable,
+    unseal,
+)
+from trigger_nb._store.snapshot import RunSnapshot, load_value
+from trigger_nb.errors import CacheReadError
+
+
+class TaskEntries:
+    """Tasks and logs: one entry per task (its record, and its output when small)."""
+
+    backend: Backend
+
+    def load_snapshot(self, run_id: str) -> RunSnapshot:
+        snapshot = RunSnapshot(run_id)
+        snapshot.entries = self.backend.scan(f"t:{run_id}:")
+        for value in self.backend.scan(f"l:{run_id}:").values():
+            with contextlib.suppress(ValueError, CacheReadError):
+                snapshot.logs.append(
+                    LogRecord.model_validate_json(load_value(value, "a log record"))
+                )
+        snapshot.logs.sort(key=lambda log: (log.execution, log.seq))
+        return snapshot
+
+    def write_task(
+        self, task: TaskRecord, output: bytes | None = None, *, drop_output: bool = False
+    ) -> None:
+        """Write a task's entry: with its output exactly when it is COMPLETED.
+
+        ``drop_output``: the task may have a big output blob from an earlier completion (it is
+        being refreshed or ran before): delete it in the same transaction.
+        """
+        # Without the fields left at their defaults (None, [], "task", ...): a fifth smaller, and
+        # every byte is written once and read by every replay. Parsing fills them back in, so a
+        # model default must never change meaning without a new FORMAT_VERSION.
+        entry_json = record_json(task, exclude_defaults=True)
+        entry_key = f"t:{task.run_id}:{task.id}"
+        if output is None:
+            entry = pack_entry(entry_json, NO_OUTPUT, 0.0)
+        elif len(output) <= INLINE_OUTPUT_BYTES:
+            entry = pack_entry(entry_json, INLINE, task.duration_seconds or 0.0, output)
+        else:
+            duration = task.duration_seconds or 0.0
+            output_blob = (f"o:{task.run_id}:{task.id}", seal(output, duration))
+            self.backend.write(
+                [output_blob, (entry_key, pack_entry(entry_json, SEPARATE, duration))]
+            )
+            return  # the put replaced any earlier output
+        deletes = [f"o:{task.run_id}:{task.id}"] if drop_output else ()
+        self.backend.write([(entry_key, entry)], deletes)
+
+    def entry_output(
+        self, run_id: str, task_id: str, entry: Entry, what: Label
+    ) -> bytes | memoryview:
+        """The pickled output of a COMPLETED task's entry, checked; CacheReadError naming
+        ``what`` if it is missing or damaged."""
+        if entry.output is not None:
+            return entry.output
+        if entry.placement != SEPARATE:
+            raise unreadable(what, "it has no stored output", task_id=task_id)
+        try:
+            blob = self.backend.get(f"o:{run_id}:{task_id}")
+        except OSError as error:
+            reason = f"the stored output file cannot be read ({error})"
+            raise unreadable(what, reason, task_id=task_id) from error
+        if blob is None:
+            raise unreadable(what, "its stored output is missing", task_id=task_id)
+        return unseal(blob, what)[0]
+
+    def read_output(self, run_id: str, task_id: str) -> bytes | memoryview:
+        """A completed task's pickled output, checked against its checksum."""
+        what = f"task {task_id} of run {run_id}"
+        try:
+            blob = self.backend.get(f"t:{run_id}:{task_id}")
+            if blob is None:
+                raise unreadable(what, "no stored output", task_id=task_id)
+            return self.entry_output(run_id, task_id, unpack_entry(blob, what), what)
+        except CacheReadError as error:  # views and the CLI land here: say how to get past it
+            raise CacheReadError(
+                f"{error}; {refresh_hint(run_id)}", task_id=task_id, reason=error.reason
+            ) from error
+
+    def append_log(self, log: LogRecord) -> None:
+        key = f"l:{log.run_id}:{log.execution}:{log.seq}"
+        self.backend.write([(key, record_json(log))])
