@@ -474,7 +474,7 @@ def test_a_resumed_run_that_fails_shows_the_error(
     assert trigger_nb.list_runs("napper-fails")[0].status == "FAILURE"
 
 
-def test_a_resume_that_cannot_run_says_so_in_its_cell_and_on_stderr(
+def test_a_resume_executes_the_runs_stored_payload_not_the_notebooks_variable(
     run_loop: Callable[..., Any], ip: Any, capsys: pytest.CaptureFixture[str]
 ) -> None:
     ok(
@@ -486,17 +486,35 @@ def test_a_resume_that_cannot_run_says_so_in_its_cell_and_on_stderr(
 
     async def scenario() -> None:
         await ip.run_cell_async(cell, transformed_cell=ip.transform_cell(cell))
-        ip.user_ns["order"]["qty"] = "many"  # the waiting run's payload no longer validates
+        ip.user_ns["order"]["qty"] = "many"  # changed after the cell: not the run's payload
+        await asyncio.sleep(0.8)
+
+    run_loop(scenario())
+    (run_,) = trigger_nb.list_runs("shop")
+    assert run_.status == "SUCCESS" and ip.user_ns["calls"] == [1]
+    assert "could not resume" not in capsys.readouterr().out
+
+
+def test_a_resume_that_cannot_run_says_so_in_its_cell_and_on_stderr(
+    run_loop: Callable[..., Any], ip: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    cell = '%%trigger_job vanishing --quiet\nio.wait("nap", 0.2)\nio.run_task("t", lambda: 1)'
+    gone: list[str] = []
+
+    async def scenario() -> None:
+        await ip.run_cell_async(cell, transformed_cell=ip.transform_cell(cell))
+        (run_,) = trigger_nb.list_runs("vanishing")
+        trigger_nb.default_client().store.remove_run(run_.id)  # deleted while it waits
+        gone.append(run_.id)
         await asyncio.sleep(0.8)
 
     run_loop(scenario())
     captured = capsys.readouterr()
-    (run_,) = trigger_nb.list_runs("shop")
-    headline = f"\u2717 run {run_.id} could not resume by itself: InvalidPayloadError: "
-    assert headline in captured.out and "qty: Input should be a valid integer" in captured.out
+    headline = f"\u2717 run {gone[0]} could not resume by itself: NotFoundError: "
+    assert headline in captured.out and "no longer exists (cleared?)" in captured.out
     assert "re-run this cell to resume the run" in captured.out
     assert captured.err.startswith(headline) and "re-run that cell" in captured.err
-    assert run_.status == "WAITING" and ip.user_ns["calls"] == []
+    assert trigger_nb.list_runs("vanishing") == []
 
 
 def test_re_executing_a_waiting_cell_replaces_its_timer(

@@ -5,7 +5,7 @@ events, lists and loads runs, resumes waiting ones. ``default_client()`` is the 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from datetime import datetime
 from typing import Any
 
@@ -135,8 +135,12 @@ class TriggerClient:
     def load_run(self, run_id: str) -> JobRun:
         return JobRun(self.store, self.store.find_run(run_id), client=self)
 
-    def execute_again(self, record: RunRecord) -> RunOutcome:
-        """Execute a stored run once more (``JobRun.resume``): its job must be defined here."""
+    def execute_again(
+        self, record: RunRecord, *, observers: Iterable[RunObserver] = ()
+    ) -> RunOutcome:
+        """Execute a stored run once more, for its stored payload (``JobRun.resume``, the
+        kernel's resume timer): its job must be defined here. ``observers`` watch this
+        execution besides the client's own."""
         job = self.jobs.get(record.job_id)
         if job is None or job.run_fn is None:
             raise JobDefinitionError(
@@ -152,7 +156,7 @@ class TriggerClient:
             payload_json,
             event_name=record.event.name,
             event_id=record.event.id,
-            observers=list(self.observers),
+            observers=[*self.observers, *observers],
         )
 
 

@@ -6,6 +6,7 @@ Executing one is ``trigger_nb._engine.runner.execute_run``, which returns a ``Ru
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import datetime
 from typing import Any, Protocol
 
@@ -19,6 +20,7 @@ from trigger_nb._core.model import (
     RunRecord,
     RunStatus,
 )
+from trigger_nb._engine.events import RunObserver
 from trigger_nb._engine.outcome import MISSING, RunOutcome
 from trigger_nb._store.backend import Value
 from trigger_nb._store.run_records import parse_run
@@ -37,7 +39,9 @@ class RunOwner(Protocol):
     @property
     def store(self) -> Store: ...
 
-    def execute_again(self, record: RunRecord) -> RunOutcome: ...
+    def execute_again(
+        self, record: RunRecord, *, observers: Iterable[RunObserver] = ()
+    ) -> RunOutcome: ...
 
 
 __all__ = ["JobRun", "TaskView", "finished_run"]

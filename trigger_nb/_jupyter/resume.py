@@ -24,12 +24,14 @@ import traceback
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
+from trigger_nb._client.run import finished_run
 from trigger_nb._core.model import RunStatus
+from trigger_nb._engine.events import as_observer
 from trigger_nb._jupyter.body import trim_traceback
 from trigger_nb._render.format import format_utc_time
 from trigger_nb._render.tree import COLORS
 from trigger_nb._widgets.output import display
-from trigger_nb.errors import TriggerNbError
+from trigger_nb.errors import NotFoundError, TriggerNbError
 
 if TYPE_CHECKING:
     from trigger_nb._client.job import Job
@@ -147,13 +149,18 @@ class Resumer:
         printed = io_module.StringIO()
         try:
             current = job.client.store.load_run(run_id)
-            if current is not None and current.status is RunStatus.CANCELED:  # run.cancel()
+            if current is None:
+                raise NotFoundError(f"run {run_id} no longer exists (cleared?)")
+            if current.status is RunStatus.CANCELED:  # run.cancel() meanwhile
                 canceled = f"run {run_id} was canceled; re-run its cell to go on"
                 output.show({"text/plain": canceled}, {})
                 return
             with self.running(), contextlib.redirect_stdout(printed):
-                listeners = [view.listener] if view is not None else []
-                run = job.trigger(payload, run_id=run_id, listeners=listeners)
+                # The run's stored payload, not the notebook's variable: that may have changed
+                # since the cell ran, and the run is identified by what it was started with.
+                observers = [as_observer(view.listener)] if view is not None else []
+                outcome = job.client.execute_again(current, observers=observers)
+                run = finished_run(outcome, job.client)
         except (Exception, KeyboardInterrupt) as error:  # nobody to raise to: show it
             failure = Failure(job.id, run_id, "could not resume by itself", error, RESUME_ADVICE)
             _show(output, failure.bundle(), printed.getvalue())
