@@ -41,6 +41,9 @@ Where the time goes (profiled with cProfile and py-spy; see the closing note of 
   builds the index: ~1.6-2.3 µs per task), then per task: typed key encoding, a sha256 idempotency
   key, the CRC-32 check of the inline output and an unpickle (~3 µs in all). A raw `get` is one
   SQLite round trip per key.
+- Fingerprints (issue 13): every replayed task's function is fingerprinted again (its code's
+  hash is cached per code object; closure values and defaults that are short scalars are their
+  own text) and the key compared with the one at the end of the stored record, unparsed.
 - A first run writes one entry per task (record + small output, one upsert statement) when the
   attempt ends. A task still running after 0.1 s also gets a RUNNING entry, from a watchdog
   thread, so a crash leaves slow attempts visible; the millisecond tasks measured here never do.
@@ -49,8 +52,8 @@ Where the time goes (profiled with cProfile and py-spy; see the closing note of 
 """
 
 
-def make_job(directory: Path, tasks: int) -> Job:
-    client = TriggerClient("bench", store=DiskStore(directory))
+def make_job(directory: Path, tasks: int, on_code_change: str = "warn") -> Job:
+    client = TriggerClient("bench", store=DiskStore(directory), on_code_change=on_code_change)
     job = client.define_job("bench-core")
 
     @job.run
@@ -70,10 +73,12 @@ def ident(i: int) -> int:
     return i
 
 
-def bench_replay(root: Path) -> tuple[list[float], list[float], list[float]]:
+def bench_replay(root: Path) -> tuple[list[float], list[float], list[float], list[float]]:
     job = make_job(root / "replay-store", TASKS)
     first = job.trigger()
     assert first.status == "SUCCESS", first.error
+    # The same run replayed without comparing fingerprints (on_code_change="ignore").
+    blind = make_job(root / "replay-store", TASKS, on_code_change="ignore")
     cache = raw_cache(root / "replay-raw")
     for i in range(TASKS):
         cache.set(f"task-{i}", i)
@@ -90,18 +95,20 @@ def bench_replay(root: Path) -> tuple[list[float], list[float], list[float]]:
         for i in range(TASKS):
             cached_ident(i)
 
-    def replay() -> None:
+    def replay(job: Job = job) -> None:
         run = job.trigger()
         history = run.execution_history[-1]
         assert history.replayed == TASKS and history.executed == 0, history
+        assert not history.stale, "nothing changed: no task may be stale"
 
-    ours, gets, hits = [], [], []
+    ours, gets, hits, blinds = [], [], [], []
     for _ in range(REPEATS):
         gets.append(timed(get_loop) / TASKS)
         ours.append(timed(replay) / TASKS)
+        blinds.append(timed(lambda: replay(blind)) / TASKS)
         hits.append(timed(joblib_loop) / TASKS)
     cache.close()
-    return ours, gets, hits
+    return ours, gets, hits, blinds
 
 
 def bench_first_run(root: Path) -> tuple[list[float], list[float], list[float], list[float]]:
@@ -149,13 +156,16 @@ def bench_first_run(root: Path) -> tuple[list[float], list[float], list[float], 
 def main() -> None:
     with tempfile.TemporaryDirectory(prefix="trigger-nb-bench-") as tmp:
         root = Path(tmp)
-        replay, gets, hits = bench_replay(root)
+        replay, gets, hits, blind = bench_replay(root)
         first, sets, floors, misses = bench_first_run(root)
     r_get, r_hit = median(replay) / median(gets), median(replay) / median(hits)
+    b_get = median(blind) / median(gets)
     f_set, f_floor = median(first) / median(sets), median(floors) / median(sets)
     rows = [
-        ["replay, per task", human(median(replay)), "`Cache.get` loop", human(median(gets)),
-         f"{r_get:.2f}x", f"<= 1.0x: {verdict(r_get, 1.0)}"],
+        ["replay, per task, fingerprints checked", human(median(replay)), "`Cache.get` loop",
+         human(median(gets)), f"{r_get:.2f}x", f"<= 1.3x: {verdict(r_get, 1.3)}"],
+        ["replay, per task, on_code_change='ignore'", human(median(blind)), "`Cache.get` loop",
+         human(median(gets)), f"{b_get:.2f}x", f"<= 1.0x: {verdict(b_get, 1.0)}"],
         ["replay, per task", human(median(replay)), "joblib.Memory hit", human(median(hits)),
          f"{r_hit:.2f}x", ""],
         ["first run, per task", human(median(first)), "`Cache.set` loop", human(median(sets)),

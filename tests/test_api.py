@@ -37,6 +37,7 @@ PUBLIC_NAMES = [
     "RunBusyError",
     "RunConflictError",
     "RunStatus",
+    "StaleTaskError",
     "Store",
     "StoreError",
     "StoreVersionError",

@@ -264,6 +264,13 @@ def test_event_without_payload_only_registers_the_job(
         ("'bad job id!'", "job id"),
         ("counter extra", "extra"),
         ("counter --payload {'a': 1", "'}'"),
+        ("counter --on-code-change sometimes", "use one of warn, rerun, ignore, error"),
+        ("counter --on-code-change", "--on-code-change needs a value"),
+        ("counter --on-code-change warn rerun", "'warn rerun' is not a policy"),
+        ("counter --on-code-change Warn", "did you mean warn?"),
+        ("counter --on-code-change=", "--on-code-change needs a value"),
+        ("counter --on-code-change rerun --on-code-change warn", "given twice"),
+        ("counter --refresh-stale=yes", "--refresh-stale is a switch"),
     ],
 )
 def test_bad_arguments_are_a_one_line_usage_error_and_nothing_runs(
@@ -291,6 +298,14 @@ def test_bad_arguments_are_a_one_line_usage_error_and_nothing_runs(
         ("%%trigger_job myjob --new_run", "unknown option --new_run: did you mean --new-run?"),
         ("%%trigger_job myjob --shema NewUser", "unknown option --shema: did you mean --schema?"),
         ("%%trigger_job myjob --runid r1", "unknown option --runid: did you mean --run-id?"),
+        (
+            "%%trigger_job myjob --on-code-chnage rerun",
+            "unknown option --on-code-chnage: did you mean --on-code-change?",
+        ),
+        (
+            "%%trigger_job myjob --refresh-stail",
+            "unknown option --refresh-stail: did you mean --refresh-stale?",
+        ),
         ("%trigger_cache clear myjob --rn r1", "unknown option --rn: did you mean --run?"),
         ("%trigger_runs --job myjob", "unknown option --job; %trigger_runs takes no options"),
     ],
@@ -407,6 +422,40 @@ def test_split_words_keeps_expressions_whole() -> None:
     assert parse_job_line("job --payload 1 + 2").payload == "1 + 2"
     with pytest.raises(MagicArgumentError, match=r"--quiet is a switch"):
         parse_job_line("job --quiet=yes")
+
+
+@pytest.mark.parametrize("policy", ["warn", "rerun", "ignore", "error", "'rerun'", '"error"'])
+def test_on_code_change_and_refresh_stale_are_parsed(policy: str) -> None:
+    args = parse_job_line(f"job --quiet --on-code-change {policy} --refresh-stale")
+    assert args.on_code_change == policy.strip("'\"") and args.refresh_stale
+    assert parse_job_line(f"job --on-code-change={policy}").on_code_change == policy.strip("'\"")
+    plain = parse_job_line("job --quiet")
+    assert plain.on_code_change is None and plain.refresh_stale is False
+
+
+def test_a_bad_policy_is_one_line_listing_the_four() -> None:
+    with pytest.raises(MagicArgumentError) as caught:
+        parse_job_line("job --on-code-change always")
+    assert str(caught.value) == (
+        "%%trigger_job: --on-code-change 'always' is not a policy; "
+        "use one of warn, rerun, ignore, error"
+    )
+    with pytest.raises(MagicArgumentError, match=r"'rerun ' is not a policy \(did you mean rerun"):
+        parse_job_line("job --on-code-change 'rerun '")
+
+
+def test_the_help_and_the_usage_name_the_code_change_flags(ip: Any) -> None:
+    from trigger_nb._jupyter.args import JOB_USAGE
+    from trigger_nb._jupyter.magics import TriggerMagics
+
+    assert "[--on-code-change POLICY] [--refresh-stale]" in JOB_USAGE
+    doc = TriggerMagics.trigger_job.__doc__ or ""
+    for text in ("--on-code-change POLICY", "--refresh-stale", "warn", "rerun", "ignore", "error"):
+        assert text in doc
+    help_text = ip.find_cell_magic("trigger_job").__doc__ or ""  # what %%trigger_job? shows
+    assert "--on-code-change" in help_text and "--refresh-stale" in help_text
+    result = run(ip, "%%trigger_job\nio.run_task('x', lambda: 1)")
+    assert "[--on-code-change POLICY] [--refresh-stale]" in str(result.error_in_exec)
 
 
 def test_event_with_payload_runs_at_once_and_records_the_event(ip: Any) -> None:
@@ -569,6 +618,125 @@ def test_a_run_id_of_another_job_is_a_one_line_error_and_new_run_replaces_it(
     fresh = ok(ip, cell.replace("--quiet", "--new-run --quiet").replace("1)", "2)"))
     assert fresh == 2
     assert trigger_nb.load_run("nightly").job_id == "nightly-b"
+
+
+# --- when the code changes: --on-code-change and --refresh-stale ------------------------------
+
+# Side effects are counted in a file: a list the task appended to would itself be data the task
+# reads, and so change its fingerprint.
+EFFECT = """from pathlib import Path
+def effect(name):
+    with Path("effects.log").open("a") as file:
+        file.write(name + "\\n")
+    return name
+def effects():
+    return Path("effects.log").read_text().split() if Path("effects.log").exists() else []
+"""
+STALE_CELL = """%%trigger_job edited --quiet{flags}
+check = io.run_task("check", lambda: effect("check") + str(threshold){task_option})
+after = io.run_task("after", lambda: effect("after"))
+[check, after]
+"""
+
+
+def stale_cell(flags: str = "", task_option: str = "") -> str:
+    return STALE_CELL.format(flags=flags, task_option=task_option)
+
+
+@pytest.fixture
+def edited(ip: Any) -> Any:
+    """A job cell run once with threshold 1, then the threshold changed to 2: task "check"
+    reads it, so its stored result is stale; task "after" does not."""
+    ok(ip, EFFECT + "threshold = 1")
+    assert ok(ip, stale_cell()) == ["check1", "after"]
+    ok(ip, "threshold = 2")
+    return ip
+
+
+def last_execution(job: str = "edited") -> Any:
+    (run_,) = trigger_nb.list_runs(job)
+    return run_, run_.execution_history[-1]
+
+
+def test_a_stale_task_is_replayed_and_named_in_one_line_by_default(
+    edited: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    capsys.readouterr()
+    assert ok(edited, stale_cell()) == ["check1", "after"]  # the stored result
+    assert ok(edited, "effects()") == ["check", "after"]
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "global 'threshold' changed" in err, err
+    assert "--refresh-stale" in err  # how to refresh, in the words of the magic
+    run_, execution = last_execution()
+    assert execution.stale == {run_.task("check").id: ["global 'threshold' changed"]}
+
+
+def test_on_code_change_error_fails_the_cell_and_runs_nothing(
+    edited: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    result = run(edited, stale_cell(" --on-code-change error"))
+    error = result.error_in_exec
+    assert isinstance(error, trigger_nb.StaleTaskError), error
+    assert error.cache_key == "check" and error.reasons == ["global 'threshold' changed"]
+    assert "'check'" in str(error) and "global 'threshold' changed" in str(error)
+    shown = capsys.readouterr()
+    assert "trigger_nb/" not in shown.out + shown.err  # the user's frames only
+    assert ok(edited, "effects()") == ["check", "after"]
+    run_, execution = last_execution()
+    assert run_.status == "FAILURE" and execution.executed == 0
+
+
+def test_on_code_change_rerun_runs_only_the_stale_task_again(edited: Any) -> None:
+    assert ok(edited, stale_cell(" --on-code-change rerun")) == ["check2", "after"]
+    assert ok(edited, "effects()") == ["check", "after", "check"]
+    _, execution = last_execution()
+    assert execution.executed == 1 and execution.replayed == 1
+    # Run again without the flag: the job is the client's again (warn), and nothing is stale.
+    assert ok(edited, stale_cell()) == ["check2", "after"]
+    _, execution = last_execution()
+    assert execution.stale == {} and execution.executed == 0
+
+
+def test_on_code_change_ignore_replays_silently(
+    edited: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    capsys.readouterr()
+    assert ok(edited, stale_cell(" --on-code-change ignore")) == ["check1", "after"]
+    assert capsys.readouterr().err == ""
+    _, execution = last_execution()
+    assert execution.stale == {} and execution.executed == 0
+    assert ok(edited, "effects()") == ["check", "after"]
+
+
+def test_refresh_stale_reruns_the_stale_tasks_for_one_execution(
+    edited: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert ok(edited, stale_cell(" --refresh-stale")) == ["check2", "after"]
+    assert ok(edited, "effects()") == ["check", "after", "check"]
+    _, execution = last_execution()
+    assert execution.executed == 1 and execution.stale == {}
+    capsys.readouterr()
+    assert ok(edited, stale_cell()) == ["check2", "after"]  # refreshed: nothing stale now
+    assert capsys.readouterr().err == ""
+    assert ok(edited, "effects()") == ["check", "after", "check"]
+
+
+def test_refresh_stale_with_the_error_policy_refreshes_instead_of_failing(edited: Any) -> None:
+    assert ok(edited, stale_cell(" --on-code-change error --refresh-stale")) == ["check2", "after"]
+    assert ok(edited, "effects()") == ["check", "after", "check"]
+
+
+def test_a_tasks_own_policy_beats_the_flag(edited: Any) -> None:
+    cell = stale_cell(" --on-code-change error", task_option=', on_code_change="rerun"')
+    assert ok(edited, cell) == ["check2", "after"]
+    assert ok(edited, "effects()") == ["check", "after", "check"]
+
+
+def test_the_flag_beats_the_clients_policy(edited: Any) -> None:
+    ok(edited, "import trigger_nb\ntrigger_nb.default_client().on_code_change = 'error'")
+    assert ok(edited, stale_cell(" --on-code-change ignore")) == ["check1", "after"]
+    result = run(edited, stale_cell())  # without the flag: the client's "error"
+    assert isinstance(result.error_in_exec, trigger_nb.StaleTaskError)
 
 
 # --- how a run displays -----------------------------------------------------------------------

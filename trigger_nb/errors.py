@@ -18,6 +18,8 @@ so ``except TypeError`` keeps working for callers who do not know us::
     ├── NotFoundError(LookupError)           an unknown job, run or task id
     ├── JobDefinitionError(ValueError)       a job without a run function, or not defined here
     ├── RunConflictError(ValueError)         a run id that belongs to another job or payload
+    ├── StaleTaskError(RuntimeError)         a completed task's code or inputs changed
+    │                                        (``on_code_change="error"``)
     ├── RunBusyError(RuntimeError)           a run asked to execute inside its own execution
     └── InternalError(RuntimeError)          a bug in trigger_nb itself (the run still ends)
 
@@ -185,6 +187,16 @@ class RunConflictError(TriggerNbError, ValueError):
         super().__init__(message)
         self.run_id = run_id
         self.existing_job_id = existing_job_id
+
+
+class StaleTaskError(TriggerNbError, RuntimeError):
+    """A completed task whose code or inputs changed since it ran, under
+    ``on_code_change="error"``: raised instead of replaying it, before anything else runs."""
+
+    def __init__(self, message: str, *, cache_key: object, reasons: list[str]) -> None:
+        super().__init__(message)
+        self.cache_key = cache_key
+        self.reasons = reasons
 
 
 class InternalError(TriggerNbError, RuntimeError):

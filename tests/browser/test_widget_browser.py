@@ -142,6 +142,47 @@ def test_tree_logs_error_output_and_explorer(page: Page, jupyter_server: Jupyter
     save_screenshot(page, "widget-replayed")
 
 
+STALE_RUN = """\
+import trigger_nb
+client = trigger_nb.default_client()
+job = client.define_job("scores", name="Score rows")
+threshold = 0.5
+
+@job.run
+def scores(payload, io, ctx):
+    rows = io.run_task("load", lambda: [0.2, 0.7, 0.9], name="Load rows")
+    return io.run_task("score", lambda: [x for x in rows if x > threshold], name="Score")
+
+job.trigger()
+"""
+STALE_AGAIN = """\
+threshold = 0.8  # a global the task reads changed: its replay is stale
+job.trigger()
+"""
+
+
+def test_stale_task_is_badged_and_explained(page: Page, jupyter_server: JupyterServer) -> None:
+    nb = write_notebook(jupyter_server, "widget/stale", _cells(STALE_RUN, STALE_AGAIN))
+    open_and_run_notebook(page, jupyter_server, nb)
+    tree = page.locator(".jp-CodeCell").nth(2).locator(".tnb-run-view")
+    expect(tree.locator(".tnb-header")).to_contain_text("0 executed · 2 replayed", timeout=60_000)
+    expect(tree.locator(".tnb-header")).to_contain_text(" · 1 stale")
+    stale = tree.locator(".tnb-name-btn.tnb-st-replayed.tnb-stale", has_text="Score")
+    expect(stale).to_be_visible()
+    expect(tree.locator(".tnb-name-btn.tnb-stale")).to_have_count(1)  # "Load rows" is not
+    # An amber badge with FontAwesome's warning icon, apart from replayed purple
+    badge = tree.locator(".tnb-meta-html .tnb-badge.tnb-stale")
+    expect(badge).to_have_count(1)
+    expect(badge.locator(".fa-exclamation-triangle")).to_be_visible()
+    expect(badge).to_have_css("background-color", "rgb(180, 83, 9)")
+    stale.click()
+    note = tree.locator(".tnb-details .tnb-stale-note")
+    expect(note).to_contain_text("stale: global 'threshold' changed", timeout=30_000)
+    expect(note).to_contain_text("%%trigger_job ... --refresh-stale")
+    _scroll_to_top(tree)
+    save_screenshot(page, "widget-stale")
+
+
 BIG_RUN = """\
 import time, trigger_nb
 client = trigger_nb.default_client()

@@ -21,6 +21,7 @@ from trigger_nb._cli.export import (
     output_text,
     run_json,
     run_summary_json,
+    stale_json,
     task_json_of,
 )
 from trigger_nb._cli.render import (
@@ -29,6 +30,7 @@ from trigger_nb._cli.render import (
     plural,
     run_outline,
     runs_table,
+    stale_tasks,
     task_details,
 )
 from trigger_nb._client.run import JobRun, TaskView
@@ -72,7 +74,16 @@ def run_runs(args: argparse.Namespace, store: Store, clock: Clock) -> int:
 
 
 def run_show(args: argparse.Namespace, store: Store, clock: Clock) -> int:
+    if args.stale and (args.task or args.output):
+        raise UsageError(
+            "trigger-nb show --stale lists the stale tasks of a run: leave out "
+            f"{'--task' if args.task else '--output'} (or --stale)"
+        )
     run = load_run(store, args.run_id)
+    if args.stale:
+        data = run_data(run, clock)
+        print(json_text(stale_json(data)) if args.json else stale_tasks(data))
+        return EXIT_OK
     task = find_task(run, args.task) if args.task else None
     if args.output:
         print(output_text(_output_of(run, task), as_json=args.json))

@@ -1,8 +1,8 @@
 """Runs, tasks, logs and outputs as ``trigger-nb`` writes them for other programs: JSON (``runs
 --json``, ``show --json``, ``export``), and the standalone page of ``export --format html``.
 
-Records in (``RunData``), strings and JSON-able dicts out. A task's ``replayed`` and
-``key_text`` are what every view shows (``_render``).
+Records in (``RunData``), strings and JSON-able dicts out. A task's ``replayed``, ``stale``
+(with ``stale_reasons``) and ``key_text`` are what every view shows (``_render``).
 """
 
 from __future__ import annotations
@@ -21,7 +21,14 @@ from trigger_nb._core.preview import to_plain
 from trigger_nb._render.data import RunData
 from trigger_nb._render.html import render_html
 from trigger_nb._render.keys import task_key_text
-from trigger_nb._render.tree import REPLAYED, TaskNode, group_logs, nodes_by_id, replayed_count
+from trigger_nb._render.tree import (
+    REPLAYED,
+    TaskNode,
+    group_logs,
+    nodes_by_id,
+    replayed_count,
+    stale_count,
+)
 
 _Logs = dict[str | None, list[LogRecord]]
 
@@ -48,6 +55,7 @@ def run_summary_json(r: RunRecord) -> dict[str, Any]:
         "executions": r.executions,
         "tasks": r.task_count,
         "replayed": replayed_count(r),
+        "stale": stale_count(r),
         "output_preview": r.output_preview,
         "error": r.error.summary() if r.error else None,
     }
@@ -66,6 +74,7 @@ def run_json(data: RunData) -> dict[str, Any]:
         active_seconds=r.active_seconds,
         wall_seconds=r.wall_seconds,
         replayed=replayed_count(r),
+        stale=stale_count(r),
     )
     out["tasks"] = [task_json(node) for node in data.tree()]
     out["logs"] = logs_json(data.logs)
@@ -77,6 +86,8 @@ def task_json(node: TaskNode, logs: _Logs | None = None) -> dict[str, Any]:
     out: dict[str, Any] = node.record.model_dump(mode="json")
     out["key_text"] = task_key_text(node.record)
     out["replayed"] = node.status == REPLAYED
+    out["stale"] = bool(node.stale)
+    out["stale_reasons"] = list(node.stale)
     if logs is not None:
         out["logs"] = logs_json(logs.get(node.record.id, []))
     out["children"] = [task_json(child, logs) for child in node.children]
@@ -86,6 +97,24 @@ def task_json(node: TaskNode, logs: _Logs | None = None) -> dict[str, Any]:
 def task_json_of(data: RunData, task_id: str) -> dict[str, Any]:
     """One task (``show --task --json``): its record, logs and subtasks."""
     return task_json(nodes_by_id(data.tree())[task_id], group_logs(data.logs))
+
+
+def stale_json(data: RunData) -> list[dict[str, Any]]:
+    """``show --stale --json``: each stale task of the latest execution, and why."""
+    stale = sorted((n for n in nodes_by_id(data.tree()).values() if n.stale), key=_seq)
+    return [
+        {
+            "id": n.record.id,
+            "name": n.record.name,
+            "key_text": task_key_text(n.record),
+            "stale_reasons": list(n.stale),
+        }
+        for n in stale
+    ]
+
+
+def _seq(node: TaskNode) -> int:
+    return node.record.seq
 
 
 def logs_json(logs: Iterable[LogRecord]) -> list[dict[str, Any]]:

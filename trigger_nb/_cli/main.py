@@ -96,6 +96,11 @@ def _build_parser() -> _Parser:
     show.add_argument("run_id", metavar="RUN_ID")
     show.add_argument("--task", metavar="KEY", help="one task (cache key, name or id): details")
     show.add_argument("--output", action="store_true", help="print the output (JSON or repr)")
+    show.add_argument(
+        "--stale",
+        action="store_true",
+        help="only the stale tasks (replayed although their code or inputs changed), and why",
+    )
     show.add_argument("--json", action="store_true", help="print JSON")
 
     logs = command("logs", "print a run's logs")

@@ -21,7 +21,9 @@ from trigger_nb._render.format import (
 )
 from trigger_nb._render.icons import icon_glyph
 from trigger_nb._render.keys import task_key_text, task_label, task_title
+from trigger_nb._render.stale import stale_hint, stale_meaning
 from trigger_nb._render.tree import (
+    STALE,
     TaskNode,
     attempt_error_text,
     failure_origin,
@@ -35,6 +37,7 @@ NONE = "-"  # a time, duration or task not there, in the terminal's ASCII tables
 NOTE_CHARS = 60
 RUNS_HEADER = ("JOB", "RUN", "STATUS", "STARTED", "DURATION", "EXECS", "TASKS", "REPLAYED")
 TASKS_HEADER = ("TASK", "STATUS", "DURATION", "ATTEMPTS", "")
+STALE_HEADER = ("TASK", "WHY IT IS STALE")
 
 
 def runs_table(records: list[RunRecord], short: dict[str, str]) -> str:
@@ -70,6 +73,7 @@ def run_outline(data: RunData) -> str:
         saved = last.time_saved_seconds
         executions += (
             f" (last: {last.executed} executed, {last.replayed} replayed, {last.failed} failed"
+            f"{f', {len(last.stale)} stale' if last.stale else ''}"
             f"{f', saved {format_duration(saved, NONE)}' if saved else ''})"
         )
     fields = [
@@ -94,7 +98,7 @@ def run_outline(data: RunData) -> str:
             rows.append(
                 (
                     "  " * depth + task_label(t, icon=True),
-                    node.status.upper(),
+                    _status(node),
                     format_duration(t.duration_seconds, NONE),
                     str(len(t.attempts)),
                     _clip(_note(node), NOTE_CHARS),
@@ -104,7 +108,37 @@ def run_outline(data: RunData) -> str:
 
     walk(nodes, 0)
     tree = _table(TASKS_HEADER, rows, right=(3,)) if rows else "No tasks."
-    return "\n".join([f"Run {r.id}", *_fields(fields), "", tree])
+    lines = [f"Run {r.id}", *_fields(fields), "", tree]
+    stale = len(r.execution_history[-1].stale) if r.execution_history else 0
+    if stale:
+        lines += [
+            "",
+            f"{plural(stale, 'stale task')}: {stale_meaning(stale)}; why, and how to run "
+            f"{'it' if stale == 1 else 'them'} again: `trigger-nb show {r.id} --stale`",
+        ]
+    return "\n".join(lines)
+
+
+def _status(node: TaskNode) -> str:
+    """The STATUS column: ``REPLAYED``, or ``REPLAYED STALE`` for a stale task."""
+    status = node.status.upper()
+    return f"{status} {STALE.upper()}" if node.stale else status
+
+
+def stale_tasks(data: RunData) -> str:
+    """The tasks the latest execution replayed although their code or inputs changed, each with
+    why (``show --stale``); says so when there are none."""
+    latest = data.record.latest_execution
+    nodes = nodes_by_id(data.tree())
+    stale = sorted((n for n in nodes.values() if n.stale), key=lambda n: n.record.seq)
+    if latest is None or not stale:
+        return f"Run {data.record.id}: no stale tasks in the latest execution."
+    head = (
+        f"Run {data.record.id}: {plural(len(stale), 'stale task')} in execution "
+        f"{latest.number}, {stale_meaning(len(stale))}"
+    )
+    rows = [(task_label(n.record), "; ".join(n.stale)) for n in stale]
+    return "\n".join([head, "", _table(STALE_HEADER, rows), "", stale_hint(len(stale)) + "."])
 
 
 def _note(node: TaskNode) -> str:
@@ -157,7 +191,10 @@ def task_details(data: RunData, task_id: str) -> str:
     error = row_error_text(node)
     if error is not None:
         fields.append(("error", error))
-    title = f"Task {task_title(t)} [{node.status.upper()}] in run {data.record.id}"
+    if node.stale:
+        fields.append(("stale", "; ".join(node.stale)))
+        fields.append(("", f"{stale_meaning()}; {stale_hint()}"))
+    title = f"Task {task_title(t)} [{_status(node)}] in run {data.record.id}"
     lines = [title, *_fields(fields), ""]
     lines.append(f"Attempts ({len(t.attempts)})")
     for a in t.attempts:

@@ -18,6 +18,7 @@ from trigger_nb._core.trigger import EventTrigger, plain_json
 from trigger_nb._engine.events import Listener, RunObserver, as_observer
 from trigger_nb._engine.outcome import RunOutcome
 from trigger_nb._engine.runner import execute_run
+from trigger_nb._engine.task_options import check_code_change_policy
 from trigger_nb._store.store import Store, open_store
 from trigger_nb.errors import (
     InvalidOptionError,
@@ -31,9 +32,19 @@ class TriggerClient:
     """Holds the jobs of a notebook or script and the store their runs persist in."""
 
     def __init__(
-        self, id: str = "default", *, store: Store | str | None = None, clock: Clock | None = None
+        self,
+        id: str = "default",
+        *,
+        store: Store | str | None = None,
+        clock: Clock | None = None,
+        on_code_change: str = "warn",
     ) -> None:
         self.id = check_id(id, "TriggerClient id")
+        # What a replay does with a completed task whose code or inputs changed since it ran:
+        # "warn", "rerun", "ignore" or "error" (a job's or a task's own choice wins).
+        self.on_code_change: str = (
+            check_code_change_policy(on_code_change, "TriggerClient") or "warn"
+        )
         self.store = open_store(store)
         self.clock: Clock = clock or SYSTEM_CLOCK
         self.jobs: dict[str, Job] = {}
@@ -50,8 +61,11 @@ class TriggerClient:
         trigger: EventTrigger | None = None,
         integrations: dict[str, Any] | None = None,
         run: Callable[..., Any] | None = None,
+        on_code_change: str | None = None,
     ) -> Job:
-        """Define (or redefine, e.g. when a notebook cell runs again) a job."""
+        """Define (or redefine, e.g. when a notebook cell runs again) a job. ``on_code_change``:
+        what its replays do with a task whose code changed (None: the client's policy)."""
+        check_code_change_policy(on_code_change, f"job {id!r}:")
         check_id(id, "job id")
         if not isinstance(version, str) or not version:
             raise InvalidOptionError(f"job {id!r}: version={version!r} must be a non-empty string")
@@ -68,7 +82,7 @@ class TriggerClient:
                     f"job {id!r}: integration name {key!r} is invalid: it must be a Python "
                     "identifier that is not already an io member (run_task, wait, logger, ...)"
                 )
-        job = Job(self, id, name or id, version, trigger, integrations)
+        job = Job(self, id, name or id, version, trigger, integrations, on_code_change)
         if run is not None:
             job.run(run)
         self.jobs[id] = job
@@ -157,6 +171,7 @@ class TriggerClient:
             event_name=record.event.name,
             event_id=record.event.id,
             observers=[*self.observers, *observers],
+            on_code_change=job.code_change_policy,
         )
 
 

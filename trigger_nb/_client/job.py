@@ -39,6 +39,9 @@ class JobOwner(RunHost, RunOwner, Protocol):
     @property
     def observers(self) -> list[RunObserver]: ...
 
+    @property
+    def on_code_change(self) -> str: ...
+
     def load_run(self, run_id: str) -> JobRun: ...
 
 
@@ -53,8 +56,11 @@ class Job:
         version: str,
         trigger: EventTrigger | None,
         integrations: dict[str, Any],
+        on_code_change: str | None = None,
     ) -> None:
         self.client = client
+        # None: the client's policy (see ``code_change_policy``)
+        self.on_code_change = on_code_change
         self.id = id
         self.name = name
         self.version = version
@@ -135,6 +141,7 @@ class Job:
         event_id: str | None = None,
         listeners: Iterable[Listener | RunObserver] = (),
         refresh: bool = False,
+        refresh_stale: bool = False,
     ) -> JobRun:
         """Start this job's run for ``payload``, or resume it if it already exists.
 
@@ -143,6 +150,8 @@ class Job:
         that run is deleted and a fresh one starts under the id. ``refresh=True`` runs every
         task of this execution again instead of replaying it. ``listeners`` watch this
         execution, after the client's: ``RunObserver``s, or functions ``listener(kind, payload)``.
+        ``refresh_stale=True`` runs again, in this execution, the completed tasks whose code or
+        inputs changed since they ran.
         """
         if self.run_fn is None:
             raise JobDefinitionError(
@@ -161,8 +170,16 @@ class Job:
             event_id=event_id,
             observers=[*self.client.observers, *map(as_observer, listeners)],
             refresh=refresh,
+            on_code_change=self.code_change_policy,
+            refresh_stale=refresh_stale,
         )
         return finished_run(outcome, self.client)
+
+    @property
+    def code_change_policy(self) -> str:
+        """What replays do with a task whose code changed: the job's ``on_code_change``, else
+        the client's (a task's own option wins over both)."""
+        return self.on_code_change or self.client.on_code_change
 
 
 def check_id(value: object, label: str) -> str:

@@ -19,6 +19,7 @@ from trigger_nb._core.model import (
     ExecutionRecord,
     RunRecord,
     RunStatus,
+    stale_reasons,
 )
 from trigger_nb._engine.events import RunObserver
 from trigger_nb._engine.outcome import MISSING, RunOutcome
@@ -211,7 +212,20 @@ class JobRun(RunTasks):
             raise JobDefinitionError(f"run {self.id} failed: {record.error.summary()}")
         return self
 
+    @property
+    def stale_tasks(self) -> list[TaskView]:
+        """The tasks the latest execution replayed although their code or inputs changed since
+        they ran (``on_code_change="warn"``), in the order they first ran; each says why in
+        ``stale_reasons``."""
+        latest = self._latest_execution()
+        if latest is None or not latest.stale:
+            return []
+        return [view for view in self.all_tasks if stale_reasons(view.record, latest)]
+
     # tasks and logs: read by ``RunTasks``
+    def _latest_execution(self) -> ExecutionRecord | None:
+        return self._current().latest_execution
+
     def _load(self) -> RunSnapshot:
         record = self._current()  # drops the snapshot if the record changed
         # While the run executes (elsewhere), its tasks complete without its record changing:

@@ -7,7 +7,13 @@ import contextlib
 from typing import Any
 
 from trigger_nb._core.codec import deserialize
-from trigger_nb._core.model import AttemptRecord, LogRecord, TaskRecord
+from trigger_nb._core.model import (
+    AttemptRecord,
+    ExecutionRecord,
+    LogRecord,
+    TaskRecord,
+    stale_reasons,
+)
 from trigger_nb._render.tree import build_tree
 from trigger_nb._store.sealed import refresh_hint
 from trigger_nb._store.snapshot import RunSnapshot
@@ -48,6 +54,17 @@ class TaskView:
     def attempts(self) -> list[AttemptRecord]:
         return self.record.attempts
 
+    @property
+    def stale_reasons(self) -> list[str]:
+        """Why the run's latest execution replayed this task although its code or inputs had
+        changed since it ran (``"closure value 'threshold' changed"``); empty: it is not stale."""
+        return stale_reasons(self.record, self._run._latest_execution())
+
+    @property
+    def stale(self) -> bool:
+        """The run's latest execution replayed this task although its code or inputs changed."""
+        return bool(self.stale_reasons)
+
     def walk(self) -> list[TaskView]:
         found = [self]
         for child in self.children:
@@ -66,6 +83,10 @@ class RunTasks:
         raise NotImplementedError
 
     def _load(self) -> RunSnapshot:
+        raise NotImplementedError
+
+    def _latest_execution(self) -> ExecutionRecord | None:
+        """The execution a task's marks (stale) are as of: the run's latest."""
         raise NotImplementedError
 
     def _task_records(self) -> list[TaskRecord]:

@@ -142,6 +142,19 @@ class TaskRecord(BaseModel):
     output_size: int | None = None
     output_preview: str | None = None
     wait_until: datetime | None = None
+    # What the last executed attempt ran, in named parts ("code", "closure:threshold",
+    # "global:clean", "python", ...), each a short hash: see ``trigger_nb._engine.fingerprint``.
+    fingerprint: dict[str, str] | None = None
+    # Parts whose value the task itself changed while it ran (an accumulator it appends to):
+    # either value counts as unchanged, so neither re-executing the cell nor a restart makes it
+    # stale.
+    fingerprint_after: dict[str, str] | None = None
+    # Why a replayed task is stale (its code or inputs changed since it ran), set on the record
+    # the live view receives; what is stored is ``ExecutionRecord.stale``. Never written.
+    stale_reasons: list[str] = Field(default_factory=list, exclude=True)
+    # The digest of ``fingerprint``: the LAST field, so a replay finds it at the end of the
+    # stored record without parsing it (``trigger_nb._store.sealed.stored_digest``).
+    fingerprint_digest: str | None = None
 
     @property
     def is_completed(self) -> bool:
@@ -163,6 +176,9 @@ class ExecutionRecord(BaseModel):
     # reached inside a replayed parent (code that no longer calls them, a failure before them).
     # Usually empty, so the record stays small; see ``is_replayed``.
     untouched: list[str] = Field(default_factory=list)
+    # Tasks this execution replayed although their code or inputs changed since they ran
+    # (``on_code_change="warn"``): task id -> reasons ("closure value 'threshold' changed").
+    stale: dict[str, list[str]] = Field(default_factory=dict)
 
     @property
     def active_seconds(self) -> float | None:
@@ -240,6 +256,14 @@ class RunRecord(BaseModel):
     @property
     def latest_execution(self) -> ExecutionRecord | None:
         return self.execution_history[-1] if self.execution_history else None
+
+
+def stale_reasons(record: TaskRecord, execution: ExecutionRecord | None) -> list[str]:
+    """Why ``record`` is stale in ``execution`` (empty: it is not). The one definition every
+    view uses: a task replayed in that execution whose code or inputs had changed."""
+    if execution is None:
+        return []
+    return list(execution.stale.get(record.id, ()))
 
 
 def is_replayed(record: TaskRecord, execution: ExecutionRecord | None) -> bool:

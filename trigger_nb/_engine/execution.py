@@ -19,6 +19,7 @@ from trigger_nb._core.codec import to_jsonable
 from trigger_nb._core.model import LogRecord
 from trigger_nb._core.storable import storable_data, storable_text
 from trigger_nb._engine.events import RunEvents
+from trigger_nb._engine.fingerprint import Fingerprinter
 from trigger_nb._engine.task_writer import TaskWriter
 from trigger_nb._store.snapshot import RunSnapshot
 from trigger_nb._store.store import Store
@@ -67,6 +68,14 @@ class Execution:
     send_event: EventSender | None = None
     # Every task of this execution runs again (``%%trigger_job --refresh``), as if refresh=True.
     refresh: bool = False
+    # What to do with a completed task whose code or inputs changed (the job's or client's
+    # ``on_code_change``; a task's own option wins), and whether to re-run those for this
+    # execution only (``--refresh-stale``).
+    on_code_change: str = "warn"
+    refresh_stale: bool = False
+    fingerprints: Fingerprinter = field(default_factory=Fingerprinter)
+    # Tasks replayed although stale (policy "warn"): task id -> reasons.
+    stale: dict[str, list[str]] = field(default_factory=dict)
     executed: int = 0
     # Tasks returned from the store, in call order (counted, with what they stand for, by
     # ``replay.count_replayed`` when the execution ends).

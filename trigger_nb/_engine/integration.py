@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from trigger_nb._core.codec import to_jsonable
 from trigger_nb._core.retry import RetryOptions, standard_backoff
+from trigger_nb._engine.fingerprint import integration_fingerprint
 from trigger_nb.errors import InvalidOptionError
 
 if TYPE_CHECKING:
@@ -82,6 +83,9 @@ class IntegrationProxy:
                 "icon": icon if isinstance(icon, str) else None,
                 "params": params,
                 "retry": retry,
+                # An integration task is what it calls and with what: the wrapped client's own
+                # code is an installed package's, not the notebook's.
+                "_fingerprint": integration_fingerprint(method, params),
             }
             chosen.update(extra or {})
             return chosen

@@ -14,10 +14,12 @@ from collections.abc import Callable, Iterable
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
+from trigger_nb._core.builder import assign
 from trigger_nb._core.codec import to_jsonable
 from trigger_nb._core.keys import encode_key, idempotency_key, task_id_for
 from trigger_nb._core.model import TaskRecord
 from trigger_nb._engine.execution import Execution
+from trigger_nb._engine.fingerprint import digest_of, explain
 from trigger_nb._engine.handle import TaskCall, TaskHandle
 from trigger_nb._engine.logger import Logger
 from trigger_nb._engine.parallel import fan_out
@@ -31,6 +33,7 @@ from trigger_nb.errors import (
     DuplicateCacheKeyError,
     InvalidOptionError,
     RunSuspended,
+    StaleTaskError,
     TaskError,
 )
 
@@ -109,15 +112,22 @@ class IO:
                 f"io.run_task([{cache_key!r}, item_id], ...)",
                 cache_key=cache_key,
             )
+        policy = opts.on_code_change or x.on_code_change
+        checked = policy != "ignore" and opts.kind == "task"
         refresh = opts.refresh or x.refresh
         if not refresh:
             found = x.snapshot.completed(task_id)
             if found is not None:
-                return (task_id, *found)
+                if not checked or not self._is_stale(task_id, cache_key, fn, opts, policy):
+                    return (task_id, *found)
+                refresh = True  # stale, and to be run again: "rerun" or --refresh-stale
+        parts = (opts.fingerprint or x.fingerprints.of_task(fn)) if checked else None
         known = task_id in x.snapshot.entries
         previous = self._previous(task_id, cache_key, refresh) if known else None
         x.check_canceled()
         record = new_record(x, task_id, idem, parent, encoded, cache_key, opts, previous)
+        if parts is not None:
+            assign(record, fingerprint=parts, fingerprint_digest=digest_of(parts))
         return TaskCall(
             execution=x,
             record=record,
@@ -128,6 +138,55 @@ class IO:
             on_error=opts.on_error,
             refresh=refresh,
         )
+
+    def _is_stale(
+        self,
+        task_id: str,
+        cache_key: object,
+        fn: Callable[..., Any],
+        opts: TaskOptions,
+        policy: str,
+    ) -> bool:
+        """Whether a completed task must run again because its code or inputs changed.
+
+        The common case, an unchanged task, compares two keys (the stored one is read from the
+        end of its entry, unparsed; the current one built without the parts). A changed one is
+        explained part by part: under "warn" it is replayed and reported (``x.stale``), under
+        "error" it raises, under "rerun" (or ``--refresh-stale``) it runs again."""
+        x = self._execution
+        stored = x.snapshot.stored_digest(task_id)
+        if stored is None:
+            return False  # no fingerprint stored (an older task): nothing to compare
+        if opts.fingerprint is not None:
+            key = digest_of(opts.fingerprint)
+        else:
+            key = x.fingerprints.key_of(fn)
+        if stored == key.encode():
+            return False
+        parts = opts.fingerprint or x.fingerprints.of_task(fn)
+        try:
+            record = x.snapshot.task(task_id)
+        except CacheReadError:
+            return False  # the replay reports a damaged record, with the fix
+        if record is None:
+            return False
+        reasons = explain(record.fingerprint, parts, record.fingerprint_after)
+        if not reasons:
+            return False  # another Python minor version: unknown, never "changed"
+        if x.refresh_stale:
+            return True  # asked for this execution: it wins over every policy
+        if policy == "error":
+            raise StaleTaskError(
+                f"task {cache_key!r} changed since it ran ({'; '.join(reasons)}) and "
+                "on_code_change='error': refresh it with run_task(..., refresh=True) or "
+                "%%trigger_job --refresh-stale, or choose on_code_change='warn' or 'rerun'",
+                cache_key=cache_key,
+                reasons=reasons,
+            )
+        if policy == "rerun":
+            return True
+        x.stale[task_id] = reasons
+        return False
 
     def _previous(self, task_id: str, cache_key: object, refresh: bool) -> TaskRecord | None:
         """The record an earlier execution left for a task that runs again (FAILED, RUNNING,

@@ -7,6 +7,7 @@ left RUNNING is recorded FAILED: a run is never left RUNNING by this process.
 from __future__ import annotations
 
 import dataclasses
+import sys
 from datetime import datetime
 from typing import Any
 
@@ -143,8 +144,30 @@ def _close_execution(
         return
     history.executed, history.failed = x.executed, x.failed
     history.replayed, history.untouched = count_replayed(x)
+    history.stale = dict(x.stale)
+    if x.stale:
+        _warn_stale(x, record)
     history.time_saved_seconds = x.time_saved_seconds
     record.task_count = len(x.snapshot.entries.keys() | x.used_task_ids.keys())
+
+
+def _warn_stale(x: Execution, record: RunRecord) -> None:
+    """Say once per execution which tasks were replayed although their code or inputs changed,
+    what changed, and how to refresh them (on stderr: shown in the cell, kept out of its
+    output value)."""
+    names = []
+    for task_id, reasons in x.stale.items():
+        task = x.snapshot.task(task_id)
+        name = task.name if task is not None else task_id
+        names.append(f"{name!r} ({'; '.join(reasons)})")
+    count = len(names)
+    sys.stderr.write(
+        f"trigger_nb: run {record.id} replayed {count} stale task{'s' if count != 1 else ''} "
+        f"whose code or inputs changed since {'they' if count != 1 else 'it'} ran: "
+        f"{', '.join(names)}. Refresh with run_task(..., refresh=True), "
+        "job.trigger(..., refresh_stale=True) or %%trigger_job --refresh-stale, or "
+        "on_code_change='rerun'.\n"
+    )
 
 
 def _is_internal_error(error: BaseException) -> bool:

@@ -50,6 +50,9 @@ def replay(x: Execution, found: Replay, cache_key: object, name: object) -> Any:
     with x.lock:
         x.time_saved_seconds += duration
     if record is not None:
+        stale = x.stale.get(task_id)
+        if stale:
+            record.stale_reasons = list(stale)  # the live view marks it stale
         x.events.task_replayed(record)
     return value
 

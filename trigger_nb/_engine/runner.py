@@ -39,6 +39,8 @@ def execute_run(
     observers: Iterable[RunObserver] = (),
     run_fn: Callable[..., Any] | None = None,
     refresh: bool = False,
+    on_code_change: str = "warn",
+    refresh_stale: bool = False,
 ) -> RunOutcome:
     """One execution of a run of ``job`` by ``host``: replay what completed, execute the rest,
     record the outcome.
@@ -47,7 +49,9 @@ def execute_run(
     triggered with one. ``replace``: an existing run under ``run_id`` is deleted first and a
     fresh one starts (``job.trigger(run_id=..., new_run=True)``); otherwise an existing run must
     belong to this job and payload (``RunConflictError``, nothing written). ``refresh=True``
-    runs every task again instead of replaying it. ``observers`` see the execution as it goes.
+    runs every task again instead of replaying it. ``on_code_change``: the job's policy for a
+    completed task whose code or inputs changed (a task's own option wins); ``refresh_stale``:
+    run those again in this execution. ``observers`` see the execution as it goes.
 
     Whatever happens inside, the run ends recorded in a final state (or WAITING) and its lock
     is released: a run is never left RUNNING by this process.
@@ -97,6 +101,7 @@ def execute_run(
                 host.send_event,
             )
             x.refresh = refresh
+            x.on_code_change, x.refresh_stale = on_code_change, refresh_stale
             x.events.run_started(record)
             fn = run_fn or job.run_fn
             assert fn is not None, "checked by Job.trigger"

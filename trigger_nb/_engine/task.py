@@ -19,6 +19,7 @@ from trigger_nb._core.builder import assign, build
 from trigger_nb._core.model import AttemptRecord, CountedList, ErrorInfo, TaskStatus
 from trigger_nb._core.preview import preview, type_name
 from trigger_nb._core.retry import SKIP_RETRYING, RetryAt, RetryOptions, compute_delay, should_retry
+from trigger_nb._engine.fingerprint import digest_of
 from trigger_nb._engine.handle import TaskCall
 from trigger_nb._engine.invocation import invoke_async, invoke_sync
 from trigger_nb._engine.output import output_properties, stored_form
@@ -169,6 +170,11 @@ def _complete(
     """Record the task COMPLETED with ``data``; ``seconds`` covers all of this execution's
     attempts and the back-off between them (the time a replay saves)."""
     x, rec = call.execution, call.record
+    if rec.fingerprint is not None:
+        changed = x.fingerprints.changed_by_run(call.fn, rec.fingerprint)
+        if changed:  # the kernel now holds these values: the quick check compares with them
+            after = {**rec.fingerprint, **changed}
+            assign(rec, fingerprint_after=changed, fingerprint_digest=digest_of(after))
     now = x.clock.now()
     assign(attempt, status=_COMPLETED, finished_at=now)
     assign(

@@ -22,7 +22,8 @@ class TaskOptions:
 
     KNOWN = (
         "name", "icon", "description", "properties", "params", "retry", "timeout", "on_error",
-        "redact", "refresh", "retry_on", "no_retry_on", "_kind",
+        "redact", "refresh", "retry_on", "no_retry_on", "on_code_change", "_kind",
+        "_fingerprint",
     )  # fmt: skip
 
     def __init__(self) -> None:
@@ -37,6 +38,8 @@ class TaskOptions:
         self.redact: list[str] = []
         self.refresh = False
         self.kind = "task"
+        self.on_code_change: str | None = None  # None: the job's (or client's) policy
+        self.fingerprint: dict[str, str] | None = None  # given by an integration task
 
     @classmethod
     def parse(cls, cache_key: object, options: dict[str, Any]) -> TaskOptions:
@@ -74,6 +77,8 @@ class TaskOptions:
         o.redact = list(redact)
         o.refresh = bool(options.get("refresh", False))
         o.kind = options.get("_kind", "task")
+        o.on_code_change = check_code_change_policy(options.get("on_code_change"), "run_task")
+        o.fingerprint = options.get("_fingerprint")
         return o
 
 
@@ -95,6 +100,20 @@ def _storable(label: str, value: Any) -> Any:
             "JSON-able values (ints of at most 4,300 digits)"
         ) from None
     return value
+
+
+CODE_CHANGE_POLICIES = ("warn", "rerun", "ignore", "error")
+
+
+def check_code_change_policy(policy: object, where: str) -> str | None:
+    """``on_code_change``: None (inherit) or one of the four policies."""
+    if policy is None or policy in CODE_CHANGE_POLICIES:
+        return policy
+    raise InvalidOptionError(
+        f"{where} on_code_change={policy!r} is invalid: use one of "
+        + ", ".join(repr(p) for p in CODE_CHANGE_POLICIES)
+        + " (what to do when a completed task's code or inputs changed)"
+    )
 
 
 def _check_retry(options: dict[str, Any]) -> RetryOptions | None:

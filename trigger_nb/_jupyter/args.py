@@ -15,17 +15,21 @@ import dataclasses
 import difflib
 import re
 
+from trigger_nb._engine.task_options import CODE_CHANGE_POLICIES
+
 JOB_USAGE = (
     "%%trigger_job JOB_ID [--name N] [--version V] [--payload EXPR] [--schema EXPR] "
-    "[--integrations EXPR] [--event NAME] [--run-id ID] [--new-run] [--refresh] [--quiet]"
+    "[--integrations EXPR] [--event NAME] [--run-id ID] [--new-run] [--refresh] [--quiet] "
+    "[--on-code-change POLICY] [--refresh-stale]"
 )
 CACHE_USAGE = "%trigger_cache info|clear JOB_ID [--run RUN_ID]"
 RUNS_USAGE = "%trigger_runs [JOB_ID]"
 
 VALUE_FLAGS = (
     "--name", "--version", "--payload", "--schema", "--integrations", "--event", "--run-id",
+    "--on-code-change",
 )  # fmt: skip
-SWITCHES = ("--new-run", "--refresh", "--quiet")
+SWITCHES = ("--new-run", "--refresh", "--quiet", "--refresh-stale")
 _FLAG = re.compile(r"^--?[A-Za-z]")
 _CLOSING = {"(": ")", "[": "]", "{": "}"}
 
@@ -49,6 +53,8 @@ class JobArgs:
     new_run: bool = False
     refresh: bool = False
     quiet: bool = False
+    on_code_change: str | None = None
+    refresh_stale: bool = False
 
 
 @dataclasses.dataclass(frozen=True)
@@ -167,6 +173,9 @@ def parse_job_line(line: str) -> JobArgs:
     if not job_id:
         raise MagicArgumentError(f"{magic}: JOB_ID is empty; usage: {JOB_USAGE}")
     texts = {flag: _text(value) for flag, value in values.items()}
+    policy = texts.get("--on-code-change")
+    if policy is not None and policy not in CODE_CHANGE_POLICIES:
+        raise MagicArgumentError(_bad_policy(magic, policy))
     return JobArgs(
         job_id=job_id,
         name=texts.get("--name"),
@@ -179,6 +188,18 @@ def parse_job_line(line: str) -> JobArgs:
         new_run="--new-run" in flags,
         refresh="--refresh" in flags,
         quiet="--quiet" in flags,
+        on_code_change=policy,
+        refresh_stale="--refresh-stale" in flags,
+    )
+
+
+def _bad_policy(magic: str, policy: str) -> str:
+    """``--on-code-change`` given something else than one of the four policies."""
+    close = difflib.get_close_matches(policy.lower(), CODE_CHANGE_POLICIES, n=1, cutoff=0.6)
+    hint = f" (did you mean {close[0]}?)" if close and close[0] != policy else ""
+    return (
+        f"{magic}: --on-code-change {policy!r} is not a policy{hint}; "
+        f"use one of {', '.join(CODE_CHANGE_POLICIES)}"
     )
 
 

@@ -107,6 +107,7 @@ def define_job(shell: Any, args: JobArgs, line: str, cell: str) -> Job:
             trigger=trigger,
             integrations=integrations,
             run=make_run_function(body, shell.user_ns),
+            on_code_change=args.on_code_change,  # None: the client's policy
         )
     except TriggerNbError as error:
         raise usage_error(f"%%trigger_job: {error}") from None

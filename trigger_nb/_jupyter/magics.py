@@ -7,6 +7,10 @@ every ``JobRun`` displays (``_widgets.display``). Decisions where the spec is si
 - The run id comes from (job id, version, payload) like ``job.trigger``: re-executing the cell
   resumes the same run and replays its completed tasks. ``--new-run`` starts a fresh run,
   ``--refresh`` runs every task of this execution again.
+- ``--on-code-change POLICY`` is the job's ``on_code_change`` (``define_job``): the job is
+  defined again on every execution of the cell, so dropping the flag goes back to the client's
+  policy. ``--refresh-stale`` applies to that execution only; a resume timer's later execution
+  of a waiting run does not carry it.
 - ``payload``, ``io`` and ``ctx`` exist only while the body runs (see ``body``).
 - A run suspended by ``io.wait`` shows a "waits until" line; in a live kernel a timer on the
   kernel's asyncio loop resumes it when due and writes its outcome into that line of the cell
@@ -97,13 +101,22 @@ class TriggerMagics:
         """Run the cell body as a job run; re-running the cell replays its completed tasks.
 
         ``%%trigger_job JOB_ID [--name N] [--version V] [--payload EXPR] [--schema EXPR]
-        [--integrations EXPR] [--event NAME] [--run-id ID] [--new-run] [--refresh] [--quiet]``
+        [--integrations EXPR] [--event NAME] [--run-id ID] [--new-run] [--refresh] [--quiet]
+        [--on-code-change POLICY] [--refresh-stale]``
 
         The body sees ``payload`` (validated by ``--schema``), ``io`` and ``ctx``; its last
         expression is the run's output. ``--payload``, ``--schema`` and ``--integrations`` are
         Python expressions in the notebook's namespace. ``--event`` without ``--payload`` only
         registers the job: ``trigger_nb.send_event(NAME, payload)`` runs it. ``--new-run``
         starts a fresh run, ``--refresh`` re-runs every task, ``--quiet`` hides the live tree.
+
+        A completed task whose code or inputs changed since it ran (its lambda, a helper it
+        calls, a global or closure value it reads, an integration's arguments) is *stale*;
+        ``--on-code-change POLICY`` says what its replay does: ``warn`` (the default: replay
+        it and say so in one line), ``rerun`` (run it again), ``ignore`` (replay silently) or
+        ``error`` (raise ``StaleTaskError``). A task's own ``io.run_task(...,
+        on_code_change=)`` wins over the flag, the flag over the client's policy.
+        ``--refresh-stale`` runs the stale tasks again in this execution only.
         """
         args: JobArgs = parse(parse_job_line, line)
         payload = evaluate(self._shell, "--payload", args.payload)
@@ -134,6 +147,7 @@ class TriggerMagics:
                     event_name=args.event,
                     listeners=[view.listener] if view is not None else [],
                     refresh=args.refresh,
+                    refresh_stale=args.refresh_stale,
                 )
         except RunConflictError as error:  # nothing ran: a one-line message, not a traceback
             if view is not None:

@@ -1,7 +1,20 @@
 """The stylesheets of the task tree: ``CSS`` for the static HTML (and the live view's HTML),
 ``WIDGET_CSS`` for the interactive ipywidgets rows. Colours fall back to GitHub's light theme
-outside JupyterLab; inside, they follow its theme variables.
+outside JupyterLab; inside, they follow its theme variables. The status colours are
+``tree.COLORS``: one place for every view.
 """
+
+from trigger_nb._render.tree import (
+    COLORS,
+    COMPLETED,
+    FAILED,
+    INTERRUPTED,
+    REPLAYED,
+    RUNNING,
+    WAITING,
+)
+
+_STATUSES = (RUNNING, COMPLETED, REPLAYED, FAILED, WAITING, INTERRUPTED)
 
 CSS = """
 .tnb{font-family:var(--jp-ui-font-family,'DejaVu Sans',sans-serif);font-size:13px;
@@ -25,9 +38,15 @@ var(--jp-border-color2,#d0d7de)}
 .tnb-more{color:var(--jp-ui-font-color2,#656d76);font-style:italic}
 .tnb-spin{display:inline-block;animation:tnb-spin 1.2s linear infinite}
 @keyframes tnb-spin{to{transform:rotate(360deg)}}
+.tnb-badge.tnb-stale{padding:0 6px;margin-left:2px;white-space:nowrap}
+.tnb-stale-note{margin:0 0 4px}.tnb-stale-note code{white-space:nowrap}
 """
 
-WIDGET_CSS = """
+# each status's FontAwesome icon in its colour (the stale badge's stays white)
+_STATUS_ICONS = "".join(f".tnb .tnb-st-{s} .fa{{color:{COLORS[s]}}}\n" for s in _STATUSES)
+
+WIDGET_CSS = (
+    """
 .tnb .tnb-rows{display:grid;grid-template-columns:20px fit-content(60%) minmax(0,1fr);
 align-items:center;column-gap:4px;overflow:visible}
 .tnb .tnb-rows>.tnb-leaf{grid-column:2}
@@ -45,9 +64,7 @@ color:var(--jp-ui-font-color1,#1f2328)}
 .tnb .jupyter-button.tnb-more-btn{color:var(--jp-brand-color1,#1f6feb);font-style:italic;
 justify-self:start}
 .tnb .tnb-name-btn .fa{margin-right:6px}
-.tnb .tnb-st-running .fa{color:#1f6feb}.tnb .tnb-st-completed .fa{color:#1a7f37}
-.tnb .tnb-st-replayed .fa{color:#8250df}.tnb .tnb-st-failed .fa{color:#cf222e}
-.tnb .tnb-st-waiting .fa{color:#bf8700}.tnb .tnb-st-interrupted .fa{color:#6e7781}
+.tnb .tnb-badge.tnb-stale .fa{color:#fff;margin:0}
 .tnb .tnb-st-running .fa-spinner{animation:tnb-spin 1.2s linear infinite}
 .tnb .widget-html,.tnb .widget-html-content{height:auto;line-height:1.45;margin:0}
 .tnb .tnb-meta-html .widget-html-content{line-height:22px}
@@ -59,3 +76,5 @@ overflow:auto}
 .tnb .tnb-details td{padding:1px 8px 1px 0;text-align:left;vertical-align:top}
 .tnb .jupyter-button.tnb-show-output{width:auto;align-self:flex-start;margin:4px 0}
 """
+    + _STATUS_ICONS
+)

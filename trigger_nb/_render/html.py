@@ -15,9 +15,17 @@ from trigger_nb._core.model import LogRecord, RunRecord
 from trigger_nb._render.css import CSS
 from trigger_nb._render.data import RunData
 from trigger_nb._render.format import format_countdown
+from trigger_nb._render.stale import stale_summary
 from trigger_nb._render.summary import RunSummary, summarize_run
-from trigger_nb._render.task_html import details_html, esc, line_html, logs_html, traceback_html
-from trigger_nb._render.tree import COLORS, WAITING, TaskNode, group_logs
+from trigger_nb._render.task_html import (
+    details_html,
+    esc,
+    hint_html,
+    line_html,
+    logs_html,
+    traceback_html,
+)
+from trigger_nb._render.tree import COLORS, GLYPHS, STALE, WAITING, TaskNode, group_logs
 
 SIBLING_PAGE = 100  # siblings shown per level before "… N more"
 MAX_ROWS = 1000  # rows in one static rendering: a 10,000-task run stays a readable size
@@ -38,8 +46,13 @@ def header_html(summary: RunSummary, *, now: datetime) -> str:
         f'<div class="tnb-muted tnb-stats">started {esc(summary.started)} · '
         f'<span class="tnb-duration">{esc(summary.duration)}</span> · '
         f"{summary.task_count} tasks</div>",
-        f'<div class="tnb-counts">{esc(summary.counts_line)}</div>',
+        f'<div class="tnb-counts">{esc(summary.counts_base)}{_stale_count(summary)}</div>',
     ]
+    if summary.stale:
+        parts.append(
+            f'<div class="tnb-stale-note tnb-muted"><span style="color:{COLORS[STALE]}">'
+            f"{GLYPHS[STALE]}</span> {hint_html(stale_summary(summary.stale))}</div>"
+        )
     if summary.status == "WAITING":
         countdown = esc(format_countdown(summary.wait_until, now))
         parts.append(f'<div style="color:{COLORS[WAITING]}">◷ {countdown}</div>')
@@ -52,6 +65,13 @@ def header_html(summary: RunSummary, *, now: datetime) -> str:
             f'<div class="tnb-muted">output: <code>{esc(summary.output_preview)}</code></div>'
         )
     return "".join(parts)
+
+
+def _stale_count(summary: RunSummary) -> str:
+    if not summary.stale:
+        return ""
+    color = COLORS[STALE]
+    return f'<span class="tnb-stale-count" style="color:{color}">{esc(summary.stale_part)}</span>'
 
 
 # --- the tree -------------------------------------------------------------------------------

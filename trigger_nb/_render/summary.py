@@ -9,7 +9,7 @@ from datetime import datetime
 from trigger_nb._core.model import RunRecord
 from trigger_nb._render.format import format_duration, format_time, run_duration_text, short_run_id
 from trigger_nb._render.keys import task_label
-from trigger_nb._render.tree import TaskNode, failure_origin, replayed_count
+from trigger_nb._render.tree import TaskNode, failure_origin, replayed_count, stale_count
 
 
 @dataclasses.dataclass
@@ -35,13 +35,24 @@ class RunSummary:
     error: str | None
     traceback: str | None
     output_preview: str | None
+    # tasks replayed although their code or inputs changed (``tree.stale_count``)
+    stale: int = 0
 
     @property
     def counts_line(self) -> str:
+        return self.counts_base + self.stale_part
+
+    @property
+    def counts_base(self) -> str:
         return (
             f"{self.executed} executed · {self.replayed} replayed · {self.failed} failed · "
             f"{self.time_saved} saved"
         )
+
+    @property
+    def stale_part(self) -> str:
+        """`` · 2 stale``, or nothing when no task is."""
+        return f" · {self.stale} stale" if self.stale else ""
 
 
 def summarize_run(
@@ -75,4 +86,5 @@ def summarize_run(
         error=error,
         traceback=traceback,
         output_preview=record.output_preview,
+        stale=stale_count(record),
     )

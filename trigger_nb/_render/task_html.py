@@ -24,9 +24,18 @@ from trigger_nb._render.format import (
 )
 from trigger_nb._render.icons import fontawesome_name, icon_glyph
 from trigger_nb._render.keys import shown_key, task_title
+from trigger_nb._render.stale import (
+    REFRESH_CALL,
+    REFRESH_CELL,
+    stale_hint,
+    stale_meaning,
+    stale_text,
+)
 from trigger_nb._render.tree import (
     COLORS,
+    FA_ICONS,
     GLYPHS,
+    STALE,
     WAITING,
     TaskNode,
     attempt_error_text,
@@ -56,8 +65,19 @@ def icon_html(name: str, *, fontawesome: bool = False) -> str:
     return f'<span class="tnb-icon" title="{esc(name)}">{esc(icon_glyph(name))}</span>'
 
 
+def stale_badge_html(reasons: tuple[str, ...], *, fontawesome: bool = False) -> str:
+    """The amber "stale" badge of a task replayed although its code or inputs changed; its
+    reasons are the tooltip (and in the task's details)."""
+    mark = f'<i class="fa fa-{FA_ICONS[STALE]}"></i>' if fontawesome else esc(GLYPHS[STALE])
+    return (
+        f'<span class="tnb-badge tnb-stale" style="background:{COLORS[STALE]}" '
+        f'title="{esc(stale_text(reasons))}">{mark} stale</span>'
+    )
+
+
 def meta_html(node: TaskNode, *, now: datetime, fontawesome: bool = False) -> str:
-    """Everything on a task's line after its name: icon, key, duration, attempts, properties."""
+    """Everything on a task's line after its name: icon, stale badge, key, duration, attempts,
+    properties."""
     r = node.record
     bits: list[str] = []
     key = shown_key(r)
@@ -75,8 +95,11 @@ def meta_html(node: TaskNode, *, now: datetime, fontawesome: bool = False) -> st
     if error is not None:
         bits.append(f'<span class="tnb-err">{esc(error)}</span>')
     line = '<span class="tnb-sep"> · </span>'.join(bits)
-    # the icon goes with the name before it, not as one more item of the line
-    return f"{icon_html(r.icon, fontawesome=fontawesome)} {line}" if r.icon else line
+    # the icon and the badge go with the name before them, not as more items of the line
+    head = [icon_html(r.icon, fontawesome=fontawesome)] if r.icon else []
+    if node.stale:
+        head.append(stale_badge_html(node.stale, fontawesome=fontawesome))
+    return " ".join([*head, line]) if head else line
 
 
 def _property(prop: dict[str, Any]) -> str:
@@ -99,6 +122,8 @@ def details_html(node: TaskNode, logs: list[LogRecord]) -> str:
     by a subtask's error (that subtask shows it)."""
     record = node.record
     parts: list[str] = []
+    if node.stale:
+        parts.append(stale_note_html(node.stale))
     if record.description:
         parts.append(f"<div>{esc(record.description)}</div>")
     if logs:
@@ -125,6 +150,23 @@ def details_html(node: TaskNode, logs: list[LogRecord]) -> str:
             f'</span><pre class="tnb-preview">{esc(record.output_preview)}</pre></div>'
         )
     return "".join(parts) or '<div class="tnb-muted">no details</div>'
+
+
+def stale_note_html(reasons: tuple[str, ...]) -> str:
+    """Why a task is stale, what that means and how to run it again: first in its details."""
+    return (
+        f'<div class="tnb-stale-note"><b style="color:{COLORS[STALE]}">{esc(GLYPHS[STALE])} '
+        f'{esc(stale_text(reasons))}</b><div class="tnb-muted">{esc(stale_meaning())}; '
+        f"{hint_html(stale_hint())}</div></div>"
+    )
+
+
+def hint_html(text: str) -> str:
+    """``text`` escaped, with the calls that run a stale task again set in code."""
+    text = esc(text)
+    for code in (esc(REFRESH_CALL), esc(REFRESH_CELL)):
+        text = text.replace(code, f"<code>{code}</code>")
+    return text
 
 
 def traceback_html(traceback: str) -> str:

@@ -9,8 +9,9 @@ from trigger_nb._render.data import RunData
 from trigger_nb._render.format import format_countdown, format_duration
 from trigger_nb._render.html import MAX_ROWS, SIBLING_PAGE, Budget
 from trigger_nb._render.keys import task_label
+from trigger_nb._render.stale import stale_summary, stale_text
 from trigger_nb._render.summary import RunSummary, summarize_run
-from trigger_nb._render.tree import GLYPHS, WAITING, TaskNode, row_error_text
+from trigger_nb._render.tree import GLYPHS, STALE, WAITING, TaskNode, row_error_text
 
 
 def summary_text(summary: RunSummary) -> str:
@@ -31,6 +32,8 @@ def text_from(
     """``render_text`` from an already built tree."""
     summary = summarize_run(record, now=now, nodes=nodes)
     lines = [summary_text(summary)]
+    if summary.stale:
+        lines.append(f"{GLYPHS[STALE]} {stale_summary(summary.stale)}")
     if summary.status == "WAITING":
         lines.append(format_countdown(summary.wait_until, now))
     if summary.error:
@@ -52,6 +55,8 @@ def text_from(
             if len(r.attempts) > 1:
                 bits.append(f"{len(r.attempts)} attempts")
             bits.append(node.status)
+            if node.stale:
+                bits.append(f"{GLYPHS[STALE]} {stale_text(node.stale)}")
             error = row_error_text(node)
             if error is not None:
                 bits.append(error)

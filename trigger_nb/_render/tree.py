@@ -22,6 +22,7 @@ from trigger_nb._core.model import (
     TaskRecord,
     TaskStatus,
     is_replayed,
+    stale_reasons,
 )
 
 # The task naming every view uses (``key_text``: the one cache key formatter) lives there.
@@ -31,6 +32,9 @@ from trigger_nb._render.keys import task_label
 # execution shown used ("model.is_replayed": its side effect did not run again) is "replayed".
 RUNNING, COMPLETED, REPLAYED = "running", "completed", "replayed"
 FAILED, WAITING, INTERRUPTED = "failed", "waiting", "interrupted"
+# A mark beside the status, not a status: a task the execution shown replayed although its code
+# or inputs changed since it ran ("model.stale_reasons"). Its status stays "replayed".
+STALE = "stale"
 
 # Plain glyphs present in DejaVu Sans: no emoji font is needed to read the tree.
 GLYPHS = {
@@ -40,6 +44,7 @@ GLYPHS = {
     FAILED: "✗",
     WAITING: "◷",
     INTERRUPTED: "⊘",
+    STALE: "⚠",
 }
 # FontAwesome 4 icons (shipped with ipywidgets) for widget buttons.
 FA_ICONS = {
@@ -49,6 +54,7 @@ FA_ICONS = {
     FAILED: "times",
     WAITING: "clock-o",
     INTERRUPTED: "ban",
+    STALE: "exclamation-triangle",
 }
 COLORS = {
     RUNNING: "#1f6feb",
@@ -57,6 +63,7 @@ COLORS = {
     FAILED: "#cf222e",
     WAITING: "#bf8700",
     INTERRUPTED: "#6e7781",
+    STALE: "#b45309",  # warm amber: apart from waiting's yellow, replayed's purple, failed's red
     # run statuses
     "SUCCESS": "#1a7f37",
     "FAILURE": "#cf222e",
@@ -91,6 +98,13 @@ def replayed_count(record: RunRecord) -> int:
     return latest.replayed if latest is not None else 0
 
 
+def stale_count(record: RunRecord) -> int:
+    """A run's "N stale" in every header: the tasks its latest execution replayed although their
+    code or inputs changed (``ExecutionRecord.stale``)."""
+    latest = record.latest_execution
+    return len(latest.stale) if latest is not None else 0
+
+
 def display_status(record: TaskRecord, replayed: Container[str]) -> str:
     """A task's stored status, lower case, or "replayed" when its id is in ``replayed``
     (``replayed_ids``; the live view passes the tasks it saw replayed so far)."""
@@ -106,6 +120,8 @@ class TaskNode:
     record: TaskRecord
     status: str
     children: list[TaskNode] = dataclasses.field(default_factory=list)
+    # Why the task is stale in the execution shown (``model.stale_reasons``); empty: it is not.
+    stale: tuple[str, ...] = ()
 
     def count(self) -> int:
         """This task and all its descendants."""
@@ -115,11 +131,17 @@ class TaskNode:
 def build_tree(records: Iterable[TaskRecord], execution: ExecutionRecord | None) -> list[TaskNode]:
     """The task tree in the order tasks first ran; a parallel task's children in item order.
 
-    ``execution``: the one shown (normally the run's latest): it decides which rows are replayed.
+    ``execution``: the one shown (normally the run's latest): it decides which rows are replayed
+    and which are stale.
     """
     ordered = sorted(records, key=_seq)
     replayed = replayed_ids(ordered, execution)
     nodes = {r.id: TaskNode(r, display_status(r, replayed)) for r in ordered}
+    if execution is not None and execution.stale:  # usually empty: no look-up per task
+        for task_id in execution.stale:
+            node = nodes.get(task_id)
+            if node is not None:
+                node.stale = tuple(stale_reasons(node.record, execution))
     roots: list[TaskNode] = []
     for node in nodes.values():
         parent = nodes.get(node.record.parent_id or "")

@@ -110,6 +110,22 @@ def completed_output(blob: object) -> tuple[bytes | None, float] | None:
     return None
 
 
+_DIGEST_FIELD = b'"fingerprint_digest":"'
+
+
+def stored_digest(blob: object) -> bytes | None:
+    """The fingerprint key an entry's record ends with (``TaskRecord.fingerprint_digest`` is
+    the record's last field), read without parsing the record: a replay compares it with the
+    task's current code on every call. None if the record has none (or is not an entry)."""
+    if type(blob) is not bytes or len(blob) < _ENTRY_SIZE:
+        return None
+    end = _ENTRY_SIZE + _unpack_header(blob)[3]
+    at = blob.rfind(_DIGEST_FIELD, _ENTRY_SIZE, end)
+    if at < 0:
+        return None
+    return blob[at + len(_DIGEST_FIELD) : end - 2]  # up to the closing '"}'
+
+
 def label_text(what: Label) -> str:
     # A function is only called on failure: replays are hot and the label is rarely needed.
     return what() if callable(what) else what

@@ -68,6 +68,8 @@ class LiveRunView:
         self._nodes: dict[str, TaskNode] = {}  # the tree, grown as tasks appear
         self._roots: list[TaskNode] = []
         self._replayed: set[str] = set()
+        # tasks replayed although their code or inputs changed: why (from their replay events)
+        self._stale: dict[str, tuple[str, ...]] = {}
         self._logs: list[LogRecord] = []
         self._run: RunRecord | None = None
         self._counts = {"executed": 0, "replayed": 0, "failed": 0}
@@ -117,6 +119,7 @@ class LiveRunView:
     def _reopen(self) -> None:
         self._finished, self._final, self.run_view = False, None, None
         self._records, self._replayed, self._logs, self._lines = {}, set(), [], {}
+        self._stale = {}
         self._nodes, self._roots = {}, []
         self._queue.clear()
         self._last_draw = 0.0
@@ -140,6 +143,8 @@ class LiveRunView:
                 self._counts[counted] += 1
                 if counted == "replayed":
                     self._replayed.add(payload.id)
+                    if payload.stale_reasons:  # set on the record of its replay event only
+                        self._stale[payload.id] = tuple(payload.stale_reasons)
         elif kind in ("run_started", "run_finished") and isinstance(payload, RunRecord):
             self._run = payload
             if kind == "run_started":
@@ -197,7 +202,14 @@ class LiveRunView:
         r = node.record
         # Live, a row is replayed when its replay event came; finish() shows the stored marks.
         node.status = display_status(r, self._replayed)
-        key = (node.status, r.duration_seconds, len(r.attempts), len(r.output_properties))
+        node.stale = self._stale.get(r.id, ())
+        key = (
+            node.status,
+            node.stale,
+            r.duration_seconds,
+            len(r.attempts),
+            len(r.output_properties),
+        )
         cached = self._lines.get(r.id)
         if cached is None or cached[0] != key or node.status == WAITING:
             cached = self._lines[r.id] = (key, line_html(node, now=now))
@@ -212,6 +224,7 @@ class LiveRunView:
             summary.duration = format_duration(run_active_seconds(run, now))
             summary.executed, summary.replayed = counts["executed"], counts["replayed"]
             summary.failed = counts["failed"]
+            summary.stale = len(self._stale)
             replayed = (self._records[i] for i in self._replayed)
             summary.time_saved = format_duration(sum(r.duration_seconds or 0.0 for r in replayed))
             summary.task_count = len(self._records)

@@ -12,8 +12,9 @@ from datetime import datetime
 from typing import Any, Protocol
 
 from trigger_nb._render.keys import task_title
+from trigger_nb._render.stale import stale_text
 from trigger_nb._render.task_html import meta_html
-from trigger_nb._render.tree import FA_ICONS, TaskNode
+from trigger_nb._render.tree import FA_ICONS, STALE, TaskNode
 
 PAGE_SIZE = 50
 
@@ -103,15 +104,19 @@ class Row:
         self.view, self.node, self.page = view, node, page
         view.rows[record.id] = self
         shared = view.shared
-        leaf = () if node.children else ("tnb-leaf",)
+        marks: tuple[str, ...] = () if node.children else ("tnb-leaf",)
+        status = node.status
+        if node.stale:
+            marks += (f"tnb-{STALE}",)
+            status += f" ({stale_text(node.stale)})"
         self.button = ipywidgets.Button(
             description=task_title(record),
             icon=FA_ICONS[node.status],
-            tooltip=f"{node.status}: click for logs, params, attempts and output",
+            tooltip=f"{status}: click for logs, params, attempts and output",
             layout=shared.layout,
             style=shared.button_style,
             # one message, not one per class
-            _dom_classes=("tnb-name-btn", f"tnb-st-{node.status}", *leaf),
+            _dom_classes=("tnb-name-btn", f"tnb-st-{node.status}", *marks),
         )
         self.button.on_click(self.toggle_details)
         self.meta = ipywidgets.HTML(

@@ -1,0 +1,494 @@
+"""Fingerprints: what a task's function ran, in named parts, so a change can be explained.
+
+A task's fingerprint is a dict of short hashes: ``code`` (the function's code, normalized),
+``closure:NAME`` (closure values), ``default:NAME`` (default arguments), ``helper:NAME`` /
+``class:NAME`` / ``module:NAME`` / ``global:NAME`` (the globals its code reads: functions
+recursively, classes by their methods, modules by name and version, data by content),
+``partial:args`` and ``wrapped`` (``functools.partial`` and decorated functions), ``method`` and
+``params`` (integration tasks), and ``python`` (the minor version: a fingerprint made under
+another one is *unknown*, never *changed*).
+
+Normalized code leaves out what never changes behaviour and always changes with editing or
+moving a cell: line numbers, positions, the file name, docstrings, comments (never compiled).
+Values that cannot be hashed by content (connections, locks, clients, ``io``, ``task``) count by
+type only. Each value is hashed at most once per execution (``Fingerprinter`` remembers it by
+identity); large buffers (numpy arrays, DataFrames through pickle's out-of-band buffers) are
+hashed in place, never copied, with CRC-32 over chunks on every core: a change detector, not a
+defence against someone forging collisions.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import inspect
+import json
+import os
+import pickle
+import sys
+import types
+import zlib
+from collections.abc import Callable, Iterator
+from typing import Any
+
+PYTHON = f"{sys.version_info.major}.{sys.version_info.minor}"
+MAX_DEPTH = 6  # helpers of helpers ...: deeper code counts by name only
+PART_CHARS = 12
+# Containers up to this size are hashed item by item (sets sorted, so the hash seed does not
+# matter); bigger ones by pickling them whole.
+SMALL_CONTAINER = 64
+# A scalar whose text is this short is its own part ("int:5"): no hash to compute, and a reason
+# could even show it.
+SHORT_TEXT = 24
+KEY_CHARS = 160
+# Buffers at least this big are hashed in chunks on several threads (zlib releases the GIL).
+PARALLEL_BUFFER_BYTES = 16 << 20
+_CORES = max(1, min(8, os.cpu_count() or 1))
+_FUNCTION_NAMES = frozenset({"<listcomp>", "<dictcomp>", "<setcomp>", "<genexpr>", "<module>"})
+_SCALARS = (type(None), bool, int, float, complex, str, bytes)
+Parts = dict[str, str]
+
+
+def _digest(text: str | bytes) -> str:
+    data = text.encode("utf-8", "surrogatepass") if isinstance(text, str) else text
+    return hashlib.blake2b(data, digest_size=PART_CHARS // 2).hexdigest()
+
+
+def digest_of(parts: Parts) -> str:
+    """The fingerprint's key: equal keys, equal fingerprints; the replay's quick check compares
+    only this. Parts come in the order the same code builds them, so their values joined are
+    the key itself when that text is short and plain (no hash to compute, no collision);
+    otherwise a 64-bit hash of it (CRC-32 and Adler-32: a change detector)."""
+    return _key("|".join(parts.values()))
+
+
+def _key(text: str) -> str:
+    if len(text) <= KEY_CHARS and text.isascii() and _plain(text):
+        return text  # repr texts are printable: written as they are in the record's JSON
+    material = text.encode("utf-8", "surrogatepass")
+    return f"#{zlib.crc32(material) << 32 | zlib.adler32(material):016x}"
+
+
+def _plain(text: str) -> bool:
+    return '"' not in text and "\\" not in text  # written as is in the record's JSON
+
+
+class Fingerprinter:
+    """Fingerprints of one execution's task functions; every object is hashed at most once."""
+
+    def __init__(self) -> None:
+        self._values: dict[int, tuple[object, str]] = {}  # id -> (the object, kept alive; hash)
+        self._busy: set[int] = set()  # functions being hashed now: a cycle counts by name
+
+    def of_task(self, fn: Callable[..., Any]) -> Parts:
+        parts: Parts = {"python": PYTHON}
+        if type(fn) is types.FunctionType and "__wrapped__" not in fn.__dict__:
+            self._function_parts(fn, parts, 0)  # the common case: a lambda or a def
+        else:
+            self._callable_parts(fn, parts, 0)
+        return parts
+
+    def changed_by_run(self, fn: Callable[..., Any], before: Parts) -> Parts:
+        """The data parts a task's own run changed (``calls.append(...)`` inside the task):
+        containers it reads, hashed again now, uncached. Big values (arrays, frames) are not
+        hashed twice: a task that changes one of those in place shows as stale."""
+        for name, text in before.items():
+            if name.startswith(_DATA_PARTS) and not text.startswith(_SCALAR_TEXTS):
+                break
+        else:
+            return {}  # it reads scalars only (the common case): nothing it could change
+        changed: Parts = {}
+        for name, value in _data_values(fn):
+            if name in before and isinstance(value, _CONTAINERS):
+                now = _container_hash(value)
+                if now != before[name]:
+                    changed[name] = now
+        return changed
+
+    # --- callables ----------------------------------------------------------------------------
+
+    def key_of(self, fn: Callable[..., Any]) -> str:
+        """``digest_of(self.of_task(fn))``, without building the parts: the check every replay
+        makes. It mirrors ``_function_parts`` value for value (a test holds them equal)."""
+        if type(fn) is not types.FunctionType or "__wrapped__" in fn.__dict__:
+            return digest_of(self.of_task(fn))
+        _, digest, names, _ = _code_entry(fn.__code__)
+        values = [PYTHON, digest]
+        closure = fn.__closure__
+        if closure:
+            for cell in closure:
+                try:
+                    values.append(self._value(cell.cell_contents, 0))
+                except ValueError:
+                    continue
+        given = fn.__defaults__
+        if given:
+            values.extend([self._value(value, 0) for value in given])
+        if fn.__kwdefaults__:
+            values.extend([self._value(value, 0) for value in fn.__kwdefaults__.values()])
+        if names:
+            namespace = fn.__globals__
+            for name in names:
+                if name in namespace:
+                    value = namespace[name]
+                    if isinstance(value, type) and _is_user_class(value):
+                        values.extend([digest for _, digest in self._methods(value, 0)])
+                    else:
+                        values.append(self._value(value, 0))
+        return _key("|".join(values))
+
+    def _callable_parts(self, fn: Any, parts: Parts, depth: int) -> None:
+        if isinstance(fn, functools.partial):
+            parts["partial:args"] = self._value((fn.args, sorted(fn.keywords.items())), depth)
+            self._callable_parts(fn.func, parts, depth)
+            return
+        wrapped = getattr(fn, "__wrapped__", None)
+        if wrapped is not None and callable(wrapped) and depth < MAX_DEPTH:
+            parts["wrapped"] = self._function(wrapped, depth + 1)
+        if isinstance(fn, types.MethodType):
+            parts["self"] = self._value(fn.__self__, depth)
+            fn = fn.__func__
+        if not isinstance(fn, types.FunctionType):
+            kind = type(fn)
+            parts["callable"] = _digest(f"{kind.__module__}.{kind.__qualname__}")
+            call = vars(kind).get("__call__")  # a callable object's own method, if Python code
+            if isinstance(call, types.FunctionType) and depth < MAX_DEPTH:
+                parts["code"] = self._function(call, depth + 1)
+            return
+        self._function_parts(fn, parts, depth)
+
+    def _function_parts(self, fn: types.FunctionType, parts: Parts, depth: int) -> None:
+        code, digest, names, defaults = _code_entry(fn.__code__)
+        parts["code"] = digest
+        closure = fn.__closure__
+        if closure:
+            for name, cell in zip(code.co_freevars, closure, strict=False):
+                try:
+                    value = cell.cell_contents
+                except ValueError:  # a cell not filled yet
+                    continue
+                parts["closure:" + name] = self._value(value, depth)
+        values = fn.__defaults__
+        if values:
+            for name, value in zip(defaults[len(defaults) - len(values) :], values, strict=True):
+                parts["default:" + name] = self._value(value, depth)
+        if fn.__kwdefaults__:
+            for name, value in fn.__kwdefaults__.items():
+                parts["default:" + name] = self._value(value, depth)
+        if names:
+            namespace = fn.__globals__
+            for name in names:
+                if name in namespace:
+                    value = namespace[name]
+                    if isinstance(value, type) and _is_user_class(value):
+                        for method, digest in self._methods(value, depth):
+                            parts[f"method:{name}.{method}"] = digest
+                    else:
+                        parts[f"{_global_kind(value)}:{name}"] = self._value(value, depth)
+
+    def _function(self, fn: Any, depth: int) -> str:
+        """A function (or any callable) as one hash of its parts: a helper's fingerprint."""
+        key = id(fn)
+        known = self._values.get(key)
+        if known is not None and known[0] is fn:
+            return known[1]
+        if key in self._busy or depth > MAX_DEPTH:  # recursion: the name stands for it
+            return _digest(getattr(fn, "__qualname__", type(fn).__qualname__))
+        self._busy.add(key)
+        try:
+            parts: Parts = {}
+            self._callable_parts(fn, parts, depth)
+            result = digest_of(parts)
+        finally:
+            self._busy.discard(key)
+        self._values[key] = (fn, result)
+        return result
+
+    # --- values -------------------------------------------------------------------------------
+
+    def _value(self, value: Any, depth: int) -> str:
+        kind = type(value)
+        if kind in _SCALARS:
+            text = f"{kind.__name__}:{value!r}"
+            return text if len(text) <= SHORT_TEXT else _digest(text)
+        key = id(value)
+        known = self._values.get(key)
+        if known is not None and known[0] is value:
+            return known[1]
+        result = self._hash_value(value, depth)
+        self._values[key] = (value, result)
+        return result
+
+    def _hash_value(self, value: Any, depth: int) -> str:
+        if isinstance(value, (types.FunctionType, functools.partial, types.MethodType)):
+            return self._function(value, depth + 1)
+        if isinstance(value, types.ModuleType):
+            version = getattr(value, "__version__", "")
+            return _digest(f"module:{value.__name__}:{version}")
+        if isinstance(value, type):
+            return self._class(value, depth)
+        if isinstance(value, (tuple, list)) and len(value) <= SMALL_CONTAINER:
+            inner = ",".join(self._value(item, depth) for item in value)
+            return _digest(f"{type(value).__name__}:{inner}")
+        if isinstance(value, dict) and len(value) <= SMALL_CONTAINER:
+            inner = ",".join(
+                f"{self._value(k, depth)}={self._value(v, depth)}" for k, v in value.items()
+            )
+            return _digest(f"{type(value).__name__}:{inner}")
+        if isinstance(value, (set, frozenset)):
+            # A set's iteration (and pickle) order follows the process's hash seed: sort.
+            inner = ",".join(sorted(self._value(item, depth) for item in value))
+            return _digest(f"{type(value).__name__}:{inner}")
+        return _content_hash(value)
+
+    def _class(self, cls: type, depth: int) -> str:
+        """A class by its methods' code (classes of the notebook or a script), or by module,
+        name and version (classes of installed packages, which change with their version)."""
+        if not _is_user_class(cls):
+            version = getattr(sys.modules.get(cls.__module__.split(".")[0]), "__version__", "")
+            return _digest(f"class:{cls.__module__}.{cls.__qualname__}:{version}")
+        methods = ";".join(f"{name}={digest}" for name, digest in self._methods(cls, depth))
+        return _digest(f"class:{cls.__qualname__}:{methods}")
+
+    def _methods(self, cls: type, depth: int) -> list[tuple[str, str]]:
+        """A user class's methods (properties, static and class methods too), each hashed.
+        Class attributes that are data count for nothing: a class's own counters or registries
+        change as it is used (its instances are hashed by content)."""
+        methods = []
+        for name, member in sorted(vars(cls).items()):
+            if isinstance(member, (staticmethod, classmethod)):
+                member = member.__func__
+            if isinstance(member, property):
+                member = member.fget
+            if isinstance(member, types.FunctionType):
+                methods.append((name, self._function(member, depth + 1)))
+        return methods
+
+
+def _is_user_class(cls: type) -> bool:
+    return cls.__module__ == "__main__" or _is_user_module(sys.modules.get(cls.__module__))
+
+
+_CONTAINERS = (list, dict, set, bytearray)
+_DATA_PARTS = ("closure:", "default:", "global:")
+_SCALAR_TEXTS = tuple(f"{kind.__name__}:" for kind in _SCALARS)
+
+
+def _container_hash(value: Any) -> str:
+    return Fingerprinter()._hash_value(value, 0)
+
+
+def _data_values(fn: Any) -> Iterator[tuple[str, Any]]:
+    """A plain function's closure values, defaults and the globals it reads, by part name."""
+    while isinstance(fn, functools.partial):
+        fn = fn.func
+    if isinstance(fn, types.MethodType):
+        fn = fn.__func__
+    if not isinstance(fn, types.FunctionType):
+        return
+    code = fn.__code__
+    for name, cell in zip(code.co_freevars, fn.__closure__ or (), strict=False):
+        try:
+            yield f"closure:{name}", cell.cell_contents
+        except ValueError:
+            continue
+    for name, value in _defaults(fn):
+        yield f"default:{name}", value
+    namespace = fn.__globals__
+    for name in global_names(code):
+        if name in namespace:
+            value = namespace[name]
+            yield f"{_global_kind(value)}:{name}", value
+
+
+def _is_user_module(module: Any) -> bool:
+    """A module the user writes (next to the notebook), not one of an installed package."""
+    path = getattr(module, "__file__", None) or ""
+    return (
+        bool(path)
+        and "site-packages" not in path
+        and "dist-packages" not in path
+        and (not path.startswith(sys.base_prefix) and not path.startswith(sys.prefix))
+    )
+
+
+def _global_kind(value: Any) -> str:
+    if isinstance(value, (types.FunctionType, functools.partial)):
+        return "helper"
+    if isinstance(value, type):
+        return "class"
+    if isinstance(value, types.ModuleType):
+        return "module"
+    return "global"
+
+
+def _defaults(fn: types.FunctionType) -> Iterator[tuple[str, Any]]:
+    code = fn.__code__
+    defaults = fn.__defaults__ or ()
+    positional = code.co_varnames[: code.co_argcount]
+    yield from zip(positional[len(positional) - len(defaults) :], defaults, strict=True)
+    yield from (fn.__kwdefaults__ or {}).items()
+
+
+# --- code --------------------------------------------------------------------------------------
+
+# code object id -> (the code, kept alive; its hash; the global names it may read; its
+# positional parameter names)
+_CODE_HASHES: dict[int, tuple[types.CodeType, str, tuple[str, ...], tuple[str, ...]]] = {}
+
+
+def code_hash(code: types.CodeType) -> str:
+    """The code's behaviour, without line numbers, positions, file name or docstring."""
+    return _code_entry(code)[1]
+
+
+def global_names(code: types.CodeType) -> tuple[str, ...]:
+    """The names the code (and code nested in it) may read as globals (attribute names too:
+    only those found in the function's globals count)."""
+    return _code_entry(code)[2]
+
+
+def _code_entry(
+    code: types.CodeType,
+) -> tuple[types.CodeType, str, tuple[str, ...], tuple[str, ...]]:
+    known = _CODE_HASHES.get(id(code))
+    if known is not None and known[0] is code:
+        return known
+    consts = list(code.co_consts)
+    is_function = code.co_name not in _FUNCTION_NAMES and code.co_flags & inspect.CO_NEWLOCALS
+    if consts and is_function and (consts[0] is None or isinstance(consts[0], str)):
+        consts[0] = None  # a function's first constant is its docstring (or None)
+    names = _loaded_globals(code)
+    nested = []
+    for const in consts:
+        if isinstance(const, types.CodeType):
+            nested.append(code_hash(const))
+            names.update(global_names(const))
+    material = "\x1f".join(
+        [
+            code.co_name,
+            code.co_code.hex(),
+            repr(code.co_names),
+            repr(code.co_varnames),
+            repr(code.co_freevars),
+            repr(code.co_cellvars),
+            str(code.co_argcount),
+            str(code.co_kwonlyargcount),
+            str(code.co_flags),
+            ";".join(_const_text(c) for c in consts if not isinstance(c, types.CodeType)),
+            ";".join(nested),
+        ]
+    )
+    positional = code.co_varnames[: code.co_argcount]
+    entry = (code, _digest(material), tuple(sorted(names)), positional)
+    _CODE_HASHES[id(code)] = entry
+    return entry
+
+
+def _loaded_globals(code: types.CodeType) -> set[str]:
+    """The names the code loads as globals: not ``co_names``, which holds attribute names too
+    (``self.size`` would count as reading a global ``size``)."""
+    import dis  # here: only code fingerprinted for the first time needs it
+
+    return {
+        str(instruction.argval)
+        for instruction in dis.get_instructions(code)
+        if instruction.opname in ("LOAD_GLOBAL", "LOAD_NAME")
+    }
+
+
+def _const_text(const: Any) -> str:
+    if isinstance(const, frozenset):  # its repr's order changes with the process's hash seed
+        return "frozenset(" + ",".join(sorted(_const_text(c) for c in const)) + ")"
+    if isinstance(const, tuple):
+        return "(" + ",".join(_const_text(c) for c in const) + ")"
+    return f"{type(const).__name__}:{const!r}"
+
+
+# --- content -----------------------------------------------------------------------------------
+
+
+def _content_hash(value: Any) -> str:
+    """Data by content: pickled with its big buffers out of band, each hashed where it lies.
+    What cannot be pickled (a lock, a connection, ``io``) counts by its type only."""
+    buffers: list[pickle.PickleBuffer] = []
+    try:
+        head = pickle.dumps(value, protocol=5, buffer_callback=buffers.append)
+    except Exception:
+        kind = type(value)
+        return _digest(f"type:{kind.__module__}.{kind.__qualname__}")
+    crcs = [_buffer_crc(buffer.raw()) for buffer in buffers]
+    return _digest(head + repr(crcs).encode())
+
+
+def _buffer_crc(view: memoryview) -> str:
+    size = view.nbytes
+    if size < PARALLEL_BUFFER_BYTES or _CORES == 1:
+        return f"{size}:{zlib.crc32(view):08x}"
+    import concurrent.futures
+
+    step = -(-size // _CORES)
+    chunks = [view[i : i + step] for i in range(0, size, step)]
+    with concurrent.futures.ThreadPoolExecutor(len(chunks)) as pool:
+        crcs = list(pool.map(zlib.crc32, chunks))
+    return f"{size}:" + ".".join(f"{c:08x}" for c in crcs)
+
+
+def integration_fingerprint(method: Any, params: Any) -> Parts:
+    """An integration task's fingerprint: the method's qualified name and its arguments."""
+    name = getattr(method, "__qualname__", None) or type(method).__qualname__
+    module = getattr(method, "__module__", None) or ""
+    arguments = json.dumps(params, sort_keys=True, default=repr)
+    return {"python": PYTHON, "method": _digest(f"{module}.{name}"), "params": _digest(arguments)}
+
+
+# --- explaining a change -------------------------------------------------------------------------
+
+_REASONS = {
+    "code": "code of fn changed",
+    "partial:args": "argument of the partial changed",
+    "wrapped": "wrapped function changed",
+    "self": "the method's object changed",
+    "callable": "the callable changed",
+    "method": "integration method changed",
+    "params": "integration arguments changed",
+}
+_KINDS = {
+    "closure": "closure value '{}' changed",
+    "default": "default '{}' changed",
+    "helper": "helper '{}' changed",
+    "class": "class '{}' changed",
+    "module": "module '{}' changed (another version)",
+    "global": "global '{}' changed",
+}
+
+
+def explain(stored: Parts | None, current: Parts, after: Parts | None = None) -> list[str] | None:
+    """Why ``current`` differs from ``stored``: short sentences, [] if it does not, None if it
+    cannot be told (no stored fingerprint, or one made under another Python minor version).
+    ``after``: parts the task's own run changed; either value counts as the same."""
+    if not stored or stored.get("python") != current.get("python"):
+        return None
+    after = after or {}
+    reasons = []
+    for name in sorted(stored.keys() | current.keys()):
+        now = current.get(name)
+        if (
+            name == "python"
+            or now == stored.get(name)
+            or (now is not None and now == after.get(name))
+        ):
+            continue
+        kind, _, label = name.partition(":")
+        if name not in current:
+            reasons.append(f"no longer reads '{label or kind}'")
+        elif name not in stored:
+            reasons.append(f"now reads '{label or kind}'")
+        elif name in _REASONS:
+            reasons.append(_REASONS[name])
+        elif kind == "method":
+            owner, _, method = label.rpartition(".")
+            reasons.append(f"method '{method}' of class '{owner}' changed")
+        else:
+            reasons.append(_KINDS.get(kind, "'{}' changed").format(label))
+    return reasons
