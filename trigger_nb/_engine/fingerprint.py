@@ -63,14 +63,10 @@ def digest_of(parts: Parts) -> str:
 
 
 def _key(text: str) -> str:
-    if len(text) <= KEY_CHARS and text.isascii() and _plain(text):
-        return text  # repr texts are printable: written as they are in the record's JSON
+    if len(text) <= KEY_CHARS and text.isascii() and '"' not in text and "\\" not in text:
+        return text  # printable reprs, written as they are in the record's JSON
     material = text.encode("utf-8", "surrogatepass")
     return f"#{zlib.crc32(material) << 32 | zlib.adler32(material):016x}"
-
-
-def _plain(text: str) -> bool:
-    return '"' not in text and "\\" not in text  # written as is in the record's JSON
 
 
 class Fingerprinter:

@@ -26,7 +26,7 @@ from trigger_nb._engine.parallel import fan_out
 from trigger_nb._engine.replay import Replay, replay
 from trigger_nb._engine.task import run_async, run_sync
 from trigger_nb._engine.task_options import DEFAULT_OPTIONS, TaskOptions, new_record
-from trigger_nb._store.sealed import refresh_hint
+from trigger_nb._store.sealed import refresh_hint, stored_digest
 from trigger_nb._store.snapshot import parse_task
 from trigger_nb.errors import (
     CacheReadError,
@@ -118,7 +118,18 @@ class IO:
         if not refresh:
             found = x.snapshot.completed(task_id)
             if found is not None:
-                if not checked or not self._is_stale(task_id, cache_key, fn, opts, policy):
+                if not checked:
+                    return (task_id, *found)
+                # The quick check, inline (it is on the path of every replay): the key stored
+                # at the end of the entry against the current one; None: none stored.
+                stored = stored_digest(x.snapshot.entries[task_id])
+                if stored is None or stored == (
+                    x.fingerprints.key_of(fn)
+                    if opts.fingerprint is None
+                    else digest_of(opts.fingerprint)
+                ).encode("ascii"):
+                    return (task_id, *found)
+                if not self._is_stale(task_id, cache_key, fn, opts, policy):
                     return (task_id, *found)
                 refresh = True  # stale, and to be run again: "rerun" or --refresh-stale
         parts = (opts.fingerprint or x.fingerprints.of_task(fn)) if checked else None
@@ -147,22 +158,12 @@ class IO:
         opts: TaskOptions,
         policy: str,
     ) -> bool:
-        """Whether a completed task must run again because its code or inputs changed.
+        """Whether a completed task whose fingerprint key differs must run again.
 
-        The common case, an unchanged task, compares two keys (the stored one is read from the
-        end of its entry, unparsed; the current one built without the parts). A changed one is
+        Called when the quick check in ``_prepare`` found the keys different: the change is
         explained part by part: under "warn" it is replayed and reported (``x.stale``), under
         "error" it raises, under "rerun" (or ``--refresh-stale``) it runs again."""
         x = self._execution
-        stored = x.snapshot.stored_digest(task_id)
-        if stored is None:
-            return False  # no fingerprint stored (an older task): nothing to compare
-        if opts.fingerprint is not None:
-            key = digest_of(opts.fingerprint)
-        else:
-            key = x.fingerprints.key_of(fn)
-        if stored == key.encode():
-            return False
         parts = opts.fingerprint or x.fingerprints.of_task(fn)
         try:
             record = x.snapshot.task(task_id)

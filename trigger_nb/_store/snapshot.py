@@ -12,7 +12,6 @@ from trigger_nb._store.sealed import (
     Entry,
     Label,
     completed_output,
-    stored_digest,
     unpack_entry,
     unreadable,
 )
@@ -37,11 +36,6 @@ class RunSnapshot:
             return None
         label = f"task {task_id} of run {self.run_id}" if what is None else what
         return unpack_entry(load_value(blob, label), label)
-
-    def stored_digest(self, task_id: str) -> bytes | None:
-        """The fingerprint digest of the task's entry (None: none stored); call after
-        ``completed`` said the entry is an intact COMPLETED one."""
-        return stored_digest(self.entries.get(task_id))
 
     def completed(self, task_id: str) -> tuple[bytes | None, float] | None:
         """The replay check: ``(inline output or None, duration)`` if the task has an intact
