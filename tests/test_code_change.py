@@ -433,5 +433,8 @@ def test_the_replay_key_equals_the_digest_of_the_parts() -> None:
         lambda: 'quote"d',
     ]
     for fn in functions:
-        fingerprints = Fingerprinter()
-        assert fingerprints.key_of(fn) == digest_of(Fingerprinter().of_task(fn)), fn
+        parts = Fingerprinter().of_task(fn)
+        assert not any("|" in value for value in parts.values()), parts  # the key's separator
+        assert Fingerprinter().key_of(fn) == digest_of(parts), fn
+        names, key, _ = Fingerprinter().record_of(fn)
+        assert (names, key) == ("|".join(parts), digest_of(parts)), fn

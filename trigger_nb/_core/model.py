@@ -143,18 +143,30 @@ class TaskRecord(BaseModel):
     output_preview: str | None = None
     wait_until: datetime | None = None
     # What the last executed attempt ran, in named parts ("code", "closure:threshold",
-    # "global:clean", "python", ...), each a short hash: see ``trigger_nb._engine.fingerprint``.
-    fingerprint: dict[str, str] | None = None
+    # "global:clean", "python", ...): their names here, their values (short texts or hashes,
+    # never holding '|') joined in ``fingerprint``. See ``trigger_nb._engine.fingerprint``.
+    fingerprint_names: str | None = None
     # Parts whose value the task itself changed while it ran (an accumulator it appends to):
-    # either value counts as unchanged, so neither re-executing the cell nor a restart makes it
-    # stale.
-    fingerprint_after: dict[str, str] | None = None
+    # their values before it ran. ``fingerprint`` holds the values after, which the kernel
+    # holds next; either counts as unchanged, so neither re-executing the cell nor a restart
+    # makes the task stale.
+    fingerprint_before: dict[str, str] | None = None
     # Why a replayed task is stale (its code or inputs changed since it ran), set on the record
     # the live view receives; what is stored is ``ExecutionRecord.stale``. Never written.
     stale_reasons: list[str] = Field(default_factory=list, exclude=True)
-    # The digest of ``fingerprint``: the LAST field, so a replay finds it at the end of the
-    # stored record without parsing it (``trigger_nb._store.sealed.stored_digest``).
-    fingerprint_digest: str | None = None
+    # The part values joined by '|': the replay's quick check compares it with the current one.
+    # The LAST field, so a replay finds it at the end of the stored record without parsing it
+    # (``trigger_nb._store.sealed.stored_digest``).
+    fingerprint: str | None = None
+
+    @property
+    def fingerprint_parts(self) -> dict[str, str] | None:
+        """The fingerprint as named parts (None: none recorded)."""
+        if self.fingerprint is None or self.fingerprint_names is None:
+            return None
+        return dict(
+            zip(self.fingerprint_names.split("|"), self.fingerprint.split("|"), strict=False)
+        )
 
     @property
     def is_completed(self) -> bool:

@@ -40,7 +40,6 @@ SMALL_CONTAINER = 64
 # A scalar whose text is this short is its own part ("int:5"): no hash to compute, and a reason
 # could even show it.
 SHORT_TEXT = 24
-KEY_CHARS = 160
 # Buffers at least this big are hashed in chunks on several threads (zlib releases the GIL).
 PARALLEL_BUFFER_BYTES = 16 << 20
 _CORES = max(1, min(8, os.cpu_count() or 1))
@@ -55,18 +54,15 @@ def _digest(text: str | bytes) -> str:
 
 
 def digest_of(parts: Parts) -> str:
-    """The fingerprint's key: equal keys, equal fingerprints; the replay's quick check compares
-    only this. Parts come in the order the same code builds them, so their values joined are
-    the key itself when that text is short and plain (no hash to compute, no collision);
-    otherwise a 64-bit hash of it (CRC-32 and Adler-32: a change detector)."""
-    return _key("|".join(parts.values()))
+    """The fingerprint's key: its part values joined, in the order the same code builds them
+    (equal keys, equal fingerprints). Values are short plain texts or hashes without '|', so
+    the key is stored as it is and compared byte for byte on every replay: nothing to hash."""
+    return "|".join(parts.values())
 
 
-def _key(text: str) -> str:
-    if len(text) <= KEY_CHARS and text.isascii() and '"' not in text and "\\" not in text:
-        return text  # printable reprs, written as they are in the record's JSON
-    material = text.encode("utf-8", "surrogatepass")
-    return f"#{zlib.crc32(material) << 32 | zlib.adler32(material):016x}"
+def _plain(text: str) -> bool:
+    """Written as it is in the record's JSON, and never taken for the key's separator."""
+    return '"' not in text and "\\" not in text and "|" not in text
 
 
 class Fingerprinter:
@@ -77,12 +73,16 @@ class Fingerprinter:
         self._busy: set[int] = set()  # functions being hashed now: a cycle counts by name
 
     def of_task(self, fn: Callable[..., Any]) -> Parts:
+        return self.of_executed_task(fn)[0]
+
+    def of_executed_task(self, fn: Callable[..., Any]) -> tuple[Parts, bool]:
+        """The task's parts, and whether its own run could change one of them (it reads a
+        container: ``changed_by_run`` then looks again when it ends)."""
         parts: Parts = {"python": PYTHON}
         if type(fn) is types.FunctionType and "__wrapped__" not in fn.__dict__:
-            self._function_parts(fn, parts, 0)  # the common case: a lambda or a def
-        else:
-            self._callable_parts(fn, parts, 0)
-        return parts
+            return parts, self._function_parts(fn, parts, 0)  # the common case
+        self._callable_parts(fn, parts, 0)
+        return parts, True
 
     def changed_by_run(self, fn: Callable[..., Any], before: Parts) -> Parts:
         """The data parts a task's own run changed (``calls.append(...)`` inside the task):
@@ -108,7 +108,7 @@ class Fingerprinter:
         makes. It mirrors ``_function_parts`` value for value (a test holds them equal)."""
         if type(fn) is not types.FunctionType or "__wrapped__" in fn.__dict__:
             return digest_of(self.of_task(fn))
-        _, digest, names, _ = _code_entry(fn.__code__)
+        _, digest, names, _, _ = _code_entry(fn.__code__)
         values = [PYTHON, digest]
         closure = fn.__closure__
         if closure:
@@ -131,7 +131,53 @@ class Fingerprinter:
                         values.extend([digest for _, digest in self._methods(value, 0)])
                     else:
                         values.append(self._value(value, 0))
-        return _key("|".join(values))
+        return "|".join(values)
+
+    def record_of(self, fn: Callable[..., Any]) -> tuple[str, str, bool]:
+        """What an executed task stores: its part names and its key (both joined by '|'), and
+        whether its own run could change a part (it reads a container). Mirrors
+        ``_function_parts`` like ``key_of``, without building the dict (a test holds them
+        equal): on the path of every first run, where every µs counts twice."""
+        if type(fn) is not types.FunctionType or "__wrapped__" in fn.__dict__:
+            parts, mutable = self.of_executed_task(fn)
+            return "|".join(parts), digest_of(parts), mutable
+        _, digest, globals_read, defaults, cells = _code_entry(fn.__code__)
+        names, values = ["python", "code"], [PYTHON, digest]
+        mutable = False
+        closure = fn.__closure__
+        if closure:
+            for name, cell in zip(cells, closure, strict=False):
+                try:
+                    value = cell.cell_contents
+                except ValueError:
+                    continue
+                names.append(name)
+                values.append(self._value(value, 0))
+                mutable = mutable or isinstance(value, _CONTAINERS)
+        given = fn.__defaults__
+        if given:
+            names.extend(defaults[len(defaults) - len(given) :])
+            values.extend([self._value(value, 0) for value in given])
+            mutable = mutable or any(isinstance(value, _CONTAINERS) for value in given)
+        if fn.__kwdefaults__:
+            for name, value in fn.__kwdefaults__.items():
+                names.append("default:" + name)
+                values.append(self._value(value, 0))
+                mutable = mutable or isinstance(value, _CONTAINERS)
+        if globals_read:
+            namespace = fn.__globals__
+            for name in globals_read:
+                if name in namespace:
+                    value = namespace[name]
+                    if isinstance(value, type) and _is_user_class(value):
+                        for method, method_digest in self._methods(value, 0):
+                            names.append(f"method:{name}.{method}")
+                            values.append(method_digest)
+                    else:
+                        names.append(f"{_global_kind(value)}:{name}")
+                        values.append(self._value(value, 0))
+                        mutable = mutable or isinstance(value, _CONTAINERS)
+        return "|".join(names), "|".join(values), mutable
 
     def _callable_parts(self, fn: Any, parts: Parts, depth: int) -> None:
         if isinstance(fn, functools.partial):
@@ -153,24 +199,30 @@ class Fingerprinter:
             return
         self._function_parts(fn, parts, depth)
 
-    def _function_parts(self, fn: types.FunctionType, parts: Parts, depth: int) -> None:
-        code, digest, names, defaults = _code_entry(fn.__code__)
+    def _function_parts(self, fn: types.FunctionType, parts: Parts, depth: int) -> bool:
+        """Add a plain function's parts; True if it reads a list, dict, set or bytearray
+        (which its own run may change: see ``changed_by_run``)."""
+        _, digest, names, defaults, cells = _code_entry(fn.__code__)
         parts["code"] = digest
+        mutable = False
         closure = fn.__closure__
         if closure:
-            for name, cell in zip(code.co_freevars, closure, strict=False):
+            for name, cell in zip(cells, closure, strict=False):
                 try:
                     value = cell.cell_contents
                 except ValueError:  # a cell not filled yet
                     continue
-                parts["closure:" + name] = self._value(value, depth)
+                parts[name] = self._value(value, depth)
+                mutable = mutable or isinstance(value, _CONTAINERS)
         values = fn.__defaults__
         if values:
             for name, value in zip(defaults[len(defaults) - len(values) :], values, strict=True):
-                parts["default:" + name] = self._value(value, depth)
+                parts[name] = self._value(value, depth)
+                mutable = mutable or isinstance(value, _CONTAINERS)
         if fn.__kwdefaults__:
             for name, value in fn.__kwdefaults__.items():
                 parts["default:" + name] = self._value(value, depth)
+                mutable = mutable or isinstance(value, _CONTAINERS)
         if names:
             namespace = fn.__globals__
             for name in names:
@@ -181,6 +233,8 @@ class Fingerprinter:
                             parts[f"method:{name}.{method}"] = digest
                     else:
                         parts[f"{_global_kind(value)}:{name}"] = self._value(value, depth)
+                        mutable = mutable or isinstance(value, _CONTAINERS)
+        return mutable
 
     def _function(self, fn: Any, depth: int) -> str:
         """A function (or any callable) as one hash of its parts: a helper's fingerprint."""
@@ -194,7 +248,7 @@ class Fingerprinter:
         try:
             parts: Parts = {}
             self._callable_parts(fn, parts, depth)
-            result = digest_of(parts)
+            result = _digest(digest_of(parts))  # one short hash: no "|" inside a part
         finally:
             self._busy.discard(key)
         self._values[key] = (fn, result)
@@ -206,7 +260,9 @@ class Fingerprinter:
         kind = type(value)
         if kind in _SCALARS:
             text = f"{kind.__name__}:{value!r}"
-            return text if len(text) <= SHORT_TEXT else _digest(text)
+            if len(text) <= SHORT_TEXT and text.isascii() and _plain(text):
+                return text
+            return _digest(text)
         key = id(value)
         known = self._values.get(key)
         if known is not None and known[0] is value:
@@ -328,9 +384,10 @@ def _defaults(fn: types.FunctionType) -> Iterator[tuple[str, Any]]:
 
 # --- code --------------------------------------------------------------------------------------
 
-# code object id -> (the code, kept alive; its hash; the global names it may read; its
-# positional parameter names)
-_CODE_HASHES: dict[int, tuple[types.CodeType, str, tuple[str, ...], tuple[str, ...]]] = {}
+# code object id -> (the code, kept alive; its hash; the global names it may read; the part
+# names of its positional parameters' defaults and of its closure cells, made once)
+_CodeEntry = tuple[types.CodeType, str, tuple[str, ...], tuple[str, ...], tuple[str, ...]]
+_CODE_HASHES: dict[int, _CodeEntry] = {}
 
 
 def code_hash(code: types.CodeType) -> str:
@@ -339,14 +396,12 @@ def code_hash(code: types.CodeType) -> str:
 
 
 def global_names(code: types.CodeType) -> tuple[str, ...]:
-    """The names the code (and code nested in it) may read as globals (attribute names too:
-    only those found in the function's globals count)."""
+    """The names the code (and code nested in it) loads as globals; only those found in the
+    function's globals count."""
     return _code_entry(code)[2]
 
 
-def _code_entry(
-    code: types.CodeType,
-) -> tuple[types.CodeType, str, tuple[str, ...], tuple[str, ...]]:
+def _code_entry(code: types.CodeType) -> _CodeEntry:
     known = _CODE_HASHES.get(id(code))
     if known is not None and known[0] is code:
         return known
@@ -375,8 +430,9 @@ def _code_entry(
             ";".join(nested),
         ]
     )
-    positional = code.co_varnames[: code.co_argcount]
-    entry = (code, _digest(material), tuple(sorted(names)), positional)
+    defaults = tuple("default:" + name for name in code.co_varnames[: code.co_argcount])
+    cells = tuple("closure:" + name for name in code.co_freevars)
+    entry = (code, _digest(material), tuple(sorted(names)), defaults, cells)
     _CODE_HASHES[id(code)] = entry
     return entry
 

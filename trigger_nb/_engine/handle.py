@@ -56,6 +56,9 @@ class TaskCall:
     on_error: Callable[[BaseException, TaskHandle], Any] | None = None
     refresh: bool = False
     attempt: int = 0
+    # The fingerprint before the function ran, when its run could change a part (it reads a
+    # list, dict, set or bytearray): ``_complete`` looks at those again.
+    parts: dict[str, str] | None = None
     _handle: TaskHandle | None = dataclasses.field(default=None, init=False, repr=False)
 
     @property

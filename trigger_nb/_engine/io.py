@@ -132,13 +132,19 @@ class IO:
                 if not self._is_stale(task_id, cache_key, fn, opts, policy):
                     return (task_id, *found)
                 refresh = True  # stale, and to be run again: "rerun" or --refresh-stale
-        parts = (opts.fingerprint or x.fingerprints.of_task(fn)) if checked else None
+        names = key = None
+        mutable = False
+        if checked:
+            if opts.fingerprint is not None:
+                names, key = "|".join(opts.fingerprint), digest_of(opts.fingerprint)
+            else:
+                names, key, mutable = x.fingerprints.record_of(fn)
         known = task_id in x.snapshot.entries
         previous = self._previous(task_id, cache_key, refresh) if known else None
         x.check_canceled()
         record = new_record(x, task_id, idem, parent, encoded, cache_key, opts, previous)
-        if parts is not None:
-            assign(record, fingerprint=parts, fingerprint_digest=digest_of(parts))
+        if key is not None:
+            assign(record, fingerprint_names=names, fingerprint=key)
         return TaskCall(
             execution=x,
             record=record,
@@ -148,6 +154,7 @@ class IO:
             timeout=opts.timeout,
             on_error=opts.on_error,
             refresh=refresh,
+            parts=record.fingerprint_parts if mutable else None,  # looked at again at the end
         )
 
     def _is_stale(
@@ -171,7 +178,7 @@ class IO:
             return False  # the replay reports a damaged record, with the fix
         if record is None:
             return False
-        reasons = explain(record.fingerprint, parts, record.fingerprint_after)
+        reasons = explain(record.fingerprint_parts, parts, record.fingerprint_before)
         if not reasons:
             return False  # another Python minor version: unknown, never "changed"
         if x.refresh_stale:

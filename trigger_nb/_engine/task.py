@@ -170,11 +170,12 @@ def _complete(
     """Record the task COMPLETED with ``data``; ``seconds`` covers all of this execution's
     attempts and the back-off between them (the time a replay saves)."""
     x, rec = call.execution, call.record
-    if rec.fingerprint is not None:
-        changed = x.fingerprints.changed_by_run(call.fn, rec.fingerprint)
+    if call.parts is not None:
+        changed = x.fingerprints.changed_by_run(call.fn, call.parts)
         if changed:  # the kernel now holds these values: the quick check compares with them
-            after = {**rec.fingerprint, **changed}
-            assign(rec, fingerprint_after=changed, fingerprint_digest=digest_of(after))
+            before = {name: call.parts[name] for name in changed}
+            after = digest_of({**call.parts, **changed})
+            assign(rec, fingerprint_before=before, fingerprint=after)
     now = x.clock.now()
     assign(attempt, status=_COMPLETED, finished_at=now)
     assign(

@@ -110,11 +110,11 @@ def completed_output(blob: object) -> tuple[bytes | None, float] | None:
     return None
 
 
-_DIGEST_FIELD = b'"fingerprint_digest":"'
+_DIGEST_FIELD = b'"fingerprint":"'
 
 
 def stored_digest(blob: object) -> bytes | None:
-    """The fingerprint key an entry's record ends with (``TaskRecord.fingerprint_digest`` is
+    """The fingerprint key an entry's record ends with (``TaskRecord.fingerprint`` is
     the record's last field), read without parsing the record: a replay compares it with the
     task's current code on every call. None if the record has none (or is not an entry)."""
     if type(blob) is not bytes or len(blob) < _ENTRY_SIZE:
