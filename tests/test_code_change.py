@@ -438,3 +438,20 @@ def test_the_replay_key_equals_the_digest_of_the_parts() -> None:
         assert Fingerprinter().key_of(fn) == digest_of(parts), fn
         names, key, _ = Fingerprinter().record_of(fn)
         assert (names, key) == ("|".join(parts), digest_of(parts)), fn
+
+
+class _Shifty:
+    """A value fingerprinting trips over: asking its class raises."""
+
+    @property  # type: ignore[misc]
+    def __class__(self) -> type:
+        raise RuntimeError("no class for you")
+
+
+def test_a_value_that_breaks_fingerprinting_never_fails_its_task(client: TriggerClient) -> None:
+    shifty, calls = _Shifty(), []
+    job = client.define_job("shifty")
+    job.run(lambda payload, io, ctx: io.run_task("t", lambda: calls.append(shifty) or 1))
+    assert job.trigger().output == 1
+    again = job.trigger()
+    assert again.output == 1 and len(calls) == 1, "replayed, not run again"

@@ -108,7 +108,7 @@ class Fingerprinter:
         makes. It mirrors ``_function_parts`` value for value (a test holds them equal)."""
         if type(fn) is not types.FunctionType or "__wrapped__" in fn.__dict__:
             return digest_of(self.of_task(fn))
-        _, digest, names, _, _ = _code_entry(fn.__code__)
+        _, digest, names, defaults, _ = _code_entry(fn.__code__)
         values = [PYTHON, digest]
         closure = fn.__closure__
         if closure:
@@ -118,7 +118,7 @@ class Fingerprinter:
                 except ValueError:
                     continue
         given = fn.__defaults__
-        if given:
+        if given and len(given) <= len(defaults):
             values.extend([self._value(value, 0) for value in given])
         if fn.__kwdefaults__:
             values.extend([self._value(value, 0) for value in fn.__kwdefaults__.values()])
@@ -155,7 +155,7 @@ class Fingerprinter:
                 values.append(self._value(value, 0))
                 mutable = mutable or isinstance(value, _CONTAINERS)
         given = fn.__defaults__
-        if given:
+        if given and len(given) <= len(defaults):
             names.extend(defaults[len(defaults) - len(given) :])
             values.extend([self._value(value, 0) for value in given])
             mutable = mutable or any(isinstance(value, _CONTAINERS) for value in given)
@@ -215,7 +215,7 @@ class Fingerprinter:
                 parts[name] = self._value(value, depth)
                 mutable = mutable or isinstance(value, _CONTAINERS)
         values = fn.__defaults__
-        if values:
+        if values and len(values) <= len(defaults):  # more: reassigned by hand, not counted
             for name, value in zip(defaults[len(defaults) - len(values) :], values, strict=True):
                 parts[name] = self._value(value, depth)
                 mutable = mutable or isinstance(value, _CONTAINERS)

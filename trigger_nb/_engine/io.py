@@ -123,11 +123,7 @@ class IO:
                 # The quick check, inline (it is on the path of every replay): the key stored
                 # at the end of the entry against the current one; None: none stored.
                 stored = stored_digest(x.snapshot.entries[task_id])
-                if stored is None or stored == (
-                    x.fingerprints.key_of(fn)
-                    if opts.fingerprint is None
-                    else digest_of(opts.fingerprint)
-                ).encode("ascii"):
+                if stored is None or stored == self._current_key(fn, opts):
                     return (task_id, *found)
                 if not self._is_stale(task_id, cache_key, fn, opts, policy):
                     return (task_id, *found)
@@ -135,10 +131,13 @@ class IO:
         names = key = None
         mutable = False
         if checked:
-            if opts.fingerprint is not None:
-                names, key = "|".join(opts.fingerprint), digest_of(opts.fingerprint)
-            else:
-                names, key, mutable = x.fingerprints.record_of(fn)
+            try:
+                if opts.fingerprint is not None:
+                    names, key = "|".join(opts.fingerprint), digest_of(opts.fingerprint)
+                else:
+                    names, key, mutable = x.fingerprints.record_of(fn)
+            except Exception:  # fingerprinting never fails a task: it runs unfingerprinted
+                names = key = None
         known = task_id in x.snapshot.entries
         previous = self._previous(task_id, cache_key, refresh) if known else None
         x.check_canceled()
@@ -157,6 +156,16 @@ class IO:
             parts=record.fingerprint_parts if mutable else None,  # looked at again at the end
         )
 
+    def _current_key(self, fn: Callable[..., Any], opts: TaskOptions) -> bytes | None:
+        """The task's fingerprint key now (None if it cannot be made: then it is replayed,
+        as a task without a stored fingerprint would be)."""
+        try:
+            if opts.fingerprint is not None:
+                return digest_of(opts.fingerprint).encode("ascii")
+            return self._execution.fingerprints.key_of(fn).encode("ascii")
+        except Exception:
+            return None
+
     def _is_stale(
         self,
         task_id: str,
@@ -171,7 +180,10 @@ class IO:
         explained part by part: under "warn" it is replayed and reported (``x.stale``), under
         "error" it raises, under "rerun" (or ``--refresh-stale``) it runs again."""
         x = self._execution
-        parts = opts.fingerprint or x.fingerprints.of_task(fn)
+        try:
+            parts = opts.fingerprint or x.fingerprints.of_task(fn)
+        except Exception:
+            return False  # see _current_key
         try:
             record = x.snapshot.task(task_id)
         except CacheReadError:
