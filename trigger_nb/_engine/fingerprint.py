@@ -28,8 +28,8 @@ import pickle
 import sys
 import types
 import zlib
-from collections.abc import Callable, Iterator
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeGuard
 
 PYTHON = f"{sys.version_info.major}.{sys.version_info.minor}"
 MAX_DEPTH = 6  # helpers of helpers ...: deeper code counts by name only
@@ -73,42 +73,22 @@ class Fingerprinter:
         self._busy: set[int] = set()  # functions being hashed now: a cycle counts by name
 
     def of_task(self, fn: Callable[..., Any]) -> Parts:
-        return self.of_executed_task(fn)[0]
-
-    def of_executed_task(self, fn: Callable[..., Any]) -> tuple[Parts, bool]:
-        """The task's parts, and whether its own run could change one of them (it reads a
-        container: ``changed_by_run`` then looks again when it ends)."""
+        """The task's fingerprint, in named parts (what is stored, and explained on change)."""
+        if _is_plain(fn):
+            names, values, _ = self._walk(fn, 0)
+            return {"python": PYTHON, **dict(zip(names, values, strict=True))}
         parts: Parts = {"python": PYTHON}
-        if type(fn) is types.FunctionType and "__wrapped__" not in fn.__dict__:
-            return parts, self._function_parts(fn, parts, 0)  # the common case
         self._callable_parts(fn, parts, 0)
-        return parts, True
-
-    def changed_by_run(self, fn: Callable[..., Any], before: Parts) -> Parts:
-        """The data parts a task's own run changed (``calls.append(...)`` inside the task):
-        containers it reads, hashed again now, uncached. Big values (arrays, frames) are not
-        hashed twice: a task that changes one of those in place shows as stale."""
-        for name, text in before.items():
-            if name.startswith(_DATA_PARTS) and not text.startswith(_SCALAR_TEXTS):
-                break
-        else:
-            return {}  # it reads scalars only (the common case): nothing it could change
-        changed: Parts = {}
-        for name, value in _data_values(fn):
-            if name in before and isinstance(value, _CONTAINERS):
-                now = _container_hash(value)
-                if now != before[name]:
-                    changed[name] = now
-        return changed
-
-    # --- callables ----------------------------------------------------------------------------
+        return parts
 
     def key_of(self, fn: Callable[..., Any]) -> str:
-        """``digest_of(self.of_task(fn))``, without building the parts: the check every replay
-        makes. It mirrors ``_function_parts`` value for value (a test holds them equal)."""
-        if type(fn) is not types.FunctionType or "__wrapped__" in fn.__dict__:
+        """``digest_of(self.of_task(fn))``: the check every replay makes. For a plain
+        function it is ``_walk`` without the names (~1 µs of every replay less, which keeps
+        replay within 1.3x a raw read); a test holds the two equal on functions of every
+        shape, so keep them in step."""
+        if type(fn) is not types.FunctionType or "__wrapped__" in fn.__dict__:  # _is_plain
             return digest_of(self.of_task(fn))
-        _, digest, names, defaults, _ = _code_entry(fn.__code__)
+        _, digest, globals_read, defaults, _ = _code_entry(fn.__code__)
         values = [PYTHON, digest]
         closure = fn.__closure__
         if closure:
@@ -122,9 +102,9 @@ class Fingerprinter:
             values.extend([self._value(value, 0) for value in given])
         if fn.__kwdefaults__:
             values.extend([self._value(value, 0) for value in fn.__kwdefaults__.values()])
-        if names:
+        if globals_read:
             namespace = fn.__globals__
-            for name in names:
+            for name in globals_read:
                 if name in namespace:
                     value = namespace[name]
                     if isinstance(value, type) and _is_user_class(value):
@@ -135,49 +115,72 @@ class Fingerprinter:
 
     def record_of(self, fn: Callable[..., Any]) -> tuple[str, str, bool]:
         """What an executed task stores: its part names and its key (both joined by '|'), and
-        whether its own run could change a part (it reads a container). Mirrors
-        ``_function_parts`` like ``key_of``, without building the dict (a test holds them
-        equal): on the path of every first run, where every µs counts twice."""
-        if type(fn) is not types.FunctionType or "__wrapped__" in fn.__dict__:
-            parts, mutable = self.of_executed_task(fn)
-            return "|".join(parts), digest_of(parts), mutable
+        whether its own run could change a part (it reads a container: ``changed_by_run``
+        looks again when it ends)."""
+        if _is_plain(fn):
+            names, values, mutable = self._walk(fn, 0)
+            return "python|" + "|".join(names), PYTHON + "|" + "|".join(values), mutable
+        parts = self.of_task(fn)
+        return "|".join(parts), digest_of(parts), True
+
+    def changed_by_run(self, fn: Callable[..., Any], before: Parts) -> Parts:
+        """The data parts a task's own run changed (``calls.append(...)`` inside the task):
+        containers it reads, hashed again now, uncached. Big values (arrays, frames) are not
+        hashed twice: a task that changes one of those in place shows as stale."""
+        containers: dict[str, Any] = {}
+        if _is_plain(fn):
+            self._walk(fn, 0, containers)
+        changed: Parts = {}
+        for name, value in containers.items():
+            now = _container_hash(value)
+            if name in before and now != before[name]:
+                changed[name] = now
+        return changed
+
+    def _walk(
+        self, fn: types.FunctionType, depth: int, containers: dict[str, Any] | None = None
+    ) -> tuple[list[str], list[str], bool]:
+        """A plain function's part names and values, in the one order every use shares (the
+        key is the values joined: the order is part of the format), and whether it reads a
+        list, dict, set or bytearray; those go into ``containers`` when given."""
         _, digest, globals_read, defaults, cells = _code_entry(fn.__code__)
-        names, values = ["python", "code"], [PYTHON, digest]
+        names, values = ["code"], [digest]
         mutable = False
+
+        def add(name: str, value: Any) -> None:
+            nonlocal mutable
+            names.append(name)
+            values.append(self._value(value, depth))
+            if isinstance(value, _CONTAINERS):
+                mutable = True
+                if containers is not None:
+                    containers[name] = value
+
         closure = fn.__closure__
         if closure:
             for name, cell in zip(cells, closure, strict=False):
                 try:
-                    value = cell.cell_contents
-                except ValueError:
+                    add(name, cell.cell_contents)
+                except ValueError:  # a cell not filled yet
                     continue
-                names.append(name)
-                values.append(self._value(value, 0))
-                mutable = mutable or isinstance(value, _CONTAINERS)
         given = fn.__defaults__
-        if given and len(given) <= len(defaults):
-            names.extend(defaults[len(defaults) - len(given) :])
-            values.extend([self._value(value, 0) for value in given])
-            mutable = mutable or any(isinstance(value, _CONTAINERS) for value in given)
-        if fn.__kwdefaults__:
-            for name, value in fn.__kwdefaults__.items():
-                names.append("default:" + name)
-                values.append(self._value(value, 0))
-                mutable = mutable or isinstance(value, _CONTAINERS)
+        if given and len(given) <= len(defaults):  # more: reassigned by hand, not counted
+            for name, value in zip(defaults[len(defaults) - len(given) :], given, strict=True):
+                add(name, value)
+        for name, value in (fn.__kwdefaults__ or {}).items():
+            add("default:" + name, value)
         if globals_read:
             namespace = fn.__globals__
             for name in globals_read:
                 if name in namespace:
                     value = namespace[name]
                     if isinstance(value, type) and _is_user_class(value):
-                        for method, method_digest in self._methods(value, 0):
+                        for method, method_digest in self._methods(value, depth):
                             names.append(f"method:{name}.{method}")
                             values.append(method_digest)
                     else:
-                        names.append(f"{_global_kind(value)}:{name}")
-                        values.append(self._value(value, 0))
-                        mutable = mutable or isinstance(value, _CONTAINERS)
-        return "|".join(names), "|".join(values), mutable
+                        add(f"{_global_kind(value)}:{name}", value)
+        return names, values, mutable
 
     def _callable_parts(self, fn: Any, parts: Parts, depth: int) -> None:
         if isinstance(fn, functools.partial):
@@ -197,44 +200,8 @@ class Fingerprinter:
             if isinstance(call, types.FunctionType) and depth < MAX_DEPTH:
                 parts["code"] = self._function(call, depth + 1)
             return
-        self._function_parts(fn, parts, depth)
-
-    def _function_parts(self, fn: types.FunctionType, parts: Parts, depth: int) -> bool:
-        """Add a plain function's parts; True if it reads a list, dict, set or bytearray
-        (which its own run may change: see ``changed_by_run``)."""
-        _, digest, names, defaults, cells = _code_entry(fn.__code__)
-        parts["code"] = digest
-        mutable = False
-        closure = fn.__closure__
-        if closure:
-            for name, cell in zip(cells, closure, strict=False):
-                try:
-                    value = cell.cell_contents
-                except ValueError:  # a cell not filled yet
-                    continue
-                parts[name] = self._value(value, depth)
-                mutable = mutable or isinstance(value, _CONTAINERS)
-        values = fn.__defaults__
-        if values and len(values) <= len(defaults):  # more: reassigned by hand, not counted
-            for name, value in zip(defaults[len(defaults) - len(values) :], values, strict=True):
-                parts[name] = self._value(value, depth)
-                mutable = mutable or isinstance(value, _CONTAINERS)
-        if fn.__kwdefaults__:
-            for name, value in fn.__kwdefaults__.items():
-                parts["default:" + name] = self._value(value, depth)
-                mutable = mutable or isinstance(value, _CONTAINERS)
-        if names:
-            namespace = fn.__globals__
-            for name in names:
-                if name in namespace:
-                    value = namespace[name]
-                    if isinstance(value, type) and _is_user_class(value):
-                        for method, digest in self._methods(value, depth):
-                            parts[f"method:{name}.{method}"] = digest
-                    else:
-                        parts[f"{_global_kind(value)}:{name}"] = self._value(value, depth)
-                        mutable = mutable or isinstance(value, _CONTAINERS)
-        return mutable
+        names, values, _ = self._walk(fn, depth)
+        parts.update(zip(names, values, strict=True))
 
     def _function(self, fn: Any, depth: int) -> str:
         """A function (or any callable) as one hash of its parts: a helper's fingerprint."""
@@ -317,40 +284,20 @@ class Fingerprinter:
         return methods
 
 
+def _is_plain(fn: Any) -> TypeGuard[types.FunctionType]:
+    """A def or lambda, not decorated: the common task function, walked directly."""
+    return type(fn) is types.FunctionType and "__wrapped__" not in fn.__dict__
+
+
 def _is_user_class(cls: type) -> bool:
     return cls.__module__ == "__main__" or _is_user_module(sys.modules.get(cls.__module__))
 
 
 _CONTAINERS = (list, dict, set, bytearray)
-_DATA_PARTS = ("closure:", "default:", "global:")
-_SCALAR_TEXTS = tuple(f"{kind.__name__}:" for kind in _SCALARS)
 
 
 def _container_hash(value: Any) -> str:
     return Fingerprinter()._hash_value(value, 0)
-
-
-def _data_values(fn: Any) -> Iterator[tuple[str, Any]]:
-    """A plain function's closure values, defaults and the globals it reads, by part name."""
-    while isinstance(fn, functools.partial):
-        fn = fn.func
-    if isinstance(fn, types.MethodType):
-        fn = fn.__func__
-    if not isinstance(fn, types.FunctionType):
-        return
-    code = fn.__code__
-    for name, cell in zip(code.co_freevars, fn.__closure__ or (), strict=False):
-        try:
-            yield f"closure:{name}", cell.cell_contents
-        except ValueError:
-            continue
-    for name, value in _defaults(fn):
-        yield f"default:{name}", value
-    namespace = fn.__globals__
-    for name in global_names(code):
-        if name in namespace:
-            value = namespace[name]
-            yield f"{_global_kind(value)}:{name}", value
 
 
 def _is_user_module(module: Any) -> bool:
@@ -372,14 +319,6 @@ def _global_kind(value: Any) -> str:
     if isinstance(value, types.ModuleType):
         return "module"
     return "global"
-
-
-def _defaults(fn: types.FunctionType) -> Iterator[tuple[str, Any]]:
-    code = fn.__code__
-    defaults = fn.__defaults__ or ()
-    positional = code.co_varnames[: code.co_argcount]
-    yield from zip(positional[len(positional) - len(defaults) :], defaults, strict=True)
-    yield from (fn.__kwdefaults__ or {}).items()
 
 
 # --- code --------------------------------------------------------------------------------------
