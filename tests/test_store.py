@@ -12,7 +12,14 @@ import diskcache
 import pytest
 
 from trigger_nb import CacheReadError, DiskStore, Store, StoreError, StoreVersionError
-from trigger_nb._core.model import EventInfo, LogRecord, RunRecord, TaskRecord, TaskStatus
+from trigger_nb._core.model import (
+    EventInfo,
+    LogRecord,
+    RunRecord,
+    RunStatus,
+    TaskRecord,
+    TaskStatus,
+)
 from trigger_nb._store.sealed import INLINE, INLINE_OUTPUT_BYTES, NO_OUTPUT, SEPARATE, unpack_entry
 
 NOW = datetime(2026, 1, 1, tzinfo=timezone.utc)
@@ -26,13 +33,14 @@ def task(run_id: str, task_id: str, status: TaskStatus = TaskStatus.RUNNING) -> 
 
 
 def run_record(run_id: str, job_id: str = "job") -> RunRecord:
+    """A finished run's record, as the engine leaves one."""
     return RunRecord(
         id=run_id, job_id=job_id, job_name=job_id, job_version="1", client_id="c",
-        event=EventInfo(id="e", timestamp=NOW), created_at=NOW, updated_at=NOW,
+        status=RunStatus.SUCCESS, event=EventInfo(id="e", timestamp=NOW), created_at=NOW,
+        updated_at=NOW, completed_at=NOW,
     )  # fmt: skip
 
 
-@pytest.mark.leaves_running  # bare store records, RUNNING by default: no run executes
 def test_runs_round_trip_and_list_newest_first(any_store: Store) -> None:
     older, newer = run_record("run_a"), run_record("run_b")
     newer.created_at = datetime(2026, 2, 1, tzinfo=timezone.utc)
@@ -85,7 +93,6 @@ def test_refresh_drops_the_old_output_with_the_running_record(any_store: Store) 
     assert any_store.backend.get("o:run_a:t1") is None
 
 
-@pytest.mark.leaves_running  # bare store records, RUNNING by default: no run executes
 def test_delete_run_removes_only_that_run(any_store: Store) -> None:
     for run_id in ("run_a", "run_ab"):
         any_store.save_run(run_record(run_id))
@@ -106,7 +113,6 @@ def test_delete_run_removes_only_that_run(any_store: Store) -> None:
     assert len(any_store.load_snapshot("run_ab").logs) == 1
 
 
-@pytest.mark.leaves_running  # bare store records, RUNNING by default: no run executes
 def test_find_run_by_unique_prefix(any_store: Store) -> None:
     for run_id in ("run_abc1", "run_abc2", "run_xyz"):
         any_store.save_run(run_record(run_id))

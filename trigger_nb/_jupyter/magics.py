@@ -162,7 +162,7 @@ class TriggerMagics:
             raise _short_interrupt(canceled) from None
         _finish(view, run)
         if run.status is RunStatus.WAITING:
-            self._resumer.schedule(job, payload, run, view)
+            self._resumer.schedule(job, run, view)
             return None
         if run.status is not RunStatus.SUCCESS:
             raise self._user_error(run)

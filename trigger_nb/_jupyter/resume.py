@@ -105,7 +105,6 @@ class Resumer:
     def schedule(
         self,
         job: Job,
-        payload: Any,
         run: JobRun,
         view: LiveRunView | None,
         output: ResumeOutput | None = None,
@@ -125,10 +124,10 @@ class Resumer:
         else:
             output.show({"text/plain": text}, {})
         delay = max((due - job.client.clock.now()).total_seconds(), 0.0)
-        self._set_timer(loop, delay, job, payload, run.id, view, output)
+        self._set_timer(loop, delay, job, run.id, view, output)
 
     def _set_timer(self, loop: asyncio.AbstractEventLoop, delay: float, *args: Any) -> None:
-        run_id = args[2]
+        run_id = args[1]
         self._timers[run_id] = loop.call_later(
             delay, self._resume, *args, context=contextvars.Context()
         )
@@ -136,7 +135,6 @@ class Resumer:
     def _resume(
         self,
         job: Job,
-        payload: Any,
         run_id: str,
         view: LiveRunView | None,
         output: ResumeOutput,
@@ -144,7 +142,7 @@ class Resumer:
         self._timers.pop(run_id, None)
         if self._busy:
             loop = asyncio.get_running_loop()
-            self._set_timer(loop, BUSY_RETRY_SECONDS, job, payload, run_id, view, output)
+            self._set_timer(loop, BUSY_RETRY_SECONDS, job, run_id, view, output)
             return
         printed = io_module.StringIO()
         try:
@@ -169,7 +167,7 @@ class Resumer:
         if view is not None:
             view.finish(run)
         if run.status is RunStatus.WAITING:
-            self.schedule(job, payload, run, view, output)
+            self.schedule(job, run, view, output)
             return
         if run.status is RunStatus.FAILURE:
             failure = Failure(job.id, run_id, "failed after resuming by itself", run, FAILED_ADVICE)
