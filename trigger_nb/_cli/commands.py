@@ -226,8 +226,7 @@ def load_run(store: Store, reference: str) -> JobRun:
 
 def run_data(run: JobRun, clock: Clock) -> RunData:
     """What the command prints of ``run``: read from the store once, "now" by its clock."""
-    record = run.record  # read once: the header and the rows show the same state
-    return RunData(record, [view.record for view in run.all_tasks], run.logs, clock.now())
+    return run.run_data(clock.now())
 
 
 def find_task(run: JobRun, wanted: str) -> TaskView:

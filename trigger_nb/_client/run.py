@@ -23,6 +23,7 @@ from trigger_nb._core.model import (
 )
 from trigger_nb._engine.events import RunObserver
 from trigger_nb._engine.outcome import MISSING, RunOutcome
+from trigger_nb._render.data import RunData
 from trigger_nb._store.backend import Value
 from trigger_nb._store.run_records import parse_run
 from trigger_nb._store.snapshot import RunSnapshot
@@ -89,10 +90,20 @@ class JobRun(RunTasks):
         interactive tree is shown instead: ``%load_ext trigger_nb``, or ``import trigger_nb``
         in a running IPython, registers it as the display formatter for ``JobRun``."""
         from trigger_nb._render.bundle import static_mimebundle
-        from trigger_nb._render.data import RunData
 
-        tasks = [view.record for view in self.all_tasks]
-        return static_mimebundle(RunData(self.record, tasks, self.logs, self._clock.now()))
+        return static_mimebundle(self.run_data())
+
+    def run_data(self, now: datetime | None = None) -> RunData:
+        """What every rendering of the run reads, read once: its record, its task records (not
+        their outputs), its logs, and ``now`` (default: its client's clock)."""
+        record = self._current()  # once: the header and the rows show the same state
+        snapshot = self._load()
+        return RunData(
+            record,
+            self._task_records(),
+            list(snapshot.logs),
+            now if now is not None else self._clock.now(),
+        )
 
     # keeping up with the store
     def _current(self) -> RunRecord:

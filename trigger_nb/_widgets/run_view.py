@@ -40,9 +40,7 @@ def run_clock(run: JobRun) -> Clock:
 
 def run_data(run: JobRun) -> RunData:
     """What the static renderings of ``run`` read, read from it once, at its clock's now."""
-    record = run.record  # read once: the header and the rows show the same state
-    tasks = [view.record for view in run.all_tasks]  # outputs stay pickled
-    return RunData(record, tasks, run.logs, run_clock(run).now())
+    return run.run_data(run_clock(run).now())
 
 
 class RunView:
