@@ -129,9 +129,11 @@ def _show_runs_as_trees_in_ipython() -> None:
     shell = ipython.get_ipython() if ipython is not None else None
     if shell is None or not hasattr(shell, "display_formatter"):
         return
+    from trigger_nb._jupyter.capture import install
     from trigger_nb._widgets.display import register
 
     register(shell)
+    install(shell)  # what tasks display is kept with them and shown again on replay
 
 
 _show_runs_as_trees_in_ipython()

@@ -84,7 +84,13 @@ def run_show(args: argparse.Namespace, store: Store, clock: Clock) -> int:
         data = run_data(run, clock)
         print(json_text(stale_json(data)) if args.json else stale_tasks(data))
         return EXIT_OK
+    if (args.stdout or args.stderr) and not args.task:
+        flag = "--stdout" if args.stdout else "--stderr"
+        raise UsageError(f"trigger-nb show {flag} prints one task's output: add --task KEY")
     task = find_task(run, args.task) if args.task else None
+    if task is not None and (args.stdout or args.stderr):
+        _print_captured(task, stdout=args.stdout, stderr=args.stderr, as_json=args.json)
+        return EXIT_OK
     if args.output:
         print(output_text(_output_of(run, task), as_json=args.json))
         return EXIT_OK
@@ -283,6 +289,19 @@ def _at_or_above(logs: list[LogRecord], level: str | None) -> list[LogRecord]:
     floor = LOG_LEVELS.index(level)
     # A level we do not know (written by a newer version) is shown rather than hidden.
     return [log for log in logs if log.level not in LOG_LEVELS[:floor]]
+
+
+def _print_captured(task: TaskView, *, stdout: bool, stderr: bool, as_json: bool) -> None:
+    """What the task's last attempt printed, as it printed it (stdout to stdout, stderr to
+    stderr), or as JSON with its displays."""
+    if as_json:
+        shown = {"stdout": task.stdout, "stderr": task.stderr, "displays": task.displays}
+        print(json_text({k: v for k, v in shown.items() if k != "stderr" or stderr}))
+        return
+    if stdout:
+        sys.stdout.write(task.stdout)
+    if stderr:
+        sys.stderr.write(task.stderr)
 
 
 def _output_of(run: JobRun, task: TaskView | None) -> object:

@@ -97,6 +97,12 @@ def _build_parser() -> _Parser:
     show.add_argument("--task", metavar="KEY", help="one task (cache key, name or id): details")
     show.add_argument("--output", action="store_true", help="print the output (JSON or repr)")
     show.add_argument(
+        "--stdout", action="store_true", help="print what the task printed (with --task)"
+    )
+    show.add_argument(
+        "--stderr", action="store_true", help="print what the task wrote to stderr (with --task)"
+    )
+    show.add_argument(
         "--stale",
         action="store_true",
         help="only the stale tasks (replayed although their code or inputs changed), and why",

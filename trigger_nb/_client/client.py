@@ -150,11 +150,17 @@ class TriggerClient:
         return JobRun(self.store, self.store.find_run(run_id), client=self)
 
     def execute_again(
-        self, record: RunRecord, *, observers: Iterable[RunObserver] = ()
+        self,
+        record: RunRecord,
+        *,
+        observers: Iterable[RunObserver] = (),
+        replay_output: bool = True,
     ) -> RunOutcome:
         """Execute a stored run once more, for its stored payload (``JobRun.resume``, the
         kernel's resume timer): its job must be defined here. ``observers`` watch this
-        execution besides the client's own."""
+        execution besides the client's own; ``replay_output=False``: replayed tasks do not
+        show their captured output again (a resume in the background has no cell of its
+        own to show it in)."""
         job = self.jobs.get(record.job_id)
         if job is None or job.run_fn is None:
             raise JobDefinitionError(
@@ -172,6 +178,7 @@ class TriggerClient:
             event_id=record.event.id,
             observers=[*self.observers, *observers],
             on_code_change=job.code_change_policy,
+            replay_output=replay_output,
         )
 
 

@@ -142,6 +142,7 @@ class Job:
         listeners: Iterable[Listener | RunObserver] = (),
         refresh: bool = False,
         refresh_stale: bool = False,
+        replay_output: bool = True,
     ) -> JobRun:
         """Start this job's run for ``payload``, or resume it if it already exists.
 
@@ -151,7 +152,8 @@ class Job:
         task of this execution again instead of replaying it. ``listeners`` watch this
         execution, after the client's: ``RunObserver``s, or functions ``listener(kind, payload)``.
         ``refresh_stale=True`` runs again, in this execution, the completed tasks whose code or
-        inputs changed since they ran.
+        inputs changed since they ran. ``replay_output=False``: replayed tasks do not show
+        again what they printed and displayed when they ran.
         """
         if self.run_fn is None:
             raise JobDefinitionError(
@@ -172,6 +174,7 @@ class Job:
             refresh=refresh,
             on_code_change=self.code_change_policy,
             refresh_stale=refresh_stale,
+            replay_output=replay_output,
         )
         return finished_run(outcome, self.client)
 

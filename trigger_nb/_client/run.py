@@ -10,7 +10,7 @@ from collections.abc import Iterable
 from datetime import datetime
 from typing import Any, Protocol
 
-from trigger_nb._client.task_view import RunTasks, TaskView
+from trigger_nb._client.task_view import RunTasks, TaskView, captured_outputs
 from trigger_nb._core.clock import SYSTEM_CLOCK, Clock
 from trigger_nb._core.codec import deserialize
 from trigger_nb._core.model import (
@@ -42,7 +42,11 @@ class RunOwner(Protocol):
     def store(self) -> Store: ...
 
     def execute_again(
-        self, record: RunRecord, *, observers: Iterable[RunObserver] = ()
+        self,
+        record: RunRecord,
+        *,
+        observers: Iterable[RunObserver] = (),
+        replay_output: bool = True,
     ) -> RunOutcome: ...
 
 
@@ -103,6 +107,7 @@ class JobRun(RunTasks):
             self._task_records(),
             list(snapshot.logs),
             now if now is not None else self._clock.now(),
+            captured_outputs(snapshot.captures),
         )
 
     # keeping up with the store

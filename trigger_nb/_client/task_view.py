@@ -4,6 +4,7 @@ logs) and ``RunTasks``, the part of ``JobRun`` that lists them (flat, as a tree,
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Mapping
 from typing import Any
 
 from trigger_nb._core.codec import deserialize
@@ -14,9 +15,11 @@ from trigger_nb._core.model import (
     TaskRecord,
     stale_reasons,
 )
+from trigger_nb._engine.capture import Event, displays, stream_text, unpack
 from trigger_nb._render.tree import build_tree
+from trigger_nb._store.backend import Lazy, Value
 from trigger_nb._store.sealed import refresh_hint
-from trigger_nb._store.snapshot import RunSnapshot
+from trigger_nb._store.snapshot import RunSnapshot, load_value
 from trigger_nb._store.store import Store
 from trigger_nb.errors import CacheReadError, NotFoundError
 
@@ -49,6 +52,39 @@ class TaskView:
     @property
     def logs(self) -> list[LogRecord]:
         return [log for log in self._run.logs if log.task_id == self.record.id]
+
+    @property
+    def stdout(self) -> str:
+        """What the task's last attempt printed (its subtasks' prints included); "" if none."""
+        return stream_text(self.captured_output(), "stdout")
+
+    @property
+    def stderr(self) -> str:
+        """What the task's last attempt wrote to stderr (its subtasks' included)."""
+        return stream_text(self.captured_output(), "stderr")
+
+    @property
+    def displays(self) -> list[dict[str, Any]]:
+        """The rich displays of the task's last attempt, as mime bundles (``{mime: data}``,
+        images base64): DataFrames, HTML, matplotlib figures."""
+        return displays(self.captured_output())
+
+    def captured_output(self, attempt: int | None = None) -> list[Event]:
+        """Everything attempt number ``attempt`` (default: the last) printed and displayed,
+        in order: ``("stdout" | "stderr", text)`` and ``("display", {"data", "metadata"})``.
+        A failed attempt's output is kept too. CacheReadError if it is damaged."""
+        attempts = self.record.attempts
+        if not attempts:
+            return []
+        number = attempts[-1].number if attempt is None else attempt
+        chosen = [a for a in attempts if a.number == number]
+        if not chosen or not chosen[0].captured:
+            return []
+        record = self.record
+        blob = self._run._store.read_capture(record.run_id, record.id, number)
+        if blob is None:
+            return []
+        return unpack(blob, f"the output of task {record.name!r}, attempt {number}")
 
     @property
     def attempts(self) -> list[AttemptRecord]:
@@ -160,3 +196,13 @@ class RunTasks:
         except ImportError as error:
             raise ImportError("to_dataframe() needs pandas: pip install pandas") from error
         return pandas.DataFrame(self.to_records())
+
+
+def captured_outputs(captures: Mapping[str, Value | Lazy]) -> dict[str, list[Event]]:
+    """What a run's task attempts printed and displayed, "task id:attempt" -> events, from
+    the stored captures (a damaged one is left out: views show what they can)."""
+    found = {}
+    for key, value in captures.items():
+        with contextlib.suppress(CacheReadError):
+            found[key] = unpack(load_value(value, key), key)
+    return found

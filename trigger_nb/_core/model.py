@@ -96,6 +96,8 @@ class AttemptRecord(BaseModel):
     finished_at: datetime | None = None
     status: TaskStatus = TaskStatus.RUNNING
     error: ErrorInfo | None = None
+    # What the attempt printed or displayed is stored beside the record (see Store.capture).
+    captured: bool = False
 
 
 class LogRecord(BaseModel):

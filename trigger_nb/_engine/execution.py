@@ -18,6 +18,7 @@ from trigger_nb._core.clock import Clock
 from trigger_nb._core.codec import to_jsonable
 from trigger_nb._core.model import LogRecord
 from trigger_nb._core.storable import storable_data, storable_text
+from trigger_nb._engine.capture import Capture
 from trigger_nb._engine.events import RunEvents
 from trigger_nb._engine.fingerprint import Fingerprinter
 from trigger_nb._engine.task_writer import TaskWriter
@@ -51,6 +52,7 @@ class Frame(NamedTuple):
 
     execution: Execution
     task_id: str | None
+    capture: Capture | None = None  # what the task prints and displays (None: not kept)
 
 
 current_frame: ContextVar[Frame | None] = ContextVar("trigger_nb_frame", default=None)
@@ -73,6 +75,8 @@ class Execution:
     # execution only (``--refresh-stale``).
     on_code_change: str = "warn"
     refresh_stale: bool = False
+    # Show a replayed task's captured output again (``%%trigger_job --no-replay-output``: no).
+    replay_output: bool = True
     fingerprints: Fingerprinter = field(default_factory=Fingerprinter)
     # Tasks replayed although stale (policy "warn"): task id -> reasons.
     stale: dict[str, list[str]] = field(default_factory=dict)

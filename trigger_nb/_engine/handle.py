@@ -9,6 +9,7 @@ from typing import Any
 
 from trigger_nb._core.model import TaskRecord
 from trigger_nb._core.retry import RetryOptions
+from trigger_nb._engine.capture import Capture
 from trigger_nb._engine.execution import Execution
 from trigger_nb._engine.logger import Logger
 
@@ -59,6 +60,10 @@ class TaskCall:
     # The fingerprint before the function ran, when its run could change a part (it reads a
     # list, dict, set or bytearray): ``_complete`` looks at those again.
     parts: dict[str, str] | None = None
+    # Keep what the function prints and displays (``capture_output=False``: no); the current
+    # attempt's capture, made by ``invocation``.
+    capture_output: bool = True
+    capture: Capture | None = None
     _handle: TaskHandle | None = dataclasses.field(default=None, init=False, repr=False)
 
     @property

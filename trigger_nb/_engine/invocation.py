@@ -16,6 +16,8 @@ import types
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
+from trigger_nb._engine.capture import Capture
+from trigger_nb._engine.console import finish_figures, start_figures
 from trigger_nb._engine.execution import Frame, current_frame
 from trigger_nb.errors import InvalidOptionError, TaskTimeoutError
 
@@ -79,25 +81,48 @@ def _call(call: TaskCall) -> Any:
 _PLAIN_RESULTS = frozenset({int, float, str, bytes, bool, type(None), dict, list, tuple, set})
 
 
+def _new_capture(call: TaskCall) -> Capture | None:
+    """This attempt's capture (None with ``capture_output=False``), placed in the capture of
+    the task it runs in, if that one keeps its output."""
+    if not call.capture_output:
+        call.capture = None
+        return None
+    frame = current_frame.get()
+    parent = frame.capture if frame is not None else None
+    order = call.cache_key if parent is not None and parent.ordered_children else None
+    call.capture = capture = Capture(
+        parent, order=order, ordered_children=call.record.kind == "parallel"
+    )
+    return capture
+
+
 def invoke_sync(call: TaskCall) -> Any:
-    token = current_frame.set(Frame(call.execution, call.record.id))
+    capture = _new_capture(call)
+    figures = start_figures(capture)
+    token = current_frame.set(Frame(call.execution, call.record.id, capture))
     try:
         result = _call(call)
         if type(result) not in _PLAIN_RESULTS and inspect.isawaitable(result):
             result = run_coroutine(_await_with_timeout(call, result))
         return result
     finally:
+        if figures is not None:
+            finish_figures(figures)  # in the task's frame: its capture keeps them
         current_frame.reset(token)
 
 
 async def invoke_async(call: TaskCall) -> Any:
-    token = current_frame.set(Frame(call.execution, call.record.id))
+    capture = _new_capture(call)
+    figures = start_figures(capture)
+    token = current_frame.set(Frame(call.execution, call.record.id, capture))
     try:
         result = _call(call)
         if inspect.isawaitable(result):
             result = await _await_with_timeout(call, result)
         return result
     finally:
+        if figures is not None:
+            finish_figures(figures)
         current_frame.reset(token)
 
 

@@ -154,6 +154,7 @@ class IO:
             on_error=opts.on_error,
             refresh=refresh,
             parts=record.fingerprint_parts if mutable else None,  # looked at again at the end
+            capture_output=opts.capture_output,
         )
 
     def _current_key(self, fn: Callable[..., Any], opts: TaskOptions) -> bytes | None:

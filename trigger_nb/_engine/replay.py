@@ -5,12 +5,16 @@ what to say when that stored result cannot be used.
 from __future__ import annotations
 
 import pickle
+import sys
 from typing import Any
 
 from trigger_nb._core.codec import deserialize
+from trigger_nb._core.model import TaskRecord
+from trigger_nb._engine.capture import unpack
+from trigger_nb._engine.console import write_again
 from trigger_nb._engine.execution import Execution
 from trigger_nb._store.sealed import refresh_hint
-from trigger_nb._store.snapshot import parse_task
+from trigger_nb._store.snapshot import load_value, parse_task
 from trigger_nb.errors import CacheReadError
 
 # A completed task found in the run's entries, to replay instead of executing: its id, its
@@ -49,12 +53,43 @@ def replay(x: Execution, found: Replay, cache_key: object, name: object) -> Any:
     x.replayed_ids.append(task_id)  # list.append is atomic: no lock on the path of every replay
     with x.lock:
         x.time_saved_seconds += duration
+    if x.snapshot.captures and x.replay_output:
+        record = _write_output_again(x, task_id, record, cache_key, name)
     if record is not None:
         stale = x.stale.get(task_id)
         if stale:
             record.stale_reasons = list(stale)  # the live view marks it stale
         x.events.task_replayed(record)
     return value
+
+
+def _write_output_again(
+    x: Execution, task_id: str, record: TaskRecord | None, cache_key: object, name: object
+) -> TaskRecord | None:
+    """Show again what the replayed task printed and displayed when it ran (its completing
+    attempt's capture). A damaged capture is said on stderr, never an error: the value is
+    intact. Returns the task's record, parsed if it had to be."""
+    if not x.snapshot.has_capture(task_id):
+        return record
+    try:
+        if record is None:
+            entry = x.snapshot.entry(task_id, "")
+            assert entry is not None
+            record = parse_task(entry, "")
+        last = record.attempts[-1] if record.attempts else None
+        stored = x.snapshot.captures.get(f"{task_id}:{last.number}") if last else None
+        if stored is None:
+            return record
+        label = repr(name) if name else repr(cache_key)
+        events = unpack(load_value(stored, ""), "")
+    except CacheReadError as error:
+        sys.stderr.write(
+            f"trigger_nb: the output task {cache_key!r} printed when it ran cannot be shown "
+            f"again: {error.reason}\n"
+        )
+        return record
+    write_again(events, label)
+    return record
 
 
 def count_replayed(x: Execution) -> tuple[int, list[str]]:

@@ -15,6 +15,7 @@ from typing import Any
 
 from trigger_nb._core.model import EventInfo, ExecutionRecord, RunRecord, RunStatus
 from trigger_nb._core.storable import storable_data, storable_text
+from trigger_nb._engine.console import install_streams, uninstall_streams
 from trigger_nb._engine.context import Context, EventContext, JobContext, RunContext
 from trigger_nb._engine.events import RunEvents, RunObserver
 from trigger_nb._engine.execution import Execution
@@ -41,6 +42,7 @@ def execute_run(
     refresh: bool = False,
     on_code_change: str = "warn",
     refresh_stale: bool = False,
+    replay_output: bool = True,
 ) -> RunOutcome:
     """One execution of a run of ``job`` by ``host``: replay what completed, execute the rest,
     record the outcome.
@@ -51,7 +53,8 @@ def execute_run(
     belong to this job and payload (``RunConflictError``, nothing written). ``refresh=True``
     runs every task again instead of replaying it. ``on_code_change``: the job's policy for a
     completed task whose code or inputs changed (a task's own option wins); ``refresh_stale``:
-    run those again in this execution. ``observers`` see the execution as it goes.
+    run those again in this execution. ``replay_output=False``: a replayed task's captured
+    output is not shown again. ``observers`` see the execution as it goes.
 
     Whatever happens inside, the run ends recorded in a final state (or WAITING) and its lock
     is released: a run is never left RUNNING by this process.
@@ -90,6 +93,7 @@ def execute_run(
         # From here on the run is RUNNING in the store: every path ends in finish_run.
         outcome = RunOutcome(record)
         x: Execution | None = None
+        install_streams()  # tasks' prints are captured from here on (see console.py)
         try:
             x = Execution(
                 run_id,
@@ -102,6 +106,7 @@ def execute_run(
             )
             x.refresh = refresh
             x.on_code_change, x.refresh_stale = on_code_change, refresh_stale
+            x.replay_output = replay_output
             x.events.run_started(record)
             fn = run_fn or job.run_fn
             assert fn is not None, "checked by Job.trigger"
@@ -118,6 +123,7 @@ def execute_run(
         except BaseException as error:  # the engine's own failure around the run function
             outcome.fail(error)
         finally:
+            uninstall_streams()
             finish_run(store, outcome, history, x, clock.now())
     return outcome
 

@@ -19,6 +19,7 @@ from trigger_nb._core.builder import assign, build
 from trigger_nb._core.model import AttemptRecord, CountedList, ErrorInfo, TaskStatus
 from trigger_nb._core.preview import preview, type_name
 from trigger_nb._core.retry import SKIP_RETRYING, RetryAt, RetryOptions, compute_delay, should_retry
+from trigger_nb._engine.capture import pack
 from trigger_nb._engine.fingerprint import digest_of
 from trigger_nb._engine.handle import TaskCall
 from trigger_nb._engine.invocation import invoke_async, invoke_sync
@@ -118,7 +119,7 @@ def _record_failure(
         ) from failure
     attempt.status, attempt.finished_at = TaskStatus.FAILED, x.clock.now()
     attempt.error = ErrorInfo.from_exception(failure)
-    x.writer.write(rec)
+    x.writer.write(rec, capture=_captured(call, attempt))
     x.events.task_retrying(rec)
     return delay
 
@@ -160,7 +161,7 @@ def _finish(
     if status is TaskStatus.FAILED:
         with x.lock:
             x.failed += 1
-    x.writer.write(rec)
+    x.writer.write(rec, capture=_captured(call, attempt))
     x.events.task_finished(rec)
 
 
@@ -189,11 +190,28 @@ def _complete(
         output_preview=preview(value, rec.redact),
         output_properties=output_properties(call),
     )
-    x.writer.write(rec, data)
+    capture = call.capture
+    x.writer.write(
+        rec, data, capture=_captured(call, attempt) if capture and capture.items else None
+    )
     with x.lock:
         x.executed += 1
     x.events.task_finished(rec)
     return value
+
+
+def _captured(call: TaskCall, attempt: AttemptRecord) -> tuple[int, bytes] | None:
+    """What the attempt printed and displayed, packed to be stored with its record (None if
+    nothing). Capture never fails a task: output that cannot be packed is not kept."""
+    capture = call.capture
+    if capture is None or not capture.has_output():
+        return None
+    try:
+        packed = pack(capture.events())
+    except Exception:
+        return None
+    attempt.captured = True
+    return attempt.number, packed
 
 
 # The attempt loop, once for sync and once for async code: all it decides lives in _begin,

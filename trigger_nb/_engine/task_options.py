@@ -22,8 +22,8 @@ class TaskOptions:
 
     KNOWN = (
         "name", "icon", "description", "properties", "params", "retry", "timeout", "on_error",
-        "redact", "refresh", "retry_on", "no_retry_on", "on_code_change", "_kind",
-        "_fingerprint",
+        "redact", "refresh", "retry_on", "no_retry_on", "on_code_change", "capture_output",
+        "_kind", "_fingerprint",
     )  # fmt: skip
 
     def __init__(self) -> None:
@@ -40,6 +40,7 @@ class TaskOptions:
         self.kind = "task"
         self.on_code_change: str | None = None  # None: the job's (or client's) policy
         self.fingerprint: dict[str, str] | None = None  # given by an integration task
+        self.capture_output = True  # keep what the function prints and displays
 
     @classmethod
     def parse(cls, cache_key: object, options: dict[str, Any]) -> TaskOptions:
@@ -79,6 +80,13 @@ class TaskOptions:
         o.kind = options.get("_kind", "task")
         o.on_code_change = check_code_change_policy(options.get("on_code_change"), "run_task")
         o.fingerprint = options.get("_fingerprint")
+        capture_output = options.get("capture_output", True)
+        if not isinstance(capture_output, bool):
+            raise InvalidOptionError(
+                f"run_task capture_output={capture_output!r} is invalid: use True (keep what "
+                "the task prints and displays, and show it again on replay) or False"
+            )
+        o.capture_output = capture_output
         return o
 
 

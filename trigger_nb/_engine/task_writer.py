@@ -62,13 +62,18 @@ class TaskWriter:
             self._pending.pop(task_id, None)
 
     def write(
-        self, record: TaskRecord, output: bytes | None = None, *, drop_output: bool = False
+        self,
+        record: TaskRecord,
+        output: bytes | None = None,
+        *,
+        drop_output: bool = False,
+        capture: tuple[int, bytes] | None = None,
     ) -> None:
         """Write the task's entry now, after any pending ancestors' RUNNING entries."""
         with self._lock:
             self._pending.pop(record.id, None)
             self._flush_ancestors(record.parent_id)
-            self._store.write_task(record, output, drop_output=drop_output)
+            self._store.write_task(record, output, drop_output=drop_output, capture=capture)
             if record.status is TaskStatus.RUNNING:
                 self._running[record.id] = record
             else:

@@ -20,7 +20,7 @@ from trigger_nb._engine.task_options import CODE_CHANGE_POLICIES
 JOB_USAGE = (
     "%%trigger_job JOB_ID [--name N] [--version V] [--payload EXPR] [--schema EXPR] "
     "[--integrations EXPR] [--event NAME] [--run-id ID] [--new-run] [--refresh] [--quiet] "
-    "[--on-code-change POLICY] [--refresh-stale]"
+    "[--on-code-change POLICY] [--refresh-stale] [--no-replay-output]"
 )
 CACHE_USAGE = "%trigger_cache info|clear JOB_ID [--run RUN_ID]"
 RUNS_USAGE = "%trigger_runs [JOB_ID]"
@@ -29,7 +29,7 @@ VALUE_FLAGS = (
     "--name", "--version", "--payload", "--schema", "--integrations", "--event", "--run-id",
     "--on-code-change",
 )  # fmt: skip
-SWITCHES = ("--new-run", "--refresh", "--quiet", "--refresh-stale")
+SWITCHES = ("--new-run", "--refresh", "--quiet", "--refresh-stale", "--no-replay-output")
 _FLAG = re.compile(r"^--?[A-Za-z]")
 _CLOSING = {"(": ")", "[": "]", "{": "}"}
 
@@ -55,6 +55,7 @@ class JobArgs:
     quiet: bool = False
     on_code_change: str | None = None
     refresh_stale: bool = False
+    replay_output: bool = True  # --no-replay-output: replayed tasks do not print again
 
 
 @dataclasses.dataclass(frozen=True)
@@ -190,6 +191,7 @@ def parse_job_line(line: str) -> JobArgs:
         quiet="--quiet" in flags,
         on_code_change=policy,
         refresh_stale="--refresh-stale" in flags,
+        replay_output="--no-replay-output" not in flags,
     )
 
 

@@ -37,6 +37,7 @@ from trigger_nb._client.run import JobRun
 from trigger_nb._core.model import RunStatus, TaskStatus
 from trigger_nb._jupyter.args import JobArgs, parse_cache_line, parse_job_line, parse_runs_line
 from trigger_nb._jupyter.body import trim_traceback
+from trigger_nb._jupyter.capture import install as install_capture
 from trigger_nb._jupyter.cell import define_job, evaluate, parse, resolve_run_id, usage_error
 from trigger_nb._jupyter.resume import Resumer
 from trigger_nb._jupyter.status import busy_while_running
@@ -58,6 +59,7 @@ def load_ipython_extension(ipython: Any) -> None:
     ipython.register_magic_function(_magic(magics.trigger_runs), "line", "trigger_runs")
     ipython.register_magic_function(_magic(magics.trigger_cache), "line", "trigger_cache")
     register(ipython)
+    install_capture(ipython)
 
 
 def _magic(method: Callable[..., Any]) -> Callable[..., Any]:
@@ -148,6 +150,7 @@ class TriggerMagics:
                     listeners=[view.listener] if view is not None else [],
                     refresh=args.refresh,
                     refresh_stale=args.refresh_stale,
+                    replay_output=args.replay_output,
                 )
         except RunConflictError as error:  # nothing ran: a one-line message, not a traceback
             if view is not None:

@@ -157,7 +157,9 @@ class Resumer:
                 # The run's stored payload, not the notebook's variable: that may have changed
                 # since the cell ran, and the run is identified by what it was started with.
                 observers = [as_observer(view.listener)] if view is not None else []
-                outcome = job.client.execute_again(current, observers=observers)
+                outcome = job.client.execute_again(
+                    current, observers=observers, replay_output=False
+                )
                 run = finished_run(outcome, job.client)
         except (Exception, KeyboardInterrupt) as error:  # nobody to raise to: show it
             failure = Failure(job.id, run_id, "could not resume by itself", error, RESUME_ADVICE)

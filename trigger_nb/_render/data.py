@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from datetime import datetime
 
 from trigger_nb._core.model import LogRecord, RunRecord, TaskRecord
+from trigger_nb._render.captured import Captures, attach
 from trigger_nb._render.tree import TaskNode, build_tree
 
 
@@ -24,7 +25,10 @@ class RunData:
     tasks: Sequence[TaskRecord]
     logs: Sequence[LogRecord]
     now: datetime
+    # What tasks printed and displayed: "task id:attempt" -> events (``captured.Captures``)
+    captures: Captures = dataclasses.field(default_factory=dict)
 
     def tree(self) -> list[TaskNode]:
-        """The task tree, replay marks as of the record's latest execution."""
-        return build_tree(self.tasks, self.record.latest_execution)
+        """The task tree, replay marks as of the record's latest execution, each node with
+        what it printed and displayed."""
+        return attach(build_tree(self.tasks, self.record.latest_execution), self.captures)

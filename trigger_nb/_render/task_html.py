@@ -15,6 +15,7 @@ from typing import Any
 
 from trigger_nb._core.model import LogRecord
 from trigger_nb._core.preview import redact_value, to_plain
+from trigger_nb._render.captured import captured_html
 from trigger_nb._render.format import (
     attempt_seconds,
     format_countdown,
@@ -115,8 +116,9 @@ def line_html(node: TaskNode, *, now: datetime) -> str:
     return f"{glyph_html(node.status)} {name} {meta_html(node, now=now)}"
 
 
-def details_html(node: TaskNode, logs: list[LogRecord]) -> str:
-    """A task's description, logs, params, attempts, traceback and output preview.
+def details_html(node: TaskNode, logs: list[LogRecord], *, captured: bool = True) -> str:
+    """A task's description, logs, params, attempts, traceback, what it printed and displayed
+    (``captured``: here, not in widgets of their own) and output preview.
 
     Its error's text is on its row; here only the traceback, folded, and none for a task failed
     by a subtask's error (that subtask shows it)."""
@@ -143,6 +145,8 @@ def details_html(node: TaskNode, logs: list[LogRecord]) -> str:
         parts.append(f"<div><b>Attempts</b><table>{rows}</table></div>")
     if record.error is not None and record.error.traceback and passed_up_from(node) is None:
         parts.append(traceback_html(record.error.traceback))
+    if captured and node.captured:
+        parts.append(captured_html(node.captured, record))
     if record.output_preview is not None:
         size = f", {record.output_size:,} bytes" if record.output_size is not None else ""
         parts.append(

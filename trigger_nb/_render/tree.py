@@ -122,6 +122,9 @@ class TaskNode:
     children: list[TaskNode] = dataclasses.field(default_factory=list)
     # Why the task is stale in the execution shown (``model.stale_reasons``); empty: it is not.
     stale: tuple[str, ...] = ()
+    # What its attempts printed and displayed, ``(attempt number, events)``, when the caller
+    # read it (``captured.attach``): the Output section of its details.
+    captured: list[tuple[int, list[tuple[str, Any]]]] = dataclasses.field(default_factory=list)
 
     def count(self) -> int:
         """This task and all its descendants."""

@@ -26,8 +26,18 @@ class RunSnapshot:
 
     run_id: str
     entries: dict[str, Value | Lazy] = field(default_factory=dict)
+    # Output captures, "T:N" (task id, attempt) -> packed events: few tasks print, so a run
+    # usually has none and a replay checks one empty dict.
+    captures: dict[str, Value | Lazy] = field(default_factory=dict)
     logs: list[LogRecord] = field(default_factory=list)
     _parsed: dict[str, TaskRecord] = field(default_factory=dict)
+    _captured_ids: set[str] | None = None
+
+    def has_capture(self, task_id: str) -> bool:
+        """Whether some attempt of the task stored what it printed or displayed."""
+        if self._captured_ids is None:
+            self._captured_ids = {key.partition(":")[0] for key in self.captures}
+        return task_id in self._captured_ids
 
     def entry(self, task_id: str, what: Label | None = None) -> Entry | None:
         """The unpacked entry of a task (None if it has none); CacheReadError if damaged."""

@@ -10,6 +10,8 @@
     x:R                 a request to cancel the run               }
     t:R:T               task entry: record + small output, sealed } task_entries.py
     o:R:T               big task output, sealed  <- iff the entry says so (see sealed.py)
+    c:R:T:N             what attempt N printed and displayed (JSON events, sealed), iff
+                        the attempt record says ``captured``
     l:R:E:S             log record (JSON), execution E, seq S     }
 
 A run's keys of one kind share a prefix, so a replay reads all of its task entries in one range

@@ -10,7 +10,7 @@ from __future__ import annotations
 import contextlib
 
 from trigger_nb._core.model import LogRecord, TaskRecord
-from trigger_nb._store.backend import Backend
+from trigger_nb._store.backend import Backend, Lazy, Value
 from trigger_nb._store.run_records import record_json
 from trigger_nb._store.sealed import (
     INLINE,
@@ -38,6 +38,7 @@ class TaskEntries:
     def load_snapshot(self, run_id: str) -> RunSnapshot:
         snapshot = RunSnapshot(run_id)
         snapshot.entries = self.backend.scan(f"t:{run_id}:")
+        snapshot.captures = self.load_captures(run_id)
         for value in self.backend.scan(f"l:{run_id}:").values():
             with contextlib.suppress(ValueError, CacheReadError):
                 snapshot.logs.append(
@@ -47,13 +48,23 @@ class TaskEntries:
         return snapshot
 
     def write_task(
-        self, task: TaskRecord, output: bytes | None = None, *, drop_output: bool = False
+        self,
+        task: TaskRecord,
+        output: bytes | None = None,
+        *,
+        drop_output: bool = False,
+        capture: tuple[int, bytes] | None = None,
     ) -> None:
         """Write a task's entry: with its output exactly when it is COMPLETED.
 
         ``drop_output``: the task may have a big output blob from an earlier completion (it is
-        being refreshed or ran before): delete it in the same transaction.
+        being refreshed or ran before): delete it in the same transaction. ``capture``: what
+        attempt N printed and displayed, ``(N, packed events)``, written in the same
+        transaction (a replay that finds the COMPLETED entry finds its output capture).
         """
+        extra = (
+            [] if capture is None else [(capture_key(task.run_id, task.id, capture[0]), capture[1])]
+        )
         # Without the fields left at their defaults (None, [], "task", ...): a fifth smaller, and
         # every byte is written once and read by every replay. Parsing fills them back in, so a
         # model default must never change meaning without a new FORMAT_VERSION.
@@ -67,11 +78,11 @@ class TaskEntries:
             duration = task.duration_seconds or 0.0
             output_blob = (f"o:{task.run_id}:{task.id}", seal(output, duration))
             self.backend.write(
-                [output_blob, (entry_key, pack_entry(entry_json, SEPARATE, duration))]
+                [*extra, output_blob, (entry_key, pack_entry(entry_json, SEPARATE, duration))]
             )
             return  # the put replaced any earlier output
         deletes = [f"o:{task.run_id}:{task.id}"] if drop_output else ()
-        self.backend.write([(entry_key, entry)], deletes)
+        self.backend.write([*extra, (entry_key, entry)], deletes)
 
     def entry_output(
         self, run_id: str, task_id: str, entry: Entry, what: Label
@@ -104,6 +115,22 @@ class TaskEntries:
                 f"{error}; {refresh_hint(run_id)}", task_id=task_id, reason=error.reason
             ) from error
 
+    def load_captures(self, run_id: str) -> dict[str, Value | Lazy]:
+        """Every output capture of the run, "task id:attempt" -> packed events (one range
+        read; runs whose tasks print nothing have none)."""
+        return self.backend.scan(f"c:{run_id}:")
+
+    def read_capture(self, run_id: str, task_id: str, attempt: int) -> bytes | None:
+        """The packed output capture of a task's attempt (None if it printed nothing)."""
+        value = self.backend.get(capture_key(run_id, task_id, attempt))
+        if value is None or isinstance(value, bytes):
+            return value
+        return value.encode("utf-8", "surrogateescape")
+
     def append_log(self, log: LogRecord) -> None:
         key = f"l:{log.run_id}:{log.execution}:{log.seq}"
         self.backend.write([(key, record_json(log))])
+
+
+def capture_key(run_id: str, task_id: str, attempt: int) -> str:
+    return f"c:{run_id}:{task_id}:{attempt}"

@@ -15,9 +15,11 @@ from datetime import datetime
 from typing import Any
 
 from trigger_nb._client.run import JobRun, TaskView
+from trigger_nb._client.task_view import captured_outputs
 from trigger_nb._core.clock import SYSTEM_CLOCK, Clock
 from trigger_nb._core.model import LogRecord, TaskRecord, TaskStatus
 from trigger_nb._core.preview import redact_value, to_plain
+from trigger_nb._render.captured import attach, captured_heading, notebook_outputs
 from trigger_nb._render.css import CSS, WIDGET_CSS
 from trigger_nb._render.data import RunData
 from trigger_nb._render.html import NOTEBOOK_MAX_ROWS, header_html, html_from
@@ -67,7 +69,8 @@ class RunView:
             self.logs = group_logs(seen[1])
         self._records = {record.id: record for record in records}
         self.shared = Shared.get()
-        self.nodes = build_tree(records, run.record.latest_execution)
+        captures = captured_outputs(run._store.load_captures(run.id))
+        self.nodes = attach(build_tree(records, run.record.latest_execution), captures)
         self.rows: dict[str, Row] = {}
         self.header = ipywidgets.HTML(self._header_value())
         self.header.add_class("tnb-header")
@@ -116,12 +119,18 @@ class RunView:
         record = node.record
         shared = self.shared
         body = ipywidgets.HTML(
-            details_html(node, self.logs.get(record.id, [])),
+            details_html(node, self.logs.get(record.id, []), captured=False),
             layout=shared.layout,
             style=shared.html_style,
         )
         body.add_class("tnb-details-html")
         items: list[Any] = [body]
+        for number, events in reversed(node.captured):  # the front end renders them
+            heading = ipywidgets.HTML(f"<b>{captured_heading(number, record)}</b>")
+            printed = ipywidgets.Output()
+            printed.add_class("tnb-captured-output")
+            printed.outputs = notebook_outputs(events)
+            items += [heading, printed]
         if record.status is TaskStatus.COMPLETED:
             button = ipywidgets.Button(
                 description="show output",
