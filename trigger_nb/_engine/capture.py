@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import base64
 import json
-from typing import Any
+from typing import Any, Protocol
 
 from trigger_nb._store.sealed import seal, unreadable, unseal
 
@@ -32,38 +32,65 @@ _LIVE_ONLY_MIME = "application/vnd.jupyter.widget-view+json"
 Event = tuple[str, Any]
 
 
-class Capture:
-    """One attempt's output. ``items`` holds events and the captures of subtask attempts, in
-    the order they happened (a subtask's where it started)."""
+class Owner(Protocol):
+    """The task call whose attempt a capture belongs to (``handle.TaskCall``): its capture is
+    made when the attempt first prints or displays, so the many tasks that print nothing pay
+    for no capture at all."""
 
-    __slots__ = ("dropped", "items", "order", "ordered_children", "rich_left", "text_left")
+    capture_output: bool  # False: ``capture_output=False``, nothing kept
+    capture: Capture | None  # this attempt's, once made
+    cache_key: object
+
+    @property
+    def ordered_children(self) -> bool:
+        """Its subtasks' output goes in their key order (io.parallel)."""
+
+
+class Capture:
+    """One attempt's output. ``items`` holds, in the order they happened, text as
+    ``(stream, pieces)`` (adjacent writes to one stream gather in one list of pieces, joined
+    once when stored), displays as ``("display", bundle)``, truncation markers, and the
+    captures of subtask attempts (each where it first printed)."""
+
+    __slots__ = (
+        "dropped", "items", "order", "ordered_children", "pieces", "rich_left", "stream",
+        "text_left",
+    )  # fmt: skip
 
     def __init__(
         self, parent: Capture | None = None, *, order: object = None, ordered_children: bool = False
     ) -> None:
-        self.items: list[Event | Capture] = []
+        self.items: list[Any] = []
         self.order = order  # the place among its siblings when the parent orders them (an index)
         self.ordered_children = ordered_children  # io.parallel: children in item order
         self.text_left = TEXT_LIMIT
         self.rich_left = RICH_LIMIT
         self.dropped = 0  # characters or bytes not kept
+        # The stream of the last item when it is text (None otherwise), and its pieces: the
+        # tee appends a write to the same stream there directly (``console._Tee.write``).
+        self.stream: str | None = None
+        self.pieces: list[str] = []
         if parent is not None:
             parent.items.append(self)
+            parent.stream = None
 
     def write(self, stream: str, text: str) -> None:
         """Keep ``text`` written to ``stream`` ("stdout" or "stderr")."""
         size = len(text)
-        if size <= self.text_left:
-            self.text_left -= size
-            self.items.append((stream, text))
-            return
-        kept = text[: self.text_left]
-        if kept:
-            self.items.append((stream, kept))
-        self.dropped += size - len(kept)
-        if self.text_left >= 0:  # the marker once
+        if size > self.text_left:
+            text = text[: max(self.text_left, 0)]
+            self.dropped += size - len(text)
+        if text:
+            self.text_left -= len(text)
+            if self.stream == stream:
+                self.pieces.append(text)
+            else:
+                self.pieces = [text]
+                self.items.append((stream, self.pieces))
+                self.stream = stream
+        if size > len(text) and self.text_left >= 0:  # the marker once
             self.items.append(_Marker((stream, _marker("text", TEXT_LIMIT, "characters"))))
-        self.text_left = -1
+            self.text_left, self.stream = -1, None
 
     def display(self, data: dict[str, Any], metadata: dict[str, Any] | None) -> None:
         """Keep a rich display (a mime bundle as IPython publishes it)."""
@@ -71,6 +98,7 @@ class Capture:
             return
         bundle = {"data": _jsonable_bundle(data), "metadata": _plain(metadata or {})}
         size = len(json.dumps(bundle))
+        self.stream = None
         if size <= self.rich_left:
             self.rich_left -= size
             self.items.append(("display", bundle))
@@ -97,8 +125,10 @@ class Capture:
         for item in items:
             if isinstance(item, Capture):
                 item._into(flat)
-            else:
+            elif isinstance(item, _Marker) or item[0] not in STREAMS:
                 flat.add(item)
+            else:
+                flat.add((item[0], "".join(item[1])))
 
 
 class _Marker(tuple):  # type: ignore[type-arg]
@@ -107,19 +137,27 @@ class _Marker(tuple):  # type: ignore[type-arg]
 
 class _Flat:
     """Events flattened from nested captures, bounded like one capture (one marker for
-    everything cut, from whichever capture cut it)."""
+    everything cut, from whichever capture cut it). Adjacent text of one stream is gathered
+    as pieces and joined once: a task printing 10,000 lines makes 60,000 writes."""
 
     def __init__(self) -> None:
-        self.events: list[Event] = []
+        self._events: list[tuple[str, Any]] = []  # text events hold a list of pieces
         self.text_left, self.rich_left = TEXT_LIMIT, RICH_LIMIT
         self.marked = False
+
+    @property
+    def events(self) -> list[Event]:
+        return [
+            (kind, "".join(payload) if kind in STREAMS else payload)
+            for kind, payload in self._events
+        ]
 
     def add(self, event: Event) -> None:
         kind, payload = event
         if isinstance(event, _Marker):
             self._mark(kind, payload)
         elif kind in STREAMS:
-            kept = payload[: max(self.text_left, 0)]
+            kept = payload if len(payload) <= self.text_left else payload[: max(self.text_left, 0)]
             self.text_left -= len(payload)
             if kept:
                 self._text(kind, kept)
@@ -131,14 +169,14 @@ class _Flat:
                 self._mark("stderr", _marker("display", RICH_LIMIT, "bytes"))
                 return
             self.rich_left -= size
-            self.events.append((kind, payload))
+            self._events.append((kind, payload))
 
     def _text(self, stream: str, text: str) -> None:
-        last = self.events[-1] if self.events else None
-        if last is not None and last[0] == stream:
-            self.events[-1] = (stream, last[1] + text)
+        events = self._events
+        if events and events[-1][0] == stream:
+            events[-1][1].append(text)
         else:
-            self.events.append((stream, text))
+            events.append((stream, [text]))
 
     def _mark(self, stream: str, text: str) -> None:
         if not self.marked:

@@ -19,8 +19,8 @@ import sys
 import threading
 from typing import Any, Protocol, TextIO
 
-from trigger_nb._engine.capture import Capture, Event
-from trigger_nb._engine.execution import current_frame
+from trigger_nb._engine.capture import Capture, Event, Owner
+from trigger_nb._engine.execution import Frame, current_frame
 
 _frame = current_frame.get
 
@@ -54,28 +54,65 @@ def console() -> Console | None:
     return _console
 
 
+def capture_of(frame: Frame) -> Capture | None:
+    """The capture of the attempt running in ``frame``, made now if it has none yet (placed in
+    its parent's, made too if need be); None if that task keeps nothing."""
+    call = frame.call
+    if call is None or not call.capture_output:
+        return None
+    capture = call.capture
+    if capture is not None:
+        return capture
+    parent = capture_of(frame.parent) if frame.parent is not None else None
+    with _create_lock:  # two children of io.parallel may print first at the same moment
+        capture = call.capture
+        if capture is None:
+            order = call.cache_key if parent is not None and parent.ordered_children else None
+            capture = Capture(parent, order=order, ordered_children=call.ordered_children)
+            call.capture = capture
+    return capture
+
+
+_create_lock = threading.Lock()
+
+
 def capture_display(data: dict[str, Any], metadata: dict[str, Any] | None) -> None:
     """A display being published: kept by the running task's capture, if any."""
     frame = _frame()
-    if frame is not None and frame.capture is not None:
-        with contextlib.suppress(Exception):  # capture never fails a task; it is still shown
-            frame.capture.display(data, metadata)
+    if frame is None:
+        return
+    with contextlib.suppress(Exception):  # capture never fails a task; it is still shown
+        capture = capture_of(frame)
+        if capture is not None:
+            capture.display(data, metadata)
 
 
 class _Tee:
-    """A text stream that also feeds the calling task's capture."""
+    """A text stream that also feeds the calling task's capture.
+
+    Its ``write`` is on the path of every print (a print of three values is six writes), so
+    the common cases take no detour: no task running here, or one whose capture exists and has
+    room."""
 
     def __init__(self, stream: TextIO, name: str) -> None:
         self._stream = stream
         self._name = name
+        self._write = stream.write
 
     def write(self, text: str) -> int:
         frame = _frame()
         if frame is not None:
-            capture = frame.capture
-            if capture is not None and type(text) is str:
-                capture.write(self._name, text)
-        return self._stream.write(text)
+            call = frame.call
+            if call is not None and type(text) is str:
+                capture = call.capture or capture_of(frame)
+                if capture is not None:
+                    left = capture.text_left - len(text)
+                    if left >= 0 and capture.stream == self._name:
+                        capture.text_left = left
+                        capture.pieces.append(text)
+                    else:
+                        capture.write(self._name, text)
+        return self._write(text)
 
     def writelines(self, lines: Any) -> None:
         for line in lines:
@@ -133,10 +170,10 @@ def write_again(events: list[Event], label: str) -> None:
             flush()
 
 
-def start_figures(capture: Capture | None) -> object:
+def start_figures(call: Owner) -> object:
     """The figures open before an attempt (None when there is nothing to look after)."""
     shown = _console
-    if capture is None or shown is None or threading.current_thread() is not _MAIN:
+    if shown is None or not call.capture_output or threading.current_thread() is not _MAIN:
         return None  # pyplot's figures are global: only the main thread's tasks own theirs
     try:
         return shown.open_figures()

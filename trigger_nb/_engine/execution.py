@@ -18,7 +18,7 @@ from trigger_nb._core.clock import Clock
 from trigger_nb._core.codec import to_jsonable
 from trigger_nb._core.model import LogRecord
 from trigger_nb._core.storable import storable_data, storable_text
-from trigger_nb._engine.capture import Capture
+from trigger_nb._engine.capture import Owner
 from trigger_nb._engine.events import RunEvents
 from trigger_nb._engine.fingerprint import Fingerprinter
 from trigger_nb._engine.task_writer import TaskWriter
@@ -52,7 +52,10 @@ class Frame(NamedTuple):
 
     execution: Execution
     task_id: str | None
-    capture: Capture | None = None  # what the task prints and displays (None: not kept)
+    # The task call running here (None at a run's top level): its capture keeps what it
+    # prints and displays; and the frame this one runs in, whose capture holds this one's.
+    call: Owner | None = None
+    parent: Frame | None = None
 
 
 current_frame: ContextVar[Frame | None] = ContextVar("trigger_nb_frame", default=None)

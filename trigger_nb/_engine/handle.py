@@ -61,10 +61,14 @@ class TaskCall:
     # list, dict, set or bytearray): ``_complete`` looks at those again.
     parts: dict[str, str] | None = None
     # Keep what the function prints and displays (``capture_output=False``: no); the current
-    # attempt's capture, made by ``invocation``.
+    # attempt's capture, made when it first prints (``console.capture_of``).
     capture_output: bool = True
     capture: Capture | None = None
     _handle: TaskHandle | None = dataclasses.field(default=None, init=False, repr=False)
+
+    @property
+    def ordered_children(self) -> bool:
+        return self.record.kind == "parallel"
 
     @property
     def handle(self) -> TaskHandle:

@@ -16,7 +16,6 @@ import types
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
-from trigger_nb._engine.capture import Capture
 from trigger_nb._engine.console import finish_figures, start_figures
 from trigger_nb._engine.execution import Frame, current_frame
 from trigger_nb.errors import InvalidOptionError, TaskTimeoutError
@@ -81,25 +80,10 @@ def _call(call: TaskCall) -> Any:
 _PLAIN_RESULTS = frozenset({int, float, str, bytes, bool, type(None), dict, list, tuple, set})
 
 
-def _new_capture(call: TaskCall) -> Capture | None:
-    """This attempt's capture (None with ``capture_output=False``), placed in the capture of
-    the task it runs in, if that one keeps its output."""
-    if not call.capture_output:
-        call.capture = None
-        return None
-    frame = current_frame.get()
-    parent = frame.capture if frame is not None else None
-    order = call.cache_key if parent is not None and parent.ordered_children else None
-    call.capture = capture = Capture(
-        parent, order=order, ordered_children=call.record.kind == "parallel"
-    )
-    return capture
-
-
 def invoke_sync(call: TaskCall) -> Any:
-    capture = _new_capture(call)
-    figures = start_figures(capture)
-    token = current_frame.set(Frame(call.execution, call.record.id, capture))
+    call.capture = None  # this attempt's, made when it first prints
+    figures = start_figures(call)
+    token = current_frame.set(Frame(call.execution, call.record.id, call, current_frame.get()))
     try:
         result = _call(call)
         if type(result) not in _PLAIN_RESULTS and inspect.isawaitable(result):
@@ -112,9 +96,9 @@ def invoke_sync(call: TaskCall) -> Any:
 
 
 async def invoke_async(call: TaskCall) -> Any:
-    capture = _new_capture(call)
-    figures = start_figures(capture)
-    token = current_frame.set(Frame(call.execution, call.record.id, capture))
+    call.capture = None
+    figures = start_figures(call)
+    token = current_frame.set(Frame(call.execution, call.record.id, call, current_frame.get()))
     try:
         result = _call(call)
         if inspect.isawaitable(result):

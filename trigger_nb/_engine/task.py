@@ -190,10 +190,7 @@ def _complete(
         output_preview=preview(value, rec.redact),
         output_properties=output_properties(call),
     )
-    capture = call.capture
-    x.writer.write(
-        rec, data, capture=_captured(call, attempt) if capture and capture.items else None
-    )
+    x.writer.write(rec, data, capture=_captured(call, attempt) if call.capture else None)
     with x.lock:
         x.executed += 1
     x.events.task_finished(rec)
