@@ -144,42 +144,48 @@ class Fingerprinter:
         key is the values joined: the order is part of the format), and whether it reads a
         list, dict, set or bytearray; those go into ``containers`` when given."""
         _, digest, globals_read, defaults, cells = _code_entry(fn.__code__)
+        read: list[tuple[str, Any]] = []  # (name, value) of closure values and defaults
+        closure = fn.__closure__
+        if closure:
+            for name, cell in zip(cells, closure, strict=False):
+                try:
+                    read.append((name, cell.cell_contents))
+                except ValueError:  # a cell not filled yet
+                    continue
+        given = fn.__defaults__
+        if given and len(given) <= len(defaults):  # more: reassigned by hand, not counted
+            read += zip(defaults[len(defaults) - len(given) :], given, strict=True)
+        if fn.__kwdefaults__:
+            read += [("default:" + name, v) for name, v in fn.__kwdefaults__.items()]
         names, values = ["code"], [digest]
         mutable = False
-
-        def add(name: str, value: Any) -> None:
-            nonlocal mutable
+        value_of = self._value
+        for name, value in read:  # inline, no helper call: this runs for every executed task
             names.append(name)
-            values.append(self._value(value, depth))
+            values.append(value_of(value, depth))
             if isinstance(value, _CONTAINERS):
                 mutable = True
                 if containers is not None:
                     containers[name] = value
 
-        closure = fn.__closure__
-        if closure:
-            for name, cell in zip(cells, closure, strict=False):
-                try:
-                    add(name, cell.cell_contents)
-                except ValueError:  # a cell not filled yet
-                    continue
-        given = fn.__defaults__
-        if given and len(given) <= len(defaults):  # more: reassigned by hand, not counted
-            for name, value in zip(defaults[len(defaults) - len(given) :], given, strict=True):
-                add(name, value)
-        for name, value in (fn.__kwdefaults__ or {}).items():
-            add("default:" + name, value)
         if globals_read:
             namespace = fn.__globals__
             for name in globals_read:
-                if name in namespace:
-                    value = namespace[name]
-                    if isinstance(value, type) and _is_user_class(value):
-                        for method, method_digest in self._methods(value, depth):
-                            names.append(f"method:{name}.{method}")
-                            values.append(method_digest)
-                    else:
-                        add(f"{_global_kind(value)}:{name}", value)
+                if name not in namespace:
+                    continue
+                value = namespace[name]
+                if isinstance(value, type) and _is_user_class(value):
+                    for method, method_digest in self._methods(value, depth):
+                        names.append(f"method:{name}.{method}")
+                        values.append(method_digest)
+                    continue
+                part = f"{_global_kind(value)}:{name}"
+                names.append(part)
+                values.append(value_of(value, depth))
+                if isinstance(value, _CONTAINERS):
+                    mutable = True
+                    if containers is not None:
+                        containers[part] = value
         return names, values, mutable
 
     def _callable_parts(self, fn: Any, parts: Parts, depth: int) -> None:

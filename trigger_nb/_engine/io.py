@@ -14,7 +14,6 @@ from collections.abc import Callable, Iterable
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
-from trigger_nb._core.builder import assign
 from trigger_nb._core.codec import to_jsonable
 from trigger_nb._core.keys import encode_key, idempotency_key, task_id_for
 from trigger_nb._core.model import TaskRecord
@@ -141,9 +140,10 @@ class IO:
         known = task_id in x.snapshot.entries
         previous = self._previous(task_id, cache_key, refresh) if known else None
         x.check_canceled()
-        record = new_record(x, task_id, idem, parent, encoded, cache_key, opts, previous)
-        if key is not None:
-            assign(record, fingerprint_names=names, fingerprint=key)
+        fingerprint = (names, key) if key is not None and names is not None else None
+        record = new_record(
+            x, task_id, idem, parent, encoded, cache_key, opts, previous, fingerprint
+        )
         return TaskCall(
             execution=x,
             record=record,

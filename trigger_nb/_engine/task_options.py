@@ -165,7 +165,9 @@ def new_record(
     cache_key: object,
     opts: TaskOptions,
     previous: TaskRecord | None,
+    fingerprint: tuple[str, str] | None = None,
 ) -> TaskRecord:
+    """The record of a task about to execute (``fingerprint``: its part names and key)."""
     shown = display_key(cache_key)
     name = opts.name or (shown if isinstance(shown, str) else str(shown))
     # Only what differs from the record's defaults: those are the fields marked as set.
@@ -198,4 +200,6 @@ def new_record(
             attempts=list(previous.attempts),
             wait_until=previous.wait_until,
         )
+    if fingerprint is not None:
+        fields["fingerprint_names"], fields["fingerprint"] = fingerprint
     return build(TaskRecord, fields)
