@@ -338,3 +338,24 @@ def test_plain_python_replay_prints_again_in_a_fresh_process(tmp_path: Path) -> 
     assert first.stdout == second.stdout == "start\na says hi\nend\n"
     assert first.stderr == second.stderr == "b warns\n"
     assert (tmp_path / "effects").read_text() == "a"  # once
+
+
+def test_displays_past_the_limit_are_cut_with_one_marker() -> None:
+    from trigger_nb._engine.capture import RICH_LIMIT, Capture
+
+    capture = Capture()
+    big = {"image/png": b"\x89PNG" + b"x" * (RICH_LIMIT // 3)}  # base64 makes it 4/3 bigger
+    for _ in range(4):
+        capture.display(big, {"odd": object()})  # metadata that is not JSON is kept as text
+    kinds = [kind for kind, _ in capture.events()]
+    assert kinds == ["display", "display", "stderr"]
+    assert "display output truncated here" in capture.events()[-1][1]
+    assert capture.dropped > 0
+
+
+def test_a_widget_displayed_in_a_task_is_not_kept() -> None:
+    from trigger_nb._engine.capture import Capture
+
+    capture = Capture()
+    capture.display({"application/vnd.jupyter.widget-view+json": {"model_id": "x"}}, None)
+    assert capture.events() == []
