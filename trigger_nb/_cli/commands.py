@@ -42,7 +42,7 @@ from trigger_nb._render.data import RunData
 from trigger_nb._render.format import format_time, short_run_ids
 from trigger_nb._render.keys import key_text, task_key_text, task_label
 from trigger_nb._store.store import Store
-from trigger_nb.errors import NotFoundError, TriggerNbError
+from trigger_nb.errors import CacheReadError, NotFoundError, TriggerNbError
 
 Command = Callable[[argparse.Namespace, Store, Clock], int]
 
@@ -208,6 +208,29 @@ def run_prune(args: argparse.Namespace, store: Store, clock: Clock) -> int:
     return EXIT_OK
 
 
+def run_verify(args: argparse.Namespace, store: Store, clock: Clock) -> int:
+    """Read every byte of a run's stored task outputs and check it against its checksums
+    (a replay with ``mmap=True`` maps big outputs without reading them: this is the full
+    check). Exit 1 if one is damaged, naming each."""
+    run = load_run(store, args.run_id)
+    checked, damaged = 0, []
+    for task in run.all_tasks:
+        if not task.record.is_completed:
+            continue
+        checked += 1
+        try:
+            store.verify_output(run.id, task.record.id)
+        except CacheReadError as error:
+            damaged.append(f"task {task_label(task.record)!r}: {error.reason}")
+    if damaged:
+        for line in damaged:
+            print(f"trigger-nb: damaged: {line}", file=sys.stderr)
+        print(f"{checked} output(s) checked, {len(damaged)} damaged")
+        return EXIT_NOT_FOUND
+    print(f"{checked} output{'' if checked == 1 else 's'} checked, intact")
+    return EXIT_OK
+
+
 COMMANDS: dict[str, Command] = {
     "runs": run_runs,
     "show": run_show,
@@ -216,6 +239,7 @@ COMMANDS: dict[str, Command] = {
     "cancel": run_cancel,
     "export": run_export,
     "prune": run_prune,
+    "verify": run_verify,
 }
 
 

@@ -133,6 +133,8 @@ def _build_parser() -> _Parser:
     prune.add_argument("--older-than", type=_days, required=True, metavar="DAYS", dest="days")
     prune.add_argument("--dry-run", action="store_true", help="only list what would be deleted")
     prune.add_argument("--yes", "-y", action="store_true", help="do not ask for confirmation")
+    verify = command("verify", "read every stored output of a run and check its checksums")
+    verify.add_argument("run_id", metavar="RUN_ID")
     return parser
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import pickle
-from typing import Any
+from typing import Any, NamedTuple
 
 from trigger_nb._core.preview import type_name
 from trigger_nb.errors import CacheReadError, TaskOutputError
@@ -14,19 +14,42 @@ def serialize(value: object, cache_key: object) -> bytes:
     try:
         return pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL)
     except Exception as error:
-        kind = type_name(value)
-        raise TaskOutputError(
-            f"task {cache_key!r} returned a {kind} that cannot be stored ({error}): return "
-            "picklable data instead (a dict, a dataclass or pydantic model defined in a module "
-            "or the notebook, a DataFrame, bytes)",
-            cache_key=cache_key,
-            output_type=kind,
-        ) from error
+        raise unstorable(value, cache_key, error) from error
 
 
-def deserialize(data: bytes | memoryview, what: str, refresh_hint: str) -> Any:
+def unstorable(value: object, cache_key: object, error: Exception) -> TaskOutputError:
+    """The error for an output that cannot be pickled."""
+    kind = type_name(value)
+    return TaskOutputError(
+        f"task {cache_key!r} returned a {kind} that cannot be stored ({error}): return "
+        "picklable data instead (a dict, a dataclass or pydantic model defined in a module "
+        "or the notebook, a DataFrame, bytes)",
+        cache_key=cache_key,
+        output_type=kind,
+    )
+
+
+class Unpickled(NamedTuple):
+    """A stored output read with its big buffers apart (``trigger_nb._store.framed``): the
+    pickle stream and the buffers it refers to."""
+
+    stream: bytes
+    buffers: list[Any]  # bytearrays, or read-only memoryviews of a mapped file
+
+
+Stored = bytes | memoryview | Unpickled
+
+
+def loads(data: Stored) -> Any:
+    """The value of a stored output."""
+    if isinstance(data, Unpickled):
+        return pickle.loads(data.stream, buffers=data.buffers)
+    return pickle.loads(data)
+
+
+def deserialize(data: Stored, what: str, refresh_hint: str) -> Any:
     try:
-        return pickle.loads(data)
+        return loads(data)
     except Exception as error:
         raise CacheReadError(
             f"{what}: the stored output cannot be loaded ({type(error).__name__}: {error}). "

@@ -64,6 +64,9 @@ class TaskCall:
     # attempt's capture, made when it first prints (``console.capture_of``).
     capture_output: bool = True
     capture: Capture | None = None
+    # ``mmap=True``: the output's big buffers come back memory-mapped, read-only, on every
+    # execution (this one included, so it sees what replays will).
+    mmap: bool = False
     _handle: TaskHandle | None = dataclasses.field(default=None, init=False, repr=False)
 
     @property

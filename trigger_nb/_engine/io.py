@@ -72,7 +72,9 @@ class IO:
         """Run ``fn`` once for this key in this scope; later executions replay its output."""
         call = self._prepare(cache_key, fn, options)
         if type(call) is tuple:
-            return replay(self._execution, call, cache_key, options.get("name"))
+            return replay(
+                self._execution, call, cache_key, options.get("name"), options.get("mmap")
+            )
         assert isinstance(call, TaskCall)
         return run_sync(call)
 
@@ -80,7 +82,9 @@ class IO:
         """The awaitable twin of ``run_task``, for concurrent fan-out with ``asyncio.gather``."""
         call = self._prepare(cache_key, fn, options)
         if type(call) is tuple:
-            return replay(self._execution, call, cache_key, options.get("name"))
+            return replay(
+                self._execution, call, cache_key, options.get("name"), options.get("mmap")
+            )
         assert isinstance(call, TaskCall)
         return await run_async(call)
 
@@ -155,6 +159,7 @@ class IO:
             refresh=refresh,
             parts=record.fingerprint_parts if mutable else None,  # looked at again at the end
             capture_output=opts.capture_output,
+            mmap=opts.mmap,
         )
 
     def _current_key(self, fn: Callable[..., Any], opts: TaskOptions) -> bytes | None:

@@ -11,7 +11,6 @@ import sys
 from datetime import datetime
 from typing import Any
 
-from trigger_nb._core.codec import serialize
 from trigger_nb._core.model import (
     ErrorInfo,
     ExecutionRecord,
@@ -26,6 +25,7 @@ from trigger_nb._core.tracebacks import PACKAGE_DIR
 from trigger_nb._core.version import __version__
 from trigger_nb._engine.execution import Execution
 from trigger_nb._engine.replay import count_replayed
+from trigger_nb._store.framed import Pickled, pickle_out_of_band
 from trigger_nb._store.store import Store
 from trigger_nb.errors import ControlFlow, InternalError, RunCanceled, RunSuspended, TriggerNbError
 
@@ -55,11 +55,11 @@ class RunOutcome:
         record.output_type = storable_text(type_name(output))
         record.output_preview = storable_text(preview(output))
         try:
-            data = serialize(output, "run output")
-        except TriggerNbError:
+            data = pickle_out_of_band(output)  # big buffers streamed to a file, not copied
+        except Exception:
             record.output_size = None
             return
-        record.output_size = len(data)
+        record.output_size = data.size if isinstance(data, Pickled) else len(data)
         store.save_run_output(record.id, data)
 
     def fail(self, error: BaseException) -> None:

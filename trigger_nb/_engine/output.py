@@ -6,10 +6,11 @@ from __future__ import annotations
 import pickle
 from typing import Any
 
-from trigger_nb._core.codec import serialize, to_jsonable
+from trigger_nb._core.codec import serialize, to_jsonable, unstorable
 from trigger_nb._core.preview import preview, type_name
 from trigger_nb._core.storable import storable_data, storable_text
 from trigger_nb._engine.handle import TaskCall
+from trigger_nb._store.framed import Pickled, pickle_out_of_band
 from trigger_nb.errors import TaskOutputError
 
 # Outputs whose unpickled copy is indistinguishable from themselves (immutable, exact builtin
@@ -17,18 +18,30 @@ from trigger_nb.errors import TaskOutputError
 _IMMUTABLE_OUTPUTS = frozenset({int, float, str, bytes, bool, type(None)})
 
 
-def stored_form(call: TaskCall, result: Any) -> tuple[bytes, Any]:
-    """The output's stored bytes and the value every execution will see: the bytes loaded back.
+def stored_form(call: TaskCall, result: Any) -> tuple[bytes | Pickled, Any]:
+    """The output as it will be stored and the value every execution will see: the stored
+    form loaded back.
 
     Loading back before the task is recorded COMPLETED is what makes "completed" mean "can be
     replayed": an output that pickles but does not unpickle fails this attempt instead
     (``TaskOutputError``, retried per the task's options) rather than being stored for a replay
     that can only fail. Immutable builtins are handed back as they are: their copy is equal.
+
+    An output with big buffers (``Pickled``: arrays, DataFrames) is loaded back around the
+    very buffers it holds, no copy; and a numpy array, pandas or Arrow object, whose round
+    trip is exact by construction, is handed back as it is (a replay returns an equal one).
     """
-    data = serialize(result, call.cache_key)  # TaskOutputError (not retried): cannot pickle
     if type(result) in _IMMUTABLE_OUTPUTS:
-        return data, result
+        return serialize(result, call.cache_key), result
     try:
+        data = pickle_out_of_band(result)
+    except Exception as error:  # TaskOutputError (not retried): it cannot be pickled
+        raise unstorable(result, call.cache_key, error) from error
+    try:
+        if isinstance(data, Pickled):
+            if _type_name(result) in EXACT_ROUND_TRIP:
+                return data, result
+            return data, pickle.loads(data.stream, buffers=data.buffers)
         return data, pickle.loads(data)
     except Exception as error:
         problem = f"{type(error).__name__}: {storable_text(_safe_str(error))}"
@@ -41,6 +54,28 @@ def stored_form(call: TaskCall, result: Any) -> tuple[bytes, Any]:
             retryable=True,  # another attempt may return something that loads
         )
         raise failure from error
+
+
+# Types whose pickle round trip gives an equal object of the same type by construction.
+EXACT_ROUND_TRIP = frozenset(
+    {
+        "numpy.ndarray",
+        "pandas.core.frame.DataFrame",
+        "pandas.core.series.Series",
+        "pandas.core.indexes.base.Index",
+        "pyarrow.lib.Table",
+        "polars.dataframe.frame.DataFrame",
+    }
+)
+
+
+def _type_name(value: object) -> str:
+    kind = type(value)
+    return f"{kind.__module__}.{kind.__qualname__}"
+
+
+def output_size(data: bytes | Pickled) -> int:
+    return data.size if isinstance(data, Pickled) else len(data)
 
 
 def _safe_str(error: BaseException) -> str:

@@ -8,7 +8,7 @@ import pickle
 import sys
 from typing import Any
 
-from trigger_nb._core.codec import deserialize
+from trigger_nb._core.codec import Stored, deserialize, loads
 from trigger_nb._core.model import TaskRecord
 from trigger_nb._engine.capture import unpack
 from trigger_nb._engine.console import write_again
@@ -23,10 +23,13 @@ from trigger_nb.errors import CacheReadError
 Replay = tuple[str, bytes | None, float]
 
 
-def replay(x: Execution, found: Replay, cache_key: object, name: object) -> Any:
-    """The stored output of a completed task, as the value its first execution returned."""
+def replay(
+    x: Execution, found: Replay, cache_key: object, name: object, mapped: object = False
+) -> Any:
+    """The stored output of a completed task, as the value its first execution returned
+    (``mapped``: its big buffers mapped read-only, ``run_task(..., mmap=True)``)."""
     task_id, output, duration = found
-    data: bytes | memoryview | None = output
+    data: Stored | None = output
     record = None
     try:
         observed = x.events.observers
@@ -34,10 +37,10 @@ def replay(x: Execution, found: Replay, cache_key: object, name: object) -> Any:
             entry = x.snapshot.entry(task_id, "")
             assert entry is not None
             if data is None:
-                data = x.store.entry_output(x.run_id, task_id, entry, "")
+                data = x.store.entry_output(x.run_id, task_id, entry, "", mapped=bool(mapped))
             if observed:  # the live view shows the record
                 record = parse_task(entry, "")
-        value = pickle.loads(data)
+        value = pickle.loads(data) if type(data) is bytes else loads(data)
     except CacheReadError as error:
         what, hint = _replay_texts(x, cache_key, name)
         raise CacheReadError(

@@ -16,6 +16,7 @@ import time
 from typing import Any
 
 from trigger_nb._core.builder import assign, build
+from trigger_nb._core.codec import loads
 from trigger_nb._core.model import AttemptRecord, CountedList, ErrorInfo, TaskStatus
 from trigger_nb._core.preview import preview, type_name
 from trigger_nb._core.retry import SKIP_RETRYING, RetryAt, RetryOptions, compute_delay, should_retry
@@ -23,7 +24,8 @@ from trigger_nb._engine.capture import pack
 from trigger_nb._engine.fingerprint import digest_of
 from trigger_nb._engine.handle import TaskCall
 from trigger_nb._engine.invocation import invoke_async, invoke_sync
-from trigger_nb._engine.output import output_properties, stored_form
+from trigger_nb._engine.output import output_properties, output_size, stored_form
+from trigger_nb._store.framed import Pickled
 from trigger_nb.errors import (
     InternalError,
     RunSuspended,
@@ -166,7 +168,7 @@ def _finish(
 
 
 def _complete(
-    call: TaskCall, attempt: AttemptRecord, data: bytes, value: Any, seconds: float
+    call: TaskCall, attempt: AttemptRecord, data: bytes | Pickled, value: Any, seconds: float
 ) -> Any:
     """Record the task COMPLETED with ``data``; ``seconds`` covers all of this execution's
     attempts and the back-off between them (the time a replay saves)."""
@@ -186,7 +188,7 @@ def _complete(
         completed_execution=x.number,
         duration_seconds=seconds if rec.kind != "wait" else 0.0,
         output_type=type_name(value),
-        output_size=len(data),
+        output_size=len(data) if type(data) is bytes else output_size(data),
         output_preview=preview(value, rec.redact),
         output_properties=output_properties(call),
     )
@@ -194,6 +196,8 @@ def _complete(
     with x.lock:
         x.executed += 1
     x.events.task_finished(rec)
+    if call.mmap and isinstance(data, Pickled):  # what replays will return: mapped, read-only
+        value = loads(x.store.read_output(x.run_id, rec.id, mapped=True))
     return value
 
 

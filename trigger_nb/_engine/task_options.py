@@ -23,7 +23,7 @@ class TaskOptions:
     KNOWN = (
         "name", "icon", "description", "properties", "params", "retry", "timeout", "on_error",
         "redact", "refresh", "retry_on", "no_retry_on", "on_code_change", "capture_output",
-        "_kind", "_fingerprint",
+        "mmap", "_kind", "_fingerprint",
     )  # fmt: skip
 
     def __init__(self) -> None:
@@ -41,6 +41,7 @@ class TaskOptions:
         self.on_code_change: str | None = None  # None: the job's (or client's) policy
         self.fingerprint: dict[str, str] | None = None  # given by an integration task
         self.capture_output = True  # keep what the function prints and displays
+        self.mmap = False  # big buffers of the output come back memory-mapped, read-only
 
     @classmethod
     def parse(cls, cache_key: object, options: dict[str, Any]) -> TaskOptions:
@@ -87,6 +88,13 @@ class TaskOptions:
                 "the task prints and displays, and show it again on replay) or False"
             )
         o.capture_output = capture_output
+        mmap = options.get("mmap", False)
+        if not isinstance(mmap, bool):
+            raise InvalidOptionError(
+                f"run_task mmap={mmap!r} is invalid: use True (the output's numpy arrays come "
+                "back memory-mapped, read-only) or False"
+            )
+        o.mmap = mmap
         return o
 
 

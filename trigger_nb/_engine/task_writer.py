@@ -22,6 +22,7 @@ import threading
 import time
 
 from trigger_nb._core.model import TaskRecord, TaskStatus
+from trigger_nb._store.framed import Pickled
 from trigger_nb._store.store import Store
 
 # A RUNNING entry is written for attempts running longer than this, 1-2 delays after they start:
@@ -64,7 +65,7 @@ class TaskWriter:
     def write(
         self,
         record: TaskRecord,
-        output: bytes | None = None,
+        output: bytes | Pickled | None = None,
         *,
         drop_output: bool = False,
         capture: tuple[int, bytes] | None = None,

@@ -12,19 +12,21 @@ in an OS file lock; ``MemoryBackend`` keeps it in dicts. SQLite and OS failures 
 from __future__ import annotations
 
 import contextlib
+import io
 import os
 import sqlite3
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import Any, Protocol
+from typing import IO, Any, Protocol
 
 from trigger_nb._store.file_lock import file_lock
 from trigger_nb.errors import StoreError
 
 DIR_ENV_VAR = "TRIGGER_NB_DIR"
 _MODE_RAW = 1  # diskcache.core.MODE_RAW: the value column holds the str/bytes as is
+_MODE_BINARY = 2  # diskcache.core.MODE_BINARY: bytes, here in the file the row names
 # The row diskcache's Cache.set writes for a small bytes value under a str key (raw = 1, no
 # expiry, no tag, size 0, MODE_RAW, no file), as one statement; see DiskBackend._put_one.
 _UPSERT = (
@@ -60,6 +62,14 @@ class Backend(Protocol):
         read; big values come as loaders."""
 
     def delete(self, key: str) -> None: ...
+
+    def put_file(self, key: str, write: Callable[[IO[bytes]], object]) -> None:
+        """Store under ``key`` what ``write`` writes to the binary file it is given: a big
+        value streamed, never held whole in memory. Replaces the key's value."""
+
+    def file_of(self, key: str) -> Path | Value | None:
+        """Where the value of ``key`` is: the path of the file holding it (what ``put_file``
+        and big writes make), else the value itself; None if there is none."""
 
     def lock(self, name: str, *, remove: bool = False) -> contextlib.AbstractContextManager[None]:
         """Hold ``name`` against other threads and processes. ``remove``: the lock is not needed
@@ -101,6 +111,15 @@ class MemoryBackend:
     def delete(self, key: str) -> None:
         with self._mutex:
             self._values.pop(key, None)
+
+    def put_file(self, key: str, write: Callable[[IO[bytes]], object]) -> None:
+        file = io.BytesIO()
+        write(file)
+        with self._mutex:
+            self._values[key] = file.getvalue()
+
+    def file_of(self, key: str) -> Path | Value | None:
+        return self.get(key)
 
     @contextlib.contextmanager
     def lock(self, name: str, *, remove: bool = False) -> Iterator[None]:
@@ -226,6 +245,49 @@ class DiskBackend:
     def delete(self, key: str) -> None:
         with self._writing:
             self._cache.delete(key, retry=True)
+
+    def put_file(self, key: str, write: Callable[[IO[bytes]], object]) -> None:
+        """Write a file in diskcache's own place for big values, then its row, as
+        ``Cache.set`` would have for bytes that size (so deleting the key removes the file).
+        A crash before the row is committed leaves an unreferenced file, never a row whose
+        file is short."""
+        disk = self._cache.disk
+        filename, full_path = disk.filename(key)
+        with self._writing:
+            Path(full_path).parent.mkdir(parents=True, exist_ok=True)
+            try:
+                with open(full_path, "xb") as file:
+                    write(file)
+                    size = file.tell()
+            except BaseException:
+                with contextlib.suppress(OSError):
+                    os.remove(full_path)
+                raise
+            columns = (None, None, size, _MODE_BINARY, filename, None)
+            now = time.time()
+            cache: Any = self._cache
+            with cache._transact(True, filename) as (sql, cleanup):
+                rows = sql(
+                    "SELECT rowid, filename FROM Cache WHERE key = ? AND raw = 1", (key,)
+                ).fetchall()
+                if rows:
+                    ((rowid, old_filename),) = rows
+                    cleanup(old_filename)
+                    cache._row_update(rowid, now, columns)
+                else:
+                    cache._row_insert(key, True, now, columns)
+
+    def file_of(self, key: str) -> Path | Value | None:
+        with self._reading:
+            row = self._cache._sql(
+                "SELECT filename FROM Cache WHERE key = ? AND raw = 1", (key,)
+            ).fetchone()
+            if row is None:
+                return None
+            if row[0] is not None:
+                return Path(self.location, row[0])
+            value: Value | None = self._cache.get(key, default=None, retry=True)
+            return value
 
     @contextlib.contextmanager
     def lock(self, name: str, *, remove: bool = False) -> Iterator[None]:

@@ -13,10 +13,11 @@ from datetime import datetime
 
 from pydantic import BaseModel
 
+from trigger_nb._core.codec import Stored
 from trigger_nb._core.model import RunRecord
 from trigger_nb._core.storable import storable_data
 from trigger_nb._store.backend import Backend, Value
-from trigger_nb._store.sealed import seal, unseal
+from trigger_nb._store.framed import Pickled, read_stored, save_stored
 from trigger_nb._store.snapshot import load_value
 from trigger_nb.errors import CacheReadError, NotFoundError, RunBusyError
 
@@ -106,14 +107,11 @@ class RunRecords:
                 self.remove_run(record.id)  # a run executing elsewhere finishes first
         return [r.id for r in stale]
 
-    def save_run_output(self, run_id: str, data: bytes) -> None:
-        self.backend.write([(f"ro:{run_id}", seal(data, 0.0))])
+    def save_run_output(self, run_id: str, data: bytes | Pickled) -> None:
+        save_stored(self.backend, f"ro:{run_id}", data)
 
-    def read_run_output(self, run_id: str) -> memoryview | None:
-        blob = self.backend.get(f"ro:{run_id}")
-        if blob is None:
-            return None
-        return unseal(blob, f"run {run_id}")[0]
+    def read_run_output(self, run_id: str) -> Stored | None:
+        return read_stored(self.backend, f"ro:{run_id}", f"run {run_id}")
 
     @contextlib.contextmanager
     def lock_run(self, run_id: str, *, remove: bool = False) -> Iterator[None]:

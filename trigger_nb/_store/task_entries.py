@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import contextlib
 
+from trigger_nb._core.codec import Stored
 from trigger_nb._core.model import LogRecord, TaskRecord
 from trigger_nb._store.backend import Backend, Lazy, Value
+from trigger_nb._store.framed import Pickled, read_stored, verify_stored, write_framed
 from trigger_nb._store.run_records import record_json
 from trigger_nb._store.sealed import (
     INLINE,
@@ -24,7 +26,6 @@ from trigger_nb._store.sealed import (
     seal,
     unpack_entry,
     unreadable,
-    unseal,
 )
 from trigger_nb._store.snapshot import RunSnapshot, load_value
 from trigger_nb.errors import CacheReadError
@@ -50,7 +51,7 @@ class TaskEntries:
     def write_task(
         self,
         task: TaskRecord,
-        output: bytes | None = None,
+        output: bytes | Pickled | None = None,
         *,
         drop_output: bool = False,
         capture: tuple[int, bytes] | None = None,
@@ -70,6 +71,14 @@ class TaskEntries:
         # model default must never change meaning without a new FORMAT_VERSION.
         entry_json = record_json(task, exclude_defaults=True)
         entry_key = f"t:{task.run_id}:{task.id}"
+        if isinstance(
+            output, Pickled
+        ):  # big buffers: streamed to a file of its own, then the entry
+            pickled = output
+            self.backend.put_file(f"o:{task.run_id}:{task.id}", lambda f: write_framed(f, pickled))
+            duration = task.duration_seconds or 0.0
+            self.backend.write([*extra, (entry_key, pack_entry(entry_json, SEPARATE, duration))])
+            return
         if output is None:
             entry = pack_entry(entry_json, NO_OUTPUT, 0.0)
         elif len(output) <= INLINE_OUTPUT_BYTES:
@@ -85,35 +94,45 @@ class TaskEntries:
         self.backend.write([*extra, (entry_key, entry)], deletes)
 
     def entry_output(
-        self, run_id: str, task_id: str, entry: Entry, what: Label
-    ) -> bytes | memoryview:
-        """The pickled output of a COMPLETED task's entry, checked; CacheReadError naming
-        ``what`` if it is missing or damaged."""
+        self, run_id: str, task_id: str, entry: Entry, what: Label, *, mapped: bool = False
+    ) -> Stored:
+        """The stored output of a COMPLETED task's entry, checked; CacheReadError naming
+        ``what`` if it is missing or damaged. An output with big buffers comes as
+        ``Unpickled``, its buffers read (or, ``mapped``, mapped read-only: see framed.py)."""
         if entry.output is not None:
             return entry.output
         if entry.placement != SEPARATE:
             raise unreadable(what, "it has no stored output", task_id=task_id)
         try:
-            blob = self.backend.get(f"o:{run_id}:{task_id}")
-        except OSError as error:
-            reason = f"the stored output file cannot be read ({error})"
-            raise unreadable(what, reason, task_id=task_id) from error
-        if blob is None:
+            found = read_stored(self.backend, f"o:{run_id}:{task_id}", what, mapped=mapped)
+        except CacheReadError as error:
+            raise unreadable(what, error.reason, task_id=task_id) from error
+        if found is None:
             raise unreadable(what, "its stored output is missing", task_id=task_id)
-        return unseal(blob, what)[0]
+        return found
 
-    def read_output(self, run_id: str, task_id: str) -> bytes | memoryview:
-        """A completed task's pickled output, checked against its checksum."""
+    def read_output(self, run_id: str, task_id: str, *, mapped: bool = False) -> Stored:
+        """A completed task's stored output, checked against its checksums."""
         what = f"task {task_id} of run {run_id}"
         try:
             blob = self.backend.get(f"t:{run_id}:{task_id}")
             if blob is None:
                 raise unreadable(what, "no stored output", task_id=task_id)
-            return self.entry_output(run_id, task_id, unpack_entry(blob, what), what)
+            entry = unpack_entry(blob, what)
+            return self.entry_output(run_id, task_id, entry, what, mapped=mapped)
         except CacheReadError as error:  # views and the CLI land here: say how to get past it
             raise CacheReadError(
                 f"{error}; {refresh_hint(run_id)}", task_id=task_id, reason=error.reason
             ) from error
+
+    def verify_output(self, run_id: str, task_id: str) -> None:
+        """Check every byte of a task's stored output against its checksums (what a mapped
+        read leaves for later); CacheReadError if it is damaged."""
+        what = f"task {task_id} of run {run_id}"
+        blob = self.backend.get(f"t:{run_id}:{task_id}")
+        entry = unpack_entry(blob, what)
+        if entry.placement == SEPARATE:
+            verify_stored(self.backend, f"o:{run_id}:{task_id}", what)
 
     def load_captures(self, run_id: str) -> dict[str, Value | Lazy]:
         """Every output capture of the run, "task id:attempt" -> packed events (one range
