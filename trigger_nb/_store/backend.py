@@ -5,7 +5,8 @@ index diskcache already keeps, so no tag index is needed: a tag index cost every
 fifth of a raw ``Cache.set`` more.
 
 ``DiskBackend`` puts it on diskcache (this is the only module importing diskcache) and holds a run
-in an OS file lock; ``MemoryBackend`` keeps it in dicts. SQLite and OS failures surface as
+in an OS file lock; ``MemoryBackend`` keeps it in dicts; ``postgres.PostgresBackend`` puts it on
+a PostgreSQL server. SQLite and OS failures surface as
 ``StoreError`` naming the directory and the fix.
 """
 
@@ -21,6 +22,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from trigger_nb._store.file_lock import file_lock
+from trigger_nb._store.network_fs import warn_if_network
 from trigger_nb.errors import StoreError
 
 DIR_ENV_VAR = "TRIGGER_NB_DIR"
@@ -135,6 +137,7 @@ class DiskBackend:
         self._writing = _StoreErrors(self.location, "write")
         with _StoreErrors(self.location, "open"):
             Path(self.location).mkdir(parents=True, exist_ok=True)
+            warn_if_network(self.location)  # SQLite's locks are unreliable there: say so once
             # eviction_policy="none": diskcache's default culls least-recently-stored values past
             # 1 GB, which would silently drop completed tasks and repeat their side effects.
             # cull_limit=0: nothing here ever expires or is evicted, so skip the query for
