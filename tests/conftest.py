@@ -10,11 +10,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from pg_server import PostgresServer
 
 from trigger_nb import DiskStore, FakeClock, MemoryStore, Store, TriggerClient
 from trigger_nb._store.store import PostgresStore
-
-from pg_server import PostgresServer
 
 _schemas = itertools.count(1)
 

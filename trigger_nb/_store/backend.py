@@ -26,6 +26,7 @@ from trigger_nb._store.network_fs import warn_if_network
 from trigger_nb.errors import StoreError
 
 DIR_ENV_VAR = "TRIGGER_NB_DIR"
+STORE_ENV_VAR = "TRIGGER_NB_STORE"  # a postgresql:// URL or a directory; wins over DIR_ENV_VAR
 _MODE_RAW = 1  # diskcache.core.MODE_RAW: the value column holds the str/bytes as is
 # The row diskcache's Cache.set writes for a small bytes value under a str key (raw = 1, no
 # expiry, no tag, size 0, MODE_RAW, no file), as one statement; see DiskBackend._put_one.
@@ -240,6 +241,11 @@ class DiskBackend:
 
     def close(self) -> None:
         self._cache.close()
+
+
+def is_url(store: object) -> bool:
+    """A ``postgresql://`` (or ``postgres://``) store URL, as opposed to a directory."""
+    return isinstance(store, str) and store.startswith(("postgresql://", "postgres://"))
 
 
 def _after_prefix(prefix: str) -> str:

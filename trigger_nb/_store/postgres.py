@@ -25,12 +25,20 @@ about a minute). Writes go through one autocommit connection guarded by a mutex:
 is one transaction, a multi-key write is one explicit transaction. Any failure is a
 ``StoreError`` naming the server and what to do; a lost connection is dropped and reopened by the
 next call, so the next execution after a server restart carries on.
+
+A server restart also ends the sessions holding run locks, and another kernel may then take a
+run this process is still executing. So when a connection is lost, every lock this process holds
+is checked; a run whose lock went with it is *lost*: every later write of that run's keys is
+refused with a StoreError until the execution lets go of the lock. The task in flight fails,
+nothing it did is recorded as completed, and the next execution takes the lock again and
+continues (completed tasks replay, the interrupted one runs again: at-least-once, SPEC 3.1).
 """
 
 from __future__ import annotations
 
 import contextlib
 import hashlib
+import itertools
 import re
 import sys
 import tempfile
@@ -52,7 +60,11 @@ INSTALL_HINT = "pip install 'trigger_nb[postgres]'"
 _SCHEMA_NAME = re.compile(r"[a-z_][a-z0-9_]{0,62}")
 # What a lock connection asks the server: notice a vanished client (a machine switched off, a
 # cut network) within about a minute and end its session, releasing its locks.
-_KEEPALIVE_OPTIONS = "-c tcp_keepalives_idle=30 -c tcp_keepalives_interval=10 -c tcp_keepalives_count=3"
+# An idle lock session must never be ended by the server's idle timeouts either.
+_LOCK_OPTIONS = (
+    "-c tcp_keepalives_idle=30 -c tcp_keepalives_interval=10 -c tcp_keepalives_count=3 "
+    "-c idle_session_timeout=0 -c idle_in_transaction_session_timeout=0"
+)
 
 
 def _psycopg() -> Any:
@@ -106,9 +118,15 @@ class PostgresBackend:
         self._mutex = threading.RLock()
         self._conn: Any = None
         self._idle_lock_conns: list[Any] = []
+        self._held: dict[str, Any] = {}  # lock name -> the connection holding it
+        self._lost: set[str] = set()  # held locks whose session ended (see the docstring)
         self._sql = _statements(self._psycopg, self.schema)
-        with self._errors("open"):
-            self._prepare(create)
+        try:
+            with self._errors("open"):
+                self._prepare(create)
+        except BaseException:
+            self.close()
+            raise
 
     # --- connections and errors ----------------------------------------------------------
 
@@ -138,6 +156,7 @@ class PostgresBackend:
                 with contextlib.suppress(Exception):
                     conn.close()
                 self._conn = None
+                self._find_lost_locks()
             reason = " ".join(str(error).split()) or type(error).__name__
             if lost or isinstance(error, self._psycopg.OperationalError):
                 fix = (
@@ -150,6 +169,27 @@ class PostgresBackend:
                 f"cannot {action} the trigger_nb store on PostgreSQL at {self.location}: "
                 f"{reason}; {fix}"
             ) from error
+
+    def _find_lost_locks(self) -> None:
+        with self._mutex:
+            for name, conn in list(self._held.items()):
+                try:
+                    conn.execute("SELECT 1")
+                except self._psycopg.Error:
+                    self._lost.add(name)
+
+    def _refuse_lost(self, keys: Iterator[str]) -> None:
+        """StoreError if a key belongs to a run whose lock was lost (keys are ``kind:RUN...``)."""
+        for key in keys:
+            parts = key.split(":", 2)
+            if len(parts) > 1 and parts[1] in self._lost:
+                raise StoreError(
+                    f"run {parts[1]} lost its lock on the PostgreSQL server at {self._server} "
+                    "when its connection was cut (a server restart or a network failure): "
+                    "another kernel may execute it now, so this execution stops here and "
+                    "records nothing more; check that the server is running and reachable, "
+                    "then execute again: completed tasks replay"
+                )
 
     def _prepare(self, create: bool) -> None:
         sql, conn = self._sql, self._connection()
@@ -195,6 +235,8 @@ class PostgresBackend:
         prefixes: Sequence[str] = (),
     ) -> None:
         sql = self._sql
+        if self._lost:
+            self._refuse_lost(itertools.chain((k for k, _ in puts), deletes, prefixes))
         with self._mutex, self._errors("write"):
             conn = self._connection()
             if len(puts) == 1 and not deletes and not prefixes:
@@ -301,9 +343,14 @@ class PostgresBackend:
         except BaseException:
             conn.close()
             raise
+        with self._mutex:
+            self._held[name] = conn
         try:
             yield
         finally:
+            with self._mutex:
+                self._held.pop(name, None)
+                self._lost.discard(name)
             try:
                 conn.execute("SELECT pg_advisory_unlock(%s)", (key,))
             except self._psycopg.Error:
@@ -319,7 +366,7 @@ class PostgresBackend:
                 if not conn.closed and not conn.broken:
                     return conn
         with self._errors("connect to"):
-            return self._connect(_KEEPALIVE_OPTIONS)
+            return self._connect(_LOCK_OPTIONS)
 
     def close(self) -> None:
         with self._mutex:

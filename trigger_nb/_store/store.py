@@ -23,14 +23,20 @@ from __future__ import annotations
 import os
 import threading
 
-from trigger_nb._store.backend import DIR_ENV_VAR, Backend, DiskBackend, MemoryBackend
+from trigger_nb._store.backend import (
+    DIR_ENV_VAR,
+    STORE_ENV_VAR,
+    Backend,
+    DiskBackend,
+    MemoryBackend,
+    is_url,
+)
 from trigger_nb._store.run_records import RunRecords
 from trigger_nb._store.task_entries import TaskEntries
 from trigger_nb.errors import StoreVersionError
 
 FORMAT_VERSION = 2
 DEFAULT_DIR = ".trigger_nb"
-STORE_ENV_VAR = "TRIGGER_NB_STORE"
 
 
 class Store(RunRecords, TaskEntries):
@@ -83,7 +89,12 @@ class PostgresStore(Store):
     def __init__(self, url: str, *, create: bool = True) -> None:
         from trigger_nb._store.postgres import PostgresBackend
 
-        super().__init__(PostgresBackend(url, create=create))
+        backend = PostgresBackend(url, create=create)
+        try:
+            super().__init__(backend)
+        except BaseException:  # a store of an unknown format: do not leak its connection
+            backend.close()
+            raise
 
 
 class MemoryStore(Store):
@@ -97,11 +108,6 @@ def default_store() -> str:
     """Where the default store is: ``$TRIGGER_NB_STORE`` (a URL or a directory), else
     ``$TRIGGER_NB_DIR``, else ``./.trigger_nb``."""
     return os.environ.get(STORE_ENV_VAR) or default_directory()
-
-
-def is_url(store: object) -> bool:
-    """A ``postgresql://`` (or ``postgres://``) store URL, as opposed to a directory."""
-    return isinstance(store, str) and store.startswith(("postgresql://", "postgres://"))
 
 
 def open_store(store: Store | str | os.PathLike[str] | None, *, create: bool = True) -> Store:
