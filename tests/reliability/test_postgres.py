@@ -139,7 +139,7 @@ def test_two_kernels_in_different_directories_share_one_run(
     for home in homes:
         home.mkdir()
     notebooks = []
-    for home, other in zip(homes, reversed(homes)):
+    for other in reversed(homes):  # each kernel waits for the other's "ready"
         nb = nbformat.v4.new_notebook()
         source = CELL.format(other=str(other), effects=str(effects), tasks=KERNEL_TASKS)
         nb.cells = [nbformat.v4.new_code_cell(source)]
@@ -151,7 +151,7 @@ def test_two_kernels_in_different_directories_share_one_run(
             NotebookClient(
                 nb, kernel_name="python3", timeout=180, resources={"metadata": {"path": str(home)}}
             )
-            for nb, home in zip(notebooks, homes)
+            for nb, home in zip(notebooks, homes, strict=True)
         ]
         await asyncio.gather(*(client.async_execute() for client in clients))
 
