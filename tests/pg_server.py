@@ -15,7 +15,7 @@ from pathlib import Path
 
 # Speed over durability against a machine crash (never simulated here); commits still reach the
 # WAL before they return, so an immediate stop (a server crash) loses nothing committed. The bench
-# passes durable=True so its numbers are those of a real server.
+# passes its own options.
 FAST_OPTIONS = "-c fsync=off -c full_page_writes=off"
 
 
@@ -46,12 +46,12 @@ def free_port() -> int:
 class PostgresServer:
     """One cluster in its own temporary directory, on 127.0.0.1."""
 
-    def __init__(self, *, durable: bool = False) -> None:
+    def __init__(self, *, options: str = FAST_OPTIONS) -> None:
         self.bin = bin_directory()
         self.root = Path(tempfile.mkdtemp(prefix="trigger-nb-pg-"))
         self.data = self.root / "data"
         self.port = free_port()
-        self.durable = durable
+        self.options = options
         self._as_user: list[str] = []
         if os.geteuid() == 0:
             shutil.chown(self.root, "postgres", "postgres")
@@ -71,8 +71,7 @@ class PostgresServer:
         options = (
             f"-c listen_addresses=127.0.0.1 -p {self.port} -c unix_socket_directories={self.root}"
         )
-        if not self.durable:
-            options += " " + FAST_OPTIONS
+        options += " " + self.options
         self._run(
             "pg_ctl", "-D", str(self.data), "-o", options, "-w", "-t", "60",
             "-l", str(self.root / "log"), "start",

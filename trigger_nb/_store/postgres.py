@@ -117,6 +117,7 @@ class PostgresBackend:
         self._server = self.location.split("?", 1)[0]
         self._mutex = threading.RLock()
         self._conn: Any = None
+        self._cursor: Any = None
         self._idle_lock_conns: list[Any] = []
         self._held: dict[str, Any] = {}  # lock name -> the connection holding it
         self._lost: set[str] = set()  # held locks whose session ended (see the docstring)
@@ -141,34 +142,39 @@ class PostgresBackend:
     def _connection(self) -> Any:
         if self._conn is None or self._conn.closed:
             self._conn = self._connect()
+            self._cursor = self._conn.cursor()  # reused by the hot path: no cursor per write
         return self._conn
 
     @contextlib.contextmanager
     def _errors(self, action: str) -> Iterator[None]:
-        """psycopg failures as a StoreError naming the server and the fix; a broken connection
-        is dropped, so the next call opens a new one."""
+        """psycopg failures as a StoreError (see ``_store_error``)."""
         try:
             yield
         except self._psycopg.Error as error:
-            conn = self._conn
-            lost = conn is None or conn.closed or conn.broken
-            if lost and conn is not None:
-                with contextlib.suppress(Exception):
-                    conn.close()
-                self._conn = None
-                self._find_lost_locks()
-            reason = " ".join(str(error).split()) or type(error).__name__
-            if lost or isinstance(error, self._psycopg.OperationalError):
-                fix = (
-                    "check that the server is running and reachable, then execute again: "
-                    "completed tasks replay, and nothing unfinished was recorded as completed"
-                )
-            else:
-                fix = "check the server's log and the database user's rights on this schema"
-            raise StoreError(
-                f"cannot {action} the trigger_nb store on PostgreSQL at {self.location}: "
-                f"{reason}; {fix}"
-            ) from error
+            raise self._store_error(error, action) from error
+
+    def _store_error(self, error: Exception, action: str) -> StoreError:
+        """A psycopg failure as a StoreError naming the server and the fix; a broken connection
+        is dropped, so the next call opens a new one."""
+        conn = self._conn
+        lost = conn is None or conn.closed or conn.broken
+        if lost and conn is not None:
+            with contextlib.suppress(Exception):
+                conn.close()
+            self._conn = self._cursor = None
+            self._find_lost_locks()
+        reason = " ".join(str(error).split()) or type(error).__name__
+        if lost or isinstance(error, self._psycopg.OperationalError):
+            fix = (
+                "check that the server is running and reachable, then execute again: "
+                "completed tasks replay, and nothing unfinished was recorded as completed"
+            )
+        else:
+            fix = "check the server's log and the database user's rights on this schema"
+        return StoreError(
+            f"cannot {action} the trigger_nb store on PostgreSQL at {self.location}: "
+            f"{reason}; {fix}"
+        )
 
     def _find_lost_locks(self) -> None:
         with self._mutex:
@@ -234,31 +240,44 @@ class PostgresBackend:
         deletes: Sequence[str] = (),
         prefixes: Sequence[str] = (),
     ) -> None:
-        sql = self._sql
         if self._lost:
             self._refuse_lost(itertools.chain((k for k, _ in puts), deletes, prefixes))
-        with self._mutex, self._errors("write"):
-            conn = self._connection()
-            if len(puts) == 1 and not deletes and not prefixes:
-                key, value = puts[0]
+        with self._mutex:
+            try:
+                if len(puts) == 1 and not deletes and not prefixes:
+                    key, value = puts[0]
+                    if type(value) is bytes and len(value) <= CHUNK_BYTES:
+                        # The one statement a completed task costs. It leaves a row holding a
+                        # big (chunked) value alone (rowcount 0): the transaction below then
+                        # replaces it and drops its chunks.
+                        if self._cursor is None or self._conn.closed:
+                            self._connection()
+                        cursor = self._cursor
+                        cursor.execute(self._sql["put_small"], (key, value), prepare=True)
+                        if cursor.rowcount == 1:
+                            return
+                self._write_many(puts, deletes, prefixes)
+            except self._psycopg.Error as error:
+                raise self._store_error(error, "write") from error
+
+    def _write_many(
+        self, puts: Sequence[tuple[str, Value]], deletes: Sequence[str], prefixes: Sequence[str]
+    ) -> None:
+        sql, conn = self._sql, self._connection()
+        with conn.transaction():
+            for prefix in prefixes:
+                bounds = (prefix, _after_prefix(prefix))
+                conn.execute(sql["delete_range_chunks"], bounds)
+                conn.execute(sql["delete_range"], bounds)
+            if deletes:
+                conn.execute(sql["delete_chunks"], (list(deletes),))
+                conn.execute(sql["delete"], (list(deletes),))
+            for key, value in puts:
                 data, is_text = _as_bytes(value)
-                if len(data) <= CHUNK_BYTES:  # the one statement a completed task costs
+                if len(data) <= CHUNK_BYTES:
                     conn.execute(sql["put_one"], (key, key, data, is_text), prepare=True)
-                    return
-            with conn.transaction():
-                for prefix in prefixes:
-                    bounds = (prefix, _after_prefix(prefix))
-                    conn.execute(sql["delete_range_chunks"], bounds)
-                    conn.execute(sql["delete_range"], bounds)
-                if deletes:
-                    conn.execute(sql["delete_chunks"], (list(deletes),))
-                    conn.execute(sql["delete"], (list(deletes),))
-                for key, value in puts:
-                    data, is_text = _as_bytes(value)
-                    if len(data) <= CHUNK_BYTES:
-                        conn.execute(sql["put_one"], (key, key, data, is_text), prepare=True)
-                    else:
-                        self._write_big(conn, key, data, is_text)
+                else:
+                    self._write_big(conn, key, data, is_text)
 
     def _write_big(self, conn: Any, key: str, data: bytes, is_text: bool) -> None:
         """A big value as chunk rows, each sent from a slice of the value (no second copy)."""
@@ -375,7 +394,7 @@ class PostgresBackend:
                     with contextlib.suppress(Exception):
                         conn.close()
             self._idle_lock_conns.clear()
-            self._conn = None
+            self._conn = self._cursor = None
 
 
 def _as_bytes(value: Value) -> tuple[bytes, bool]:
@@ -417,6 +436,11 @@ def _statements(psycopg: Any, schema: str) -> dict[str, Any]:
         "scan": q(
             "SELECT key, data, is_text, size FROM {s}.entry WHERE key >= %s AND key < %s "
             "ORDER BY key"
+        ),
+        # Bytes over a row that is not chunked (else no row changes: see ``write``).
+        "put_small": q(
+            "INSERT INTO {s}.entry (key, data) VALUES (%s, %s) ON CONFLICT (key) DO UPDATE "
+            "SET data = excluded.data, is_text = false WHERE {s}.entry.size IS NULL"
         ),
         # One statement: drop the chunks of a big value it replaces, upsert the row.
         "put_one": q(
