@@ -27,9 +27,8 @@ from pathlib import Path
 
 import psycopg
 
-ROOT = Path(__file__).resolve().parent
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT.parent / "tests"))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))  # pg_server
 from _bench import human, median, table, timed, verdict
 from pg_server import PostgresServer
 
@@ -102,7 +101,8 @@ def main() -> None:
                 pg_first, pg_replay = first_and_replay(pg_job, rep)
                 disk_first, disk_replay = first_and_replay(disk_job, rep)
                 for key, value in zip(
-                    results, (pg_first, pg_replay, raw_first, raw_replay, disk_first, disk_replay),
+                    results,
+                    (pg_first, pg_replay, raw_first, raw_replay, disk_first, disk_replay),
                     strict=True,
                 ):
                     results[key].append(value)
