@@ -10,7 +10,7 @@ store. Linux only (``/proc/mounts``); elsewhere nothing is checked.
 from __future__ import annotations
 
 import os
-import warnings
+import sys
 
 MOUNTS_FILE = "/proc/mounts"
 # Filesystem types (the third field of /proc/mounts) whose locking SQLite cannot rely on.
@@ -50,7 +50,7 @@ def network_warning(path: str, mounts: str) -> str | None:
         return None
     point, kind = found
     return (
-        f"trigger_nb: the store at {path} is on a network filesystem ({kind} at {point}). "
+        f"trigger_nb: warning: the store at {path} is on a network filesystem ({kind} at {point}). "
         "diskcache keeps it in SQLite, whose locks are unreliable there: two kernels may run "
         "the same task at once and the store can be damaged. Use the PostgreSQL store "
         "(TRIGGER_NB_STORE=postgresql://user@host/db, or store='postgresql://...'; pip install "
@@ -59,8 +59,11 @@ def network_warning(path: str, mounts: str) -> str | None:
 
 
 def warn_if_network(path: str, mounts: str | None = None) -> None:
-    """Warn (once per process) if the store at ``path`` is on a network filesystem;
-    ``mounts``: the mount table to judge by (default: this machine's /proc/mounts)."""
+    """Warn on stderr, once per process, if the store at ``path`` is on a network filesystem;
+    ``mounts``: the mount table to judge by (default: this machine's /proc/mounts).
+
+    Printed, not ``warnings.warn``: under a "turn warnings into errors" filter (pytest's, say)
+    a warning would stop the store from opening at all, which is worse than the risk."""
     global _warned
     if _warned:
         return
@@ -73,7 +76,7 @@ def warn_if_network(path: str, mounts: str | None = None) -> None:
     message = network_warning(os.path.abspath(path), mounts)
     if message is not None:
         _warned = True
-        warnings.warn(message, UserWarning, stacklevel=2)
+        print(message, file=sys.stderr)
 
 
 def _unescape(field: str) -> str:
