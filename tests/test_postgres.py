@@ -183,6 +183,24 @@ def test_a_server_restart_mid_task_is_a_store_error_and_the_next_execution_conti
     client.store.close()
 
 
+def test_a_server_restart_between_executions_goes_unnoticed(
+    pg_url: str, pg_server: PostgresServer
+) -> None:
+    """Every connection the kernel kept (the store's, an idle lock session) died with the
+    server: the next execution opens new ones and replays, without an error."""
+    client = TriggerClient("idle", store=pg_url)
+    job = client.define_job("idle")
+    calls: list[int] = []
+    job.run(lambda payload, io, ctx: io.run_task("t", lambda: calls.append(1) or len(calls)))
+    assert job.trigger().output == 1
+    pg_server.restart()
+
+    run = job.trigger()
+
+    assert (run.status, run.output, calls) == ("SUCCESS", 1, [1])
+    client.store.close()
+
+
 def cli(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
     code = cli_main(list(argv))
     out, err = capsys.readouterr()

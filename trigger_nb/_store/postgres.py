@@ -23,8 +23,9 @@ releases them when that connection ends, whether the kernel closed it, was kille
 closes) or its machine vanished (TCP keepalives, set on lock connections, end the session within
 about a minute). Writes go through one autocommit connection guarded by a mutex: one statement
 is one transaction, a multi-key write is one explicit transaction. Any failure is a
-``StoreError`` naming the server and what to do; a lost connection is dropped and reopened by the
-next call, so the next execution after a server restart carries on.
+``StoreError`` naming the server and what to do. A connection found dead is reopened and the
+call made once more (every statement here is idempotent), so a server restart between two
+executions goes unnoticed.
 
 A server restart also ends the sessions holding run locks, and another kernel may then take a
 run this process is still executing. So when a connection is lost, every lock this process holds
@@ -44,8 +45,8 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Iterator, Sequence
-from typing import Any
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from typing import Any, TypeVar
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from trigger_nb._store.backend import Lazy, Value, _after_prefix
@@ -57,6 +58,7 @@ DEFAULT_SCHEMA = "trigger_nb"
 CHUNK_BYTES = 1024 * 1024
 POLL_SECONDS = 0.02
 _PUT_NAME = b"trigger_nb_put_small"
+_T = TypeVar("_T")
 INSTALL_HINT = "pip install 'trigger_nb[postgres]'"
 _SCHEMA_NAME = re.compile(r"[a-z_][a-z0-9_]{0,62}")
 # What a lock connection asks the server: notice a vanished client (a machine switched off, a
@@ -158,18 +160,41 @@ class PostgresBackend:
         try:
             yield
         except self._psycopg.Error as error:
-            raise self._store_error(error, action) from error
+            raise self._store_error(error, action, self._drop_if_lost()) from error
 
-    def _store_error(self, error: Exception, action: str) -> StoreError:
-        """A psycopg failure as a StoreError naming the server and the fix; a broken connection
-        is dropped, so the next call opens a new one."""
+    def _retrying(self, action: str, call: Callable[[], _T], keys: Iterable[str] = ()) -> _T:
+        """``call()`` on the main connection. A connection found dead (a server restart while
+        the kernel was idle, a network cut) is reopened and ``call`` made once more: every
+        read and write here is idempotent (an upsert of the same value, a delete), so a
+        statement that did commit before the cut is harmless to repeat. ``keys``: a write's
+        keys, refused if their run lost its lock with the connection (module docstring)."""
+        keys = list(keys)
+        with self._mutex:
+            for attempt in (1, 2):
+                if self._lost and keys:
+                    self._refuse_lost(keys)
+                try:
+                    return call()
+                except self._psycopg.Error as error:
+                    lost = self._drop_if_lost()
+                    if attempt == 2 or not lost:
+                        raise self._store_error(error, action, lost) from error
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _drop_if_lost(self) -> bool:
+        """Drop the main connection if it is dead (True), checking the held locks' sessions."""
         conn = self._conn
-        lost = conn is None or conn.closed or conn.broken
-        if lost and conn is not None:
+        if conn is not None and not conn.closed and not conn.broken:
+            return False
+        if conn is not None:
             with contextlib.suppress(Exception):
                 conn.close()
             self._conn = None
-            self._find_lost_locks()
+        self._find_lost_locks()
+        return True
+
+    def _store_error(self, error: Exception, action: str, lost: bool) -> StoreError:
+        """A psycopg failure as a StoreError naming the server and the fix."""
         reason = " ".join(str(error).split()) or type(error).__name__
         if lost or isinstance(error, self._psycopg.OperationalError):
             fix = (
@@ -191,7 +216,7 @@ class PostgresBackend:
                 except self._psycopg.Error:
                     self._lost.add(name)
 
-    def _refuse_lost(self, keys: Iterator[str]) -> None:
+    def _refuse_lost(self, keys: Iterable[str]) -> None:
         """StoreError if a key belongs to a run whose lock was lost (keys are ``kind:RUN...``)."""
         for key in keys:
             parts = key.split(":", 2)
@@ -232,14 +257,16 @@ class PostgresBackend:
     # --- Backend -------------------------------------------------------------------------
 
     def get(self, key: str) -> Value | None:
-        with self._mutex, self._errors("read"):
-            row = self._connection().execute(self._sql["get"], (key,), binary=True).fetchone()
-            if row is None:
-                return None
-            data, is_text, size = row
-            if size is not None:
-                return self._read_big(key)
-            return data.decode("utf-8", "surrogatepass") if is_text else data  # type: ignore[no-any-return]
+        return self._retrying("read", lambda: self._get(key))
+
+    def _get(self, key: str) -> Value | None:
+        row = self._connection().execute(self._sql["get"], (key,), binary=True).fetchone()
+        if row is None:
+            return None
+        data, is_text, size = row
+        if size is not None:
+            return self._get_big(key)
+        return data.decode("utf-8", "surrogatepass") if is_text else data  # type: ignore[no-any-return]
 
     def write(
         self,
@@ -247,24 +274,23 @@ class PostgresBackend:
         deletes: Sequence[str] = (),
         prefixes: Sequence[str] = (),
     ) -> None:
-        if self._lost:
-            self._refuse_lost(itertools.chain((k for k, _ in puts), deletes, prefixes))
-        with self._mutex:
-            try:
-                # The one statement a completed task costs. It leaves a row holding a big
-                # (chunked) value alone (False): the transaction below then replaces it and
-                # drops its chunks.
-                if len(puts) == 1 and not deletes and not prefixes:
-                    key, value = puts[0]
-                    if (
-                        isinstance(value, bytes)
-                        and len(value) <= CHUNK_BYTES
-                        and self._put_small(key, value)
-                    ):
-                        return
-                self._write_many(puts, deletes, prefixes)
-            except self._psycopg.Error as error:
-                raise self._store_error(error, "write") from error
+        keys = itertools.chain((k for k, _ in puts), deletes, prefixes)
+        self._retrying("write", lambda: self._write(puts, deletes, prefixes), keys)
+
+    def _write(
+        self, puts: Sequence[tuple[str, Value]], deletes: Sequence[str], prefixes: Sequence[str]
+    ) -> None:
+        # The one statement a completed task costs. It leaves a row holding a big (chunked)
+        # value alone (False): the transaction below then replaces it and drops its chunks.
+        if len(puts) == 1 and not deletes and not prefixes:
+            key, value = puts[0]
+            if (
+                isinstance(value, bytes)
+                and len(value) <= CHUNK_BYTES
+                and self._put_small(key, value)
+            ):
+                return
+        self._write_many(puts, deletes, prefixes)
 
     def _put_small(self, key: str, value: bytes) -> bool:
         """Upsert one small bytes value; False if the row holds a chunked value.
@@ -317,20 +343,17 @@ class PostgresBackend:
             for seq, start in enumerate(range(0, len(data), CHUNK_BYTES)):
                 cursor.execute(sql["put_chunk"], (key, seq, view[start : start + CHUNK_BYTES]))
 
-    def _read_big(self, key: str) -> bytes:
+    def _get_big(self, key: str) -> Value:
         """A chunked value, read in one snapshot, chunk by chunk through a temporary file so the
         chunks and the whole value are never in memory together."""
-        sql = self._sql
-        with self._mutex, self._errors("read"):
-            conn = self._connection()
-            with conn.transaction(), tempfile.TemporaryFile() as spool:
-                conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
-                row = conn.execute(sql["get"], (key,), binary=True).fetchone()
-                if row is None or row[2] is None:  # deleted or made small since it was listed
-                    if row is None:
-                        raise StoreError(f"value {key!r} vanished from {self.location}")
-                    return row[0] if not row[1] else row[0].decode("utf-8", "surrogatepass")  # type: ignore[no-any-return]
-                _, is_text, size = row
+        sql, conn = self._sql, self._connection()
+        with conn.transaction(), tempfile.TemporaryFile() as spool:
+            conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+            row = conn.execute(sql["get"], (key,), binary=True).fetchone()
+            if row is None:
+                raise StoreError(f"value {key!r} vanished from {self.location}")
+            data, is_text, size = row
+            if size is not None:  # else made small since it was listed
                 seq = 0
                 while spool.tell() < size:
                     chunk = conn.execute(sql["get_chunk"], (key, seq), binary=True).fetchone()
@@ -343,16 +366,15 @@ class PostgresBackend:
                     seq += 1
                 spool.seek(0)
                 data = spool.read()
-        return data.decode("utf-8", "surrogatepass") if is_text else data  # type: ignore[return-value]
+        return data.decode("utf-8", "surrogatepass") if is_text else data  # type: ignore[no-any-return]
 
     def scan(self, prefix: str) -> dict[str, Value | Lazy]:
         start = len(prefix)
-        with self._mutex, self._errors("read"):
-            rows = (
-                self._connection()
-                .execute(self._sql["scan"], (prefix, _after_prefix(prefix)), binary=True)
-                .fetchall()
-            )
+        bounds = (prefix, _after_prefix(prefix))
+        rows = self._retrying(
+            "read",
+            lambda: self._connection().execute(self._sql["scan"], bounds, binary=True).fetchall(),
+        )
         found: dict[str, Value | Lazy] = {}
         for key, data, is_text, size in rows:
             if size is not None:
@@ -364,7 +386,7 @@ class PostgresBackend:
         return found
 
     def _loader(self, key: str) -> Lazy:
-        return lambda: self._read_big(key)
+        return lambda: self._retrying("read", lambda: self._get_big(key))
 
     def delete(self, key: str) -> None:
         self.write([], deletes=[key])
@@ -375,22 +397,7 @@ class PostgresBackend:
         polled, so Ctrl-C still stops a kernel waiting for it. ``remove`` has nothing to remove:
         an advisory lock leaves nothing behind."""
         key = _lock_key(self.schema, name)
-        conn = self._lock_connection()
-        try:
-            told = False
-            with self._errors("lock a run in"):
-                while not conn.execute("SELECT pg_try_advisory_lock(%s)", (key,)).fetchone()[0]:
-                    if not told:
-                        print(
-                            f"trigger_nb: {name} is executing in another process or kernel on "
-                            f"{self._server}; waiting for it to finish",
-                            file=sys.stderr,
-                        )
-                        told = True
-                    time.sleep(POLL_SECONDS)
-        except BaseException:
-            conn.close()
-            raise
+        conn = self._acquire(name, key)
         with self._mutex:
             self._held[name] = conn
         try:
@@ -407,14 +414,44 @@ class PostgresBackend:
                 with self._mutex:
                     self._idle_lock_conns.append(conn)
 
-    def _lock_connection(self) -> Any:
+    def _acquire(self, name: str, key: int) -> Any:
+        """A connection holding the advisory lock ``key``, once its holder lets go."""
+        told = False
+        conn, pooled = self._lock_connection()
+        try:
+            while True:
+                try:
+                    if conn.execute("SELECT pg_try_advisory_lock(%s)", (key,)).fetchone()[0]:
+                        return conn
+                except self._psycopg.Error as error:
+                    conn.close()
+                    if not pooled:
+                        raise self._store_error(error, "lock a run in", True) from error
+                    conn, pooled = self._lock_connection()  # an idle session died: a new one
+                    continue
+                if not told:
+                    print(
+                        f"trigger_nb: {name} is executing in another process or kernel on "
+                        f"{self._server}; waiting for it to finish",
+                        file=sys.stderr,
+                    )
+                    told = True
+                time.sleep(POLL_SECONDS)
+        except BaseException:
+            conn.close()
+            raise
+
+    def _lock_connection(self) -> tuple[Any, bool]:
+        """``(connection, whether it was idle in the pool)`` for holding a lock."""
         with self._mutex:
             while self._idle_lock_conns:
                 conn = self._idle_lock_conns.pop()
                 if not conn.closed and not conn.broken:
-                    return conn
-        with self._errors("connect to"):
-            return self._connect(_LOCK_OPTIONS)
+                    return conn, True
+        try:
+            return self._connect(_LOCK_OPTIONS), False
+        except self._psycopg.Error as error:
+            raise self._store_error(error, "connect to", True) from error
 
     def close(self) -> None:
         with self._mutex:
