@@ -87,6 +87,19 @@ def test_an_unknown_schema_version_is_refused(pg_url: str, pg_server: PostgresSe
         PostgresStore(pg_url)
 
 
+def test_a_user_without_rights_gets_a_store_error_saying_so(pg_server: PostgresServer) -> None:
+    with psycopg.connect(pg_server.url(), autocommit=True) as conn:
+        conn.execute("DROP ROLE IF EXISTS visitor")
+        conn.execute("CREATE ROLE visitor LOGIN")
+        conn.execute("REVOKE CREATE ON SCHEMA public FROM PUBLIC")
+    url = pg_server.url("visitors").replace("postgres@", "visitor@")
+    with pytest.raises(StoreError) as caught:
+        PostgresStore(url)
+    message = str(caught.value)
+    assert f"cannot open the trigger_nb store on PostgreSQL at {url}: permission denied" in message
+    assert "the database user's rights on this schema" in message
+
+
 def test_big_values_are_chunk_rows_read_lazily(pg_url: str, pg_server: PostgresServer) -> None:
     store = PostgresStore(pg_url)
     big = os.urandom(CHUNK_BYTES * 2 + 123)
