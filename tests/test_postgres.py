@@ -73,9 +73,9 @@ def test_the_environment_picks_the_default_store(
     assert isinstance(store, PostgresStore) and store.location == pg_url
     store.close()
     monkeypatch.setenv("TRIGGER_NB_STORE", str(tmp_path / "from-store-var"))
-    store = open_store(None)
-    assert isinstance(store, DiskStore) and store.location.endswith("from-store-var")
-    store.close()
+    for store in (open_store(None), DiskStore()):
+        assert isinstance(store, DiskStore) and store.location.endswith("from-store-var")
+        store.close()
 
 
 def test_an_unknown_schema_version_is_refused(pg_url: str, pg_server: PostgresServer) -> None:

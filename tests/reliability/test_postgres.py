@@ -48,7 +48,6 @@ def test_two_processes_on_one_run_execute_each_task_once(pg_url: str, tmp_path: 
     assert check_store(pg_url, expected_output) == TASKS
 
 
-@pytest.mark.leaves_running
 def test_the_server_frees_a_killed_holders_lock(pg_url: str, tmp_path: Path) -> None:
     """SIGKILL closes the holder's socket; the server ends its session and its advisory lock
     with it, so the waiting process goes on, replays what completed and runs the rest."""

@@ -69,6 +69,11 @@ class Store(RunRecords, TaskEntries):
 
 
 def default_directory() -> str:
+    """The default diskcache directory: ``$TRIGGER_NB_STORE`` when it names a directory (it
+    sets the default everywhere), else ``$TRIGGER_NB_DIR``, else ``./.trigger_nb``."""
+    store = os.environ.get(STORE_ENV_VAR)
+    if store and not is_url(store):
+        return store
     return os.environ.get(DIR_ENV_VAR) or DEFAULT_DIR
 
 
