@@ -284,6 +284,14 @@ def test_copy_moves_runs_from_disk_to_postgres_and_back(
     client.store.close()
     code, _, err = cli(capsys, "copy", "--from", str(tmp_path / "none"), "--to", pg_url)
     assert code == 1 and "no trigger_nb store at" in err and "check --from" in err
+    code, _, err = cli(capsys, "copy", "--from", pg_url, "--to", pg_url)
+    assert code == 2 and "are the same store" in err
+    one = sorted(expected)[0]
+    only = str(tmp_path / "only-one")
+    code, out, _ = cli(capsys, "copy", "--from", pg_url, "--to", only, "--run", one[:12])
+    assert code == 0 and out.startswith("Copied 1 run from")
+    code, _, err = cli(capsys, "copy", "--from", pg_url, "--to", only, "--job", "nope")
+    assert code == 1 and "no runs of job 'nope'" in err
 
 
 def test_a_network_filesystem_is_recognised_from_the_mount_table() -> None:
