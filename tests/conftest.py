@@ -1,15 +1,21 @@
-"""Shared fixtures: a real DiskStore on tmp_path (and its in-memory twin), a fake clock."""
+"""Shared fixtures: a real DiskStore on tmp_path (its in-memory twin, and a PostgreSQL store on a
+server the tests start), a fake clock."""
 
 from __future__ import annotations
 
 import asyncio
+import itertools
 from collections.abc import Callable, Coroutine, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from pg_server import PostgresServer
 
 from trigger_nb import DiskStore, FakeClock, MemoryStore, Store, TriggerClient
+from trigger_nb._store.store import PostgresStore
+
+_schemas = itertools.count(1)
 
 
 @pytest.fixture
@@ -24,10 +30,27 @@ def disk_store(tmp_path: Path) -> Iterator[Store]:
     store.close()
 
 
-@pytest.fixture(params=["disk", "memory"])
+@pytest.fixture(scope="session")
+def pg_server() -> Iterator[PostgresServer]:
+    """One throwaway PostgreSQL server for the whole session; each test takes its own schema."""
+    server = PostgresServer()
+    yield server
+    server.close()
+
+
+@pytest.fixture
+def pg_url(pg_server: PostgresServer) -> str:
+    """A fresh store's URL on the test server: a schema of its own."""
+    return pg_server.url(f"test_{next(_schemas)}")
+
+
+@pytest.fixture(params=["disk", "memory", "postgres"])
 def any_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
-    """The store contract holds for both stores."""
-    store = DiskStore(tmp_path / "store") if request.param == "disk" else MemoryStore()
+    """The store contract holds for every store."""
+    if request.param == "postgres":
+        store: Store = PostgresStore(request.getfixturevalue("pg_url"))
+    else:
+        store = DiskStore(tmp_path / "store") if request.param == "disk" else MemoryStore()
     yield store
     store.close()
 
@@ -82,6 +105,7 @@ def _isolated_default_store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> 
     import trigger_nb._client.client
 
     monkeypatch.setenv("TRIGGER_NB_DIR", str(tmp_path / "default-store"))
+    monkeypatch.delenv("TRIGGER_NB_STORE", raising=False)
     monkeypatch.setattr(trigger_nb._client.client, "_default", None)
     yield
 

@@ -398,6 +398,20 @@ def test_trigger_cache_info_and_clear(ip: Any, capsys: pytest.CaptureFixture[str
     assert len(ip.user_ns["calls"]) == 4  # cleared: the tasks ran again
 
 
+def test_trigger_cache_info_names_the_store_in_use(
+    ip: Any, pg_url: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    ok(ip, "%trigger_cache info counter")
+    assert "store: diskcache store at " in capsys.readouterr().out
+    monkeypatch.setenv("TRIGGER_NB_STORE", pg_url)  # the default store of a new kernel
+    monkeypatch.setattr(trigger_nb._client.client, "_default", None)
+    ok(ip, COUNTING.format(flags=""))
+    ok(ip, "%trigger_cache info counter")
+    out = capsys.readouterr().out
+    assert f"store: PostgreSQL store {pg_url}\n" in out and "1 run(s), 2 task(s)" in out
+    trigger_nb.default_client().store.close()
+
+
 @pytest.mark.parametrize(
     "line", ["", "info", "purge counter", "info a b", "clear counter --run", "info x --run nope"]
 )

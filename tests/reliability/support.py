@@ -11,16 +11,18 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from trigger_nb import DiskStore, TaskStatus
+from trigger_nb import TaskStatus
 from trigger_nb._store.sealed import NO_OUTPUT
+from trigger_nb._store.store import open_store
 
 WORKER = Path(__file__).with_name("worker.py")
 JOB_ID = "side-effects"
 
 
 def start_worker(
-    store: Path, effects: Path, tasks: int, delay: float = 0.0
+    store: Path | str, effects: Path, tasks: int, delay: float = 0.0
 ) -> subprocess.Popen[str]:
+    """A worker on ``store``: a directory or a postgresql:// URL."""
     env = {k: v for k, v in os.environ.items() if k != "TRIGGER_NB_DIR"}
     return subprocess.Popen(
         [sys.executable, str(WORKER), str(store), str(effects), str(tasks), str(delay)],
@@ -50,10 +52,11 @@ def effect_counts(effects: Path) -> collections.Counter[int]:
     return collections.Counter(int(line) for line in effects.read_text().split())
 
 
-def check_store(store_dir: Path, expected: Any) -> int:
-    """Open the store as a new process would; every COMPLETED task's output must load and equal
-    ``expected(i)``; outputs exist only for COMPLETED tasks. Returns how many are COMPLETED."""
-    store = DiskStore(store_dir)
+def check_store(store_dir: Path | str, expected: Any) -> int:
+    """Open the store (a directory or a URL) as a new process would; every COMPLETED task's
+    output must load and equal ``expected(i)``; outputs exist only for COMPLETED tasks. Returns
+    how many are COMPLETED."""
+    store = open_store(str(store_dir))
     try:
         runs = [r for r in store.list_runs() if r.job_id == JOB_ID]
         if not runs:

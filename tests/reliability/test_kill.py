@@ -26,15 +26,18 @@ SEEDS = 20
 TOTALS = {"kills": 0, "repeats": 0, "completed_at_kill": 0}
 
 
-def kill_at_random_point(rng: random.Random, store: Path, effects: Path) -> bool:
-    """Start a worker and SIGKILL it at a random point; False if it finished first."""
-    process = start_worker(store, effects, TASKS)
+def kill_at_random_point(
+    rng: random.Random, store: Path | str, effects: Path, tasks: int = TASKS
+) -> bool:
+    """Start a worker on ``store`` (a directory or a URL) and SIGKILL it at a random point;
+    False if it finished first."""
+    process = start_worker(store, effects, tasks)
     wait_ready(process)
     done = len(effect_counts(effects))  # distinct tasks whose side effect already ran
-    if rng.random() < 0.2 or done >= TASKS - 1:
+    if rng.random() < 0.2 or done >= tasks - 1:
         time.sleep(rng.uniform(0, 0.05))  # during start-up: lock, bulk read, first replays
     else:
-        target = sum(effect_counts(effects).values()) + rng.randint(1, (TASKS - done) // 2 + 1)
+        target = sum(effect_counts(effects).values()) + rng.randint(1, (tasks - done) // 2 + 1)
         deadline = time.monotonic() + 60
         while sum(effect_counts(effects).values()) < target and process.poll() is None:
             assert time.monotonic() < deadline, "the worker made no progress"

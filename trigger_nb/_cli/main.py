@@ -1,7 +1,8 @@
 """``trigger-nb``: look at the runs in a store and clean up, without opening a notebook.
 
-Commands: ``runs``, ``show``, ``logs``, ``clear``, ``export``, ``prune``; ``--dir`` (before or after
-the command) or ``$TRIGGER_NB_DIR`` picks the store. Exit codes: 0 ok, 1 not found (also: the
+Commands: ``runs``, ``show``, ``logs``, ``clear``, ``export``, ``prune``, ``copy``;
+``--store URL|PATH`` or ``--dir PATH`` (before or after the command), else ``$TRIGGER_NB_STORE``
+or ``$TRIGGER_NB_DIR``, picks the store. Exit codes: 0 ok, 1 not found (also: the
 store or a file could not be read or written, or a confirmation was declined), 2 usage (also:
 ``clear``/``prune`` without ``--yes`` and no terminal to ask on). Errors are one line on stderr,
 never a traceback.
@@ -23,7 +24,7 @@ from typing import TYPE_CHECKING, NoReturn
 
 from trigger_nb._core.clock import SYSTEM_CLOCK, Clock
 from trigger_nb._core.status import EXIT_NOT_FOUND, EXIT_OK, EXIT_USAGE, LOG_LEVELS, RunStatus
-from trigger_nb._store.backend import DIR_ENV_VAR
+from trigger_nb._store.backend import DIR_ENV_VAR, STORE_ENV_VAR, is_url
 from trigger_nb.errors import NotFoundError, TriggerNbError
 
 if TYPE_CHECKING:
@@ -62,6 +63,15 @@ def _directory(text: str) -> str:
     return text
 
 
+def _store_arg(text: str) -> str:
+    if not text.strip():
+        raise argparse.ArgumentTypeError(
+            "is empty: give a postgresql:// URL or a store directory, or leave --store out for "
+            "the default store"
+        )
+    return text
+
+
 def _build_parser() -> _Parser:
     common = _Parser(add_help=False)
     common.add_argument(
@@ -69,6 +79,14 @@ def _build_parser() -> _Parser:
         type=_directory,
         default=argparse.SUPPRESS,
         help=f"the store directory (default: ${DIR_ENV_VAR} or ./.trigger_nb)",
+    )
+    common.add_argument(
+        "--store",
+        type=_store_arg,
+        default=argparse.SUPPRESS,
+        metavar="URL|PATH",
+        help=f"the store: a postgresql:// URL or a directory (default: ${STORE_ENV_VAR}, else "
+        "the --dir default)",
     )
     parser = _Parser(
         prog="trigger-nb",
@@ -135,6 +153,12 @@ def _build_parser() -> _Parser:
     prune.add_argument("--yes", "-y", action="store_true", help="do not ask for confirmation")
     verify = command("verify", "read every stored output of a run and check its checksums")
     verify.add_argument("run_id", metavar="RUN_ID")
+
+    copy = command("copy", "copy runs from one store to another (a directory or a URL)")
+    copy.add_argument("--from", dest="source", type=_store_arg, required=True, metavar="STORE")
+    copy.add_argument("--to", dest="destination", type=_store_arg, required=True, metavar="STORE")
+    copy.add_argument("--job", help="only this job's runs")
+    copy.add_argument("--run", metavar="RUN_ID", help="only this run")
     return parser
 
 
@@ -147,14 +171,20 @@ def main(argv: list[str] | None = None, *, clock: Clock | None = None) -> int:
         return stop.code if isinstance(stop.code, int) else EXIT_USAGE
     store: Store | None = None
     try:
-        store = _open_store(getattr(args, "dir", None))
+        if args.command == "copy":  # two stores of its own, none of --store/--dir
+            from trigger_nb._cli.copy import run_copy
+
+            return run_copy(args, open_existing_store)
+        if hasattr(args, "dir") and hasattr(args, "store"):
+            return _fail("give either --store or --dir, not both", EXIT_USAGE)
+        store = _open_store(args)
         # The commands (and pydantic under them) load only now: `--help` stays fast.
         from trigger_nb._cli.commands import COMMANDS
 
         code: int = COMMANDS[args.command](args, store, clock or SYSTEM_CLOCK)
         sys.stdout.flush()  # a closed pipe must fail here, where it is handled, not at exit
         return code
-    except (TriggerNbError, OSError) as error:
+    except (TriggerNbError, OSError, ImportError) as error:
         if isinstance(error, BrokenPipeError):  # `trigger-nb logs X | head`: not an error
             _silence_stdout()
             return EXIT_OK
@@ -177,17 +207,29 @@ def _silence_stdout() -> None:
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
 
 
-def _open_store(directory: str | None) -> Store:
+def _open_store(args: argparse.Namespace) -> Store:
     """The store to read; a missing one is an error (listing must not create an empty store)."""
-    from trigger_nb._store.store import DiskStore, default_directory
+    from trigger_nb._store.store import default_directory
 
-    where = Path(directory or default_directory()).resolve()
-    if directory:
-        hint = "check --dir"
-    elif os.environ.get(DIR_ENV_VAR):
-        hint = f"check ${DIR_ENV_VAR}"
-    else:
-        hint = f"run from your notebook's directory, or pass --dir DIR or set ${DIR_ENV_VAR}"
+    if hasattr(args, "store"):
+        return open_existing_store(args.store, "check --store")
+    if hasattr(args, "dir"):
+        return open_existing_store(args.dir, "check --dir")
+    if os.environ.get(STORE_ENV_VAR):
+        return open_existing_store(os.environ[STORE_ENV_VAR], f"check ${STORE_ENV_VAR}")
+    if os.environ.get(DIR_ENV_VAR):
+        return open_existing_store(default_directory(), f"check ${DIR_ENV_VAR}")
+    hint = f"run from your notebook's directory, or pass --dir DIR or set ${DIR_ENV_VAR}"
+    return open_existing_store(default_directory(), hint)
+
+
+def open_existing_store(given: str, hint: str) -> Store:
+    """The store at a URL or directory that must already exist (``hint``: how to fix it)."""
+    from trigger_nb._store.store import DiskStore, PostgresStore
+
+    if is_url(given):
+        return PostgresStore(given, create=False)
+    where = Path(given).resolve()
     if not where.is_dir():
         raise NotFoundError(f"no trigger_nb store at {where}: the directory does not exist; {hint}")
     if not (where / _STORE_FILE).is_file():

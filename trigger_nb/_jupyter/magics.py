@@ -41,6 +41,7 @@ from trigger_nb._jupyter.capture import install as install_capture
 from trigger_nb._jupyter.cell import define_job, evaluate, parse, resolve_run_id, usage_error
 from trigger_nb._jupyter.resume import Resumer
 from trigger_nb._jupyter.status import busy_while_running
+from trigger_nb._store.store import describe_store
 from trigger_nb._widgets.display import register
 from trigger_nb._widgets.explorer import runs_explorer
 from trigger_nb._widgets.live import LiveRunView
@@ -206,6 +207,7 @@ class TriggerMagics:
             )
         if args.action == "info":
             tasks = sum(r.task_count for r in runs)
+            print(f"store: {describe_store(store)}")
             print(f"job {args.job_id!r}: {len(runs)} run(s), {tasks} task(s) in {store.location}")
             for r in runs:
                 print(f"  {r.id}  {r.status.value:<8} {r.task_count} task(s), {r.executions} exec")

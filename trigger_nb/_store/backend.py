@@ -5,7 +5,8 @@ index diskcache already keeps, so no tag index is needed: a tag index cost every
 fifth of a raw ``Cache.set`` more.
 
 ``DiskBackend`` puts it on diskcache (this is the only module importing diskcache) and holds a run
-in an OS file lock; ``MemoryBackend`` keeps it in dicts. SQLite and OS failures surface as
+in an OS file lock; ``MemoryBackend`` keeps it in dicts; ``postgres.PostgresBackend`` puts it on
+a PostgreSQL server. SQLite and OS failures surface as
 ``StoreError`` naming the directory and the fix.
 """
 
@@ -22,9 +23,11 @@ from pathlib import Path
 from typing import IO, Any, Protocol
 
 from trigger_nb._store.file_lock import file_lock
+from trigger_nb._store.network_fs import warn_if_network
 from trigger_nb.errors import StoreError
 
 DIR_ENV_VAR = "TRIGGER_NB_DIR"
+STORE_ENV_VAR = "TRIGGER_NB_STORE"  # a postgresql:// URL or a directory; wins over DIR_ENV_VAR
 _MODE_RAW = 1  # diskcache.core.MODE_RAW: the value column holds the str/bytes as is
 _MODE_BINARY = 2  # diskcache.core.MODE_BINARY: bytes, here in the file the row names
 # The row diskcache's Cache.set writes for a small bytes value under a str key (raw = 1, no
@@ -154,6 +157,7 @@ class DiskBackend:
         self._writing = _StoreErrors(self.location, "write")
         with _StoreErrors(self.location, "open"):
             Path(self.location).mkdir(parents=True, exist_ok=True)
+            warn_if_network(self.location)  # SQLite's locks are unreliable there: say so once
             # eviction_policy="none": diskcache's default culls least-recently-stored values past
             # 1 GB, which would silently drop completed tasks and repeat their side effects.
             # cull_limit=0: nothing here ever expires or is evicted, so skip the query for
@@ -299,6 +303,11 @@ class DiskBackend:
 
     def close(self) -> None:
         self._cache.close()
+
+
+def is_url(store: object) -> bool:
+    """A ``postgresql://`` (or ``postgres://``) store URL, as opposed to a directory."""
+    return isinstance(store, str) and store.startswith(("postgresql://", "postgres://"))
 
 
 def _after_prefix(prefix: str) -> str:

@@ -1,7 +1,8 @@
 """Where runs, tasks, logs and outputs persist.
 
 ``Store`` holds the record logic once, over a tiny ordered key/value backend (see
-``trigger_nb._store.backend``): ``DiskStore`` puts it on diskcache, ``MemoryStore`` on dicts. Layout
+``trigger_nb._store.backend``): ``DiskStore`` puts it on diskcache, ``MemoryStore`` on dicts,
+``PostgresStore`` on a PostgreSQL server (``trigger_nb._store.postgres``). Layout
 (every key is a string; ``R`` a run id, ``T`` a task id)::
 
     __format__          the store-format version
@@ -24,7 +25,14 @@ from __future__ import annotations
 import os
 import threading
 
-from trigger_nb._store.backend import DIR_ENV_VAR, Backend, DiskBackend, MemoryBackend
+from trigger_nb._store.backend import (
+    DIR_ENV_VAR,
+    STORE_ENV_VAR,
+    Backend,
+    DiskBackend,
+    MemoryBackend,
+    is_url,
+)
 from trigger_nb._store.run_records import RunRecords
 from trigger_nb._store.task_entries import TaskEntries
 from trigger_nb.errors import StoreVersionError
@@ -63,6 +71,11 @@ class Store(RunRecords, TaskEntries):
 
 
 def default_directory() -> str:
+    """The default diskcache directory: ``$TRIGGER_NB_STORE`` when it names a directory (it
+    sets the default everywhere), else ``$TRIGGER_NB_DIR``, else ``./.trigger_nb``."""
+    store = os.environ.get(STORE_ENV_VAR)
+    if store and not is_url(store):
+        return store
     return os.environ.get(DIR_ENV_VAR) or DEFAULT_DIR
 
 
@@ -74,6 +87,23 @@ class DiskStore(Store):
         super().__init__(DiskBackend(directory if directory is not None else default_directory()))
 
 
+class PostgresStore(Store):
+    """The shared store: ``postgresql://user@host:port/db`` (``?schema=NAME`` picks the schema
+    holding its tables, default ``trigger_nb``, so one database can hold several stores). Needs
+    psycopg 3: ``pip install 'trigger_nb[postgres]'``. ``create=False``: a store that does not
+    exist yet is a ``NotFoundError`` instead of being created."""
+
+    def __init__(self, url: str, *, create: bool = True) -> None:
+        from trigger_nb._store.postgres import PostgresBackend
+
+        backend = PostgresBackend(url, create=create)
+        try:
+            super().__init__(backend)
+        except BaseException:  # a store of an unknown format: do not leak its connection
+            backend.close()
+            raise
+
+
 class MemoryStore(Store):
     """An in-memory store: the same semantics, gone with the process."""
 
@@ -81,8 +111,31 @@ class MemoryStore(Store):
         super().__init__(MemoryBackend())
 
 
-def open_store(store: Store | str | os.PathLike[str] | None) -> Store:
-    """A Store from ``store=`` (a Store, a directory, or None for the default directory)."""
+def default_store() -> str:
+    """Where the default store is: ``$TRIGGER_NB_STORE`` (a URL or a directory), else
+    ``$TRIGGER_NB_DIR``, else ``./.trigger_nb``."""
+    return os.environ.get(STORE_ENV_VAR) or default_directory()
+
+
+def open_store(store: Store | str | os.PathLike[str] | None, *, create: bool = True) -> Store:
+    """A Store from ``store=``: a Store, a ``postgresql://`` URL, a directory, or None for the
+    default (``default_store``). ``create=False``: a store that does not exist is a
+    ``NotFoundError`` (PostgreSQL; directories are checked by the command line)."""
     if isinstance(store, Store):
         return store
-    return DiskStore(store)
+    where = default_store() if store is None else store
+    if is_url(where):
+        return PostgresStore(str(where), create=create)
+    return DiskStore(where)
+
+
+def describe_store(store: Store) -> str:
+    """Which store this is, in words: what ``%trigger_cache info`` and the CLI say."""
+    backend = store.backend
+    if isinstance(backend, DiskBackend):
+        return f"diskcache store at {store.location}"
+    if isinstance(backend, MemoryBackend):
+        return "in-memory store (gone with the process)"
+    if type(backend).__name__ == "PostgresBackend":  # not imported here: psycopg is optional
+        return f"PostgreSQL store {store.location}"
+    return f"{type(backend).__name__} store at {store.location}"

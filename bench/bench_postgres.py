@@ -1,0 +1,158 @@
+"""The PostgreSQL store: first run and replay of N small tasks, against raw psycopg on the same
+server, and against the diskcache store.
+
+Run: ``.venv/bin/python bench/bench_postgres.py`` (starts a throwaway server with
+``tests/pg_server.py``; or set ``TRIGGER_NB_BENCH_PG_URL`` to use yours). N defaults to 10,000
+(``TRIGGER_NB_BENCH_TASKS``), repeats to 5.
+
+- first run: a fresh run of N tasks (each runs, then writes its entry -- record and output -- in
+  one upsert statement), divided by N; vs a raw psycopg loop doing one single-statement
+  autocommit INSERT of a pickled value per task.
+- replay: the same run executed again (advisory lock on its own connection, one range SELECT
+  of the run's entries, N replays, run record), divided by N; vs a raw psycopg loop of one
+  SELECT per key.
+- design floor: the store's write of a real task entry per task and nothing else, so the
+  ratios show how much of a first run is the write and how much the engine's work around it
+  (the same on every store).
+- the same job on the diskcache store, for comparison.
+
+The server runs with ``synchronous_commit=off`` (commits reach the WAL, the flush is batched):
+with a flush per commit both sides wait on the disk and the ratio says nothing about our code.
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import sys
+import tempfile
+from pathlib import Path
+
+import psycopg
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))  # pg_server
+from _bench import human, median, table, timed, verdict
+from pg_server import PostgresServer
+
+from trigger_nb import DiskStore, Job, Store, TriggerClient
+from trigger_nb._store.store import PostgresStore
+
+TASKS = int(os.environ.get("TRIGGER_NB_BENCH_TASKS", "10000"))
+REPEATS = int(os.environ.get("TRIGGER_NB_BENCH_REPEATS", "5"))
+SERVER_OPTIONS = "-c synchronous_commit=off"
+
+
+def make_job(store: Store, name: str) -> Job:
+    client = TriggerClient("bench", store=store, on_code_change="ignore")
+    job = client.define_job(name)
+
+    @job.run
+    def run(payload: object, io: object, ctx: object) -> int:
+        for i in range(TASKS):
+            io.run_task(f"task-{i}", lambda i=i: i)  # type: ignore[attr-defined]
+        return TASKS
+
+    return job
+
+
+def first_and_replay(job: Job, rep: int) -> tuple[float, float]:
+    payload = {"rep": rep}  # a fresh run per repeat
+
+    def first() -> None:
+        run = job.trigger(payload)
+        assert run.status == "SUCCESS" and run.execution_history[-1].executed == TASKS
+
+    def replay() -> None:
+        run = job.trigger(payload)
+        history = run.execution_history[-1]
+        assert history.replayed == TASKS and history.executed == 0, history
+
+    return timed(first) / TASKS, timed(replay) / TASKS
+
+
+def design_floor(store: Store, entry: bytes, rep: int) -> float:
+    """The store's own write of a real task entry per task, and nothing else."""
+    keys = [f"t:run_floor{rep}:{i:024x}" for i in range(TASKS)]
+
+    def write_loop() -> None:
+        for key in keys:
+            store.backend.write([(key, entry)])
+
+    return timed(write_loop) / TASKS
+
+
+def raw_loops(url: str, rep: int) -> tuple[float, float]:
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(f"CREATE TABLE raw_{rep} (key text PRIMARY KEY, value bytea)")
+        keys = [f"task-{i}" for i in range(TASKS)]
+        insert = f"INSERT INTO raw_{rep} (key, value) VALUES (%s, %s)"
+        select = f"SELECT value FROM raw_{rep} WHERE key = %s"
+
+        def insert_loop() -> None:
+            for i, key in enumerate(keys):
+                conn.execute(insert, (key, pickle.dumps(i)))
+
+        def select_loop() -> None:
+            for key in keys:
+                conn.execute(select, (key,), binary=True).fetchone()
+
+        return timed(insert_loop) / TASKS, timed(select_loop) / TASKS
+
+
+def main() -> None:
+    given = os.environ.get("TRIGGER_NB_BENCH_PG_URL")
+    server = None if given else PostgresServer(options=SERVER_OPTIONS)
+    url = given or server.url()  # type: ignore[union-attr]
+    try:
+        with tempfile.TemporaryDirectory(prefix="trigger-nb-bench-") as tmp:
+            pg_store = PostgresStore(f"{url}?schema=bench_postgres")
+            disk_store = DiskStore(Path(tmp) / "store")
+            pg_job, disk_job = make_job(pg_store, "pg"), make_job(disk_store, "disk")
+            probe = pg_job.trigger({"probe": True})
+            entry = pg_store.backend.get(f"t:{probe.id}:{probe.all_tasks[0].id}")
+            assert isinstance(entry, bytes)
+            names = ("pf", "pr", "rf", "rr", "df", "dr", "floor")
+            results: dict[str, list[float]] = {k: [] for k in names}
+            for rep in range(REPEATS):  # interleaved, so machine noise hits every side alike
+                raw_first, raw_replay = raw_loops(url, rep)
+                pg_first, pg_replay = first_and_replay(pg_job, rep)
+                disk_first, disk_replay = first_and_replay(disk_job, rep)
+                floor = design_floor(pg_store, entry, rep)
+                for key, value in zip(
+                    results,
+                    (pg_first, pg_replay, raw_first, raw_replay, disk_first, disk_replay, floor),
+                    strict=True,
+                ):
+                    results[key].append(value)
+            pg_store.close()
+            disk_store.close()
+    finally:
+        if server is not None:
+            server.close()
+    m = {key: median(values) for key, values in results.items()}
+    first_ratio, replay_ratio = m["pf"] / m["rf"], m["pr"] / m["rr"]
+    rows = [
+        ["first run, per task", human(m["pf"]), "raw psycopg INSERT per task", human(m["rf"]),
+         f"{first_ratio:.2f}x", f"<= 1.5x: {verdict(first_ratio, 1.5)}"],
+        ["replay, per task", human(m["pr"]), "raw psycopg SELECT per key", human(m["rr"]),
+         f"{replay_ratio:.2f}x", f"<= 1.0x: {verdict(replay_ratio, 1.0)}"],
+        ["design floor (the store's write only)", human(m["floor"]),
+         "raw psycopg INSERT per task", human(m["rf"]), f"{m['floor'] / m['rf']:.2f}x",
+         f"one {len(entry)}-byte entry per task"],
+        ["first run, per task", human(m["pf"]), "design floor", human(m["floor"]),
+         f"{m['pf'] / m['floor']:.2f}x", "the engine's work per task, as on every store"],
+        ["first run, per task", human(m["pf"]), "the diskcache store", human(m["df"]),
+         f"{m['pf'] / m['df']:.2f}x", ""],
+        ["replay, per task", human(m["pr"]), "the diskcache store", human(m["dr"]),
+         f"{m['pr'] / m['dr']:.2f}x", ""],
+    ]  # fmt: skip
+    print(
+        f"### PostgreSQL store ({TASKS:,} tasks, median of {REPEATS} repeats, PostgreSQL on "
+        f"loopback, {SERVER_OPTIONS})\n"
+    )
+    print(table(["measure", "trigger_nb", "baseline", "baseline time", "ratio", "target"], rows))
+
+
+if __name__ == "__main__":
+    main()

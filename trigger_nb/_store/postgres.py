@@ -1,0 +1,586 @@
+"""``PostgresBackend``: the store on a PostgreSQL server, shared by kernels on many machines.
+
+Layout, in one schema per store (``?schema=NAME`` in the URL, default ``trigger_nb``), so one
+database can hold several stores::
+
+    meta(name, value)              schema_version: refused (StoreVersionError) if not ours
+    entry(key, data, is_text, size)
+                                   one row per key; ``data`` holds the value, or is NULL with
+                                   ``size`` set when the value is big and lives in chunks
+    chunk(key, seq, data)          a big value in CHUNK_BYTES pieces
+
+Keys are ``COLLATE "C"`` so their order is code point order, as in Python and in SQLite: a
+prefix scan is one range read over the primary key. Creating the schema is serialized by a
+transaction-level advisory lock, so two kernels opening a new store at once both succeed.
+
+Why chunks: a bytea value is limited to 1 GB and would be sent as one parameter and received as
+one result (libpq's buffer plus Python's bytes: twice the value). Chunks are written from
+slices of the value and read one at a time into a temporary file, then read back as one bytes
+object: a 1 GB value needs about 1 GB of client memory, not 2.
+
+Run locks are session-level advisory locks, each held on a connection of its own: the server
+releases them when that connection ends, whether the kernel closed it, was killed (the socket
+closes) or its machine vanished (TCP keepalives, set on lock connections, end the session within
+about a minute). Writes go through one autocommit connection guarded by a mutex: one statement
+is one transaction, a multi-key write is one explicit transaction. Any failure is a
+``StoreError`` naming the server and what to do. A connection found dead is reopened and the
+call made once more (every statement here is idempotent), so a server restart between two
+executions goes unnoticed.
+
+A server restart also ends the sessions holding run locks, and another kernel may then take a
+run this process is still executing. So when a connection is lost, every lock this process holds
+is checked; a run whose lock went with it is *lost*: every later write of that run's keys is
+refused with a StoreError until the execution lets go of the lock. The task in flight fails,
+nothing it did is recorded as completed, and the next execution takes the lock again and
+continues (completed tasks replay, the interrupted one runs again: at-least-once, SPEC 3.1).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import itertools
+import re
+import shutil
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from pathlib import Path
+from typing import IO, Any, TypeVar
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+from trigger_nb._store.backend import Lazy, Value, _after_prefix
+from trigger_nb.errors import NotFoundError, StoreError, StoreVersionError
+
+SCHEMA_VERSION = 1
+DEFAULT_SCHEMA = "trigger_nb"
+# Values above this size are stored as chunk rows of this size (and read lazily by a scan).
+CHUNK_BYTES = 1024 * 1024
+POLL_SECONDS = 0.02
+_PUT_NAME = b"trigger_nb_put_small"
+_T = TypeVar("_T")
+INSTALL_HINT = "pip install 'trigger_nb[postgres]'"
+_SCHEMA_NAME = re.compile(r"[a-z_][a-z0-9_]{0,62}")
+# What a lock connection asks the server: notice a vanished client (a machine switched off, a
+# cut network) within about a minute and end its session, releasing its locks.
+# An idle lock session must never be ended by the server's idle timeouts either.
+_LOCK_OPTIONS = (
+    "-c tcp_keepalives_idle=30 -c tcp_keepalives_interval=10 -c tcp_keepalives_count=3 "
+    "-c idle_session_timeout=0 -c idle_in_transaction_session_timeout=0"
+)
+
+
+def _psycopg() -> Any:
+    try:
+        import psycopg
+    except ImportError as error:
+        raise ImportError(
+            f"a postgresql:// store needs psycopg 3, which is not installed: {INSTALL_HINT}"
+        ) from error
+    return psycopg
+
+
+def split_url(url: str) -> tuple[str, str, str]:
+    """``(conninfo for psycopg, schema, location shown to users)``: the ``schema`` query
+    parameter is ours and taken out; the shown location has no password."""
+    parts = urlsplit(url)
+    query = parse_qsl(parts.query, keep_blank_values=True)
+    schemas = [value for name, value in query if name == "schema"]
+    schema = schemas[-1] if schemas else DEFAULT_SCHEMA
+    if not _SCHEMA_NAME.fullmatch(schema):
+        raise StoreError(
+            f"store URL {url!r}: schema {schema!r} is not a plain lower-case SQL name "
+            "(letters, digits and _, not starting with a digit): use ?schema=my_store"
+        )
+    rest = urlencode([(name, value) for name, value in query if name != "schema"])
+    conninfo = urlunsplit(parts._replace(query=rest))
+    shown_netloc = parts.netloc.rsplit("@", 1)
+    if len(shown_netloc) == 2:
+        user = shown_netloc[0].split(":", 1)[0]
+        netloc = f"{user}@{shown_netloc[1]}"
+    else:
+        netloc = parts.netloc
+    shown = urlunsplit(parts._replace(netloc=netloc, query=urlencode([("schema", schema)])))
+    return conninfo, schema, shown
+
+
+def _lock_key(schema: str, name: str) -> int:
+    """The advisory lock id of ``name`` in this store: a signed 64-bit hash (a collision only
+    makes two runs wait for each other, never run together)."""
+    digest = hashlib.blake2b(f"trigger_nb:{schema}:{name}".encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big", signed=True)
+
+
+class PostgresBackend:
+    """The store's keys and values in PostgreSQL tables (see the module docstring)."""
+
+    def __init__(self, url: str, *, create: bool = True) -> None:
+        self._psycopg = _psycopg()
+        self._conninfo, self.schema, self.location = split_url(url)
+        self._server = self.location.split("?", 1)[0]
+        self._mutex = threading.RLock()
+        self._conn: Any = None
+        self._put_prepared = False
+        self._command_ok = self._psycopg.pq.ExecStatus.COMMAND_OK
+        self._idle_lock_conns: list[Any] = []
+        self._held: dict[str, Any] = {}  # lock name -> the connection holding it
+        self._lost: set[str] = set()  # held locks whose session ended (see the docstring)
+        self._spool_dir: str | None = None  # big values read as files (``file_of``)
+        self._sql = _statements(self._psycopg, self.schema)
+        self._put_small_sql = (
+            f'INSERT INTO "{self.schema}".entry (key, data) VALUES ($1, $2) ON CONFLICT (key) '
+            f'DO UPDATE SET data = excluded.data, is_text = false WHERE "{self.schema}".entry.size '
+            "IS NULL"
+        ).encode()
+        try:
+            with self._errors("open"):
+                self._prepare(create)
+        except BaseException:
+            self.close()
+            raise
+
+    # --- connections and errors ----------------------------------------------------------
+
+    def _connect(self, options: str = "") -> Any:
+        kwargs: dict[str, Any] = {"autocommit": True, "application_name": "trigger_nb"}
+        if "connect_timeout" not in self._conninfo:
+            kwargs["connect_timeout"] = 10
+        if options:
+            kwargs["options"] = options
+        return self._psycopg.connect(self._conninfo, **kwargs)
+
+    def _connection(self) -> Any:
+        if self._conn is None or self._conn.closed:
+            self._conn = self._connect()
+            self._put_prepared = False  # prepared statements live and die with a session
+        return self._conn
+
+    @contextlib.contextmanager
+    def _errors(self, action: str) -> Iterator[None]:
+        """psycopg failures as a StoreError (see ``_store_error``)."""
+        try:
+            yield
+        except self._psycopg.Error as error:
+            raise self._store_error(error, action, self._drop_if_lost()) from error
+
+    def _retrying(self, action: str, call: Callable[[], _T], keys: Iterable[str] = ()) -> _T:
+        """``call()`` on the main connection. A connection found dead (a server restart while
+        the kernel was idle, a network cut) is reopened and ``call`` made once more: every
+        read and write here is idempotent (an upsert of the same value, a delete), so a
+        statement that did commit before the cut is harmless to repeat. ``keys``: a write's
+        keys, refused if their run lost its lock with the connection (module docstring)."""
+        keys = list(keys)
+        with self._mutex:
+            for attempt in (1, 2):
+                if self._lost and keys:
+                    self._refuse_lost(keys)
+                try:
+                    return call()
+                except self._psycopg.Error as error:
+                    lost = self._drop_if_lost()
+                    if attempt == 2 or not lost:
+                        raise self._store_error(error, action, lost) from error
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _drop_if_lost(self) -> bool:
+        """Drop the main connection if it is dead (True), checking the held locks' sessions."""
+        conn = self._conn
+        if conn is not None and not conn.closed and not conn.broken:
+            return False
+        if conn is not None:
+            with contextlib.suppress(Exception):
+                conn.close()
+            self._conn = None
+        self._find_lost_locks()
+        return True
+
+    def _store_error(self, error: Exception, action: str, lost: bool) -> StoreError:
+        """A psycopg failure as a StoreError naming the server and the fix."""
+        reason = " ".join(str(error).split()) or type(error).__name__
+        if lost or isinstance(error, self._psycopg.OperationalError):
+            fix = (
+                "check that the server is running and reachable, then execute again: "
+                "completed tasks replay, and nothing unfinished was recorded as completed"
+            )
+        else:
+            fix = "check the server's log and the database user's rights on this schema"
+        return StoreError(
+            f"cannot {action} the trigger_nb store on PostgreSQL at {self.location}: "
+            f"{reason}; {fix}"
+        )
+
+    def _find_lost_locks(self) -> None:
+        with self._mutex:
+            for name, conn in list(self._held.items()):
+                try:
+                    conn.execute("SELECT 1")
+                except self._psycopg.Error:
+                    self._lost.add(name)
+
+    def _refuse_lost(self, keys: Iterable[str]) -> None:
+        """StoreError if a key belongs to a run whose lock was lost (keys are ``kind:RUN...``)."""
+        for key in keys:
+            parts = key.split(":", 2)
+            if len(parts) > 1 and parts[1] in self._lost:
+                raise StoreError(
+                    f"run {parts[1]} lost its lock on the PostgreSQL server at {self._server} "
+                    "when its connection was cut (a server restart or a network failure): "
+                    "another kernel may execute it now, so this execution stops here and "
+                    "records nothing more; check that the server is running and reachable, "
+                    "then execute again: completed tasks replay"
+                )
+
+    def _prepare(self, create: bool) -> None:
+        sql, conn = self._sql, self._connection()
+        found = conn.execute(sql["find_meta"], (self.schema,)).fetchone()
+        if found is None:
+            if not create:
+                raise NotFoundError(
+                    f"no trigger_nb store at {self.location}: the schema {self.schema!r} does "
+                    "not exist in that database; check the URL and its ?schema="
+                )
+            with conn.transaction():
+                # Two kernels creating the same store at once: the second waits here, then
+                # finds the tables made (IF NOT EXISTS) and the version written.
+                conn.execute(sql["create_lock"], (_lock_key(self.schema, "__schema__"),))
+                for statement in sql["create"]:
+                    conn.execute(statement)
+                conn.execute(sql["put_version"], (str(SCHEMA_VERSION),))
+        row = conn.execute(sql["get_version"]).fetchone()
+        version = None if row is None else row[0]
+        if version != str(SCHEMA_VERSION):
+            raise StoreVersionError(
+                f"store {self.location} has PostgreSQL schema version {version!r}, this "
+                f"trigger_nb uses version {SCHEMA_VERSION}: upgrade trigger_nb, or use another "
+                "schema (?schema=NAME in the URL) for this version's runs"
+            )
+
+    # --- Backend -------------------------------------------------------------------------
+
+    def get(self, key: str) -> Value | None:
+        return self._retrying("read", lambda: self._get(key))
+
+    def _get(self, key: str) -> Value | None:
+        row = self._connection().execute(self._sql["get"], (key,), binary=True).fetchone()
+        if row is None:
+            return None
+        data, is_text, size = row
+        if size is not None:
+            return self._get_big(key)
+        return data.decode("utf-8", "surrogatepass") if is_text else data  # type: ignore[no-any-return]
+
+    def write(
+        self,
+        puts: Sequence[tuple[str, Value]],
+        deletes: Sequence[str] = (),
+        prefixes: Sequence[str] = (),
+    ) -> None:
+        keys = itertools.chain((k for k, _ in puts), deletes, prefixes)
+        self._retrying("write", lambda: self._write(puts, deletes, prefixes), keys)
+
+    def _write(
+        self, puts: Sequence[tuple[str, Value]], deletes: Sequence[str], prefixes: Sequence[str]
+    ) -> None:
+        # The one statement a completed task costs. It leaves a row holding a big (chunked)
+        # value alone (False): the transaction below then replaces it and drops its chunks.
+        if len(puts) == 1 and not deletes and not prefixes:
+            key, value = puts[0]
+            if (
+                isinstance(value, bytes)
+                and len(value) <= CHUNK_BYTES
+                and self._put_small(key, value)
+            ):
+                return
+        self._write_many(puts, deletes, prefixes)
+
+    def _put_small(self, key: str, value: bytes) -> bool:
+        """Upsert one small bytes value; False if the row holds a chunked value.
+
+        The statement every completed task costs, so it goes straight to libpq: prepared once
+        per connection, executed with the key as text and the value as binary. psycopg's
+        ``execute`` spent about a quarter of this call's time on its own bookkeeping (a cursor,
+        parameter adaptation, the result's description). libpq releases the GIL while it waits.
+        """
+        conn = self._conn
+        if conn is None or conn.closed:
+            conn = self._connection()
+        if not self._put_prepared:
+            result = conn.pgconn.prepare(_PUT_NAME, self._put_small_sql)
+            if result.status != self._command_ok:
+                raise self._psycopg.errors.error_from_result(result)
+            self._put_prepared = True
+        result = conn.pgconn.exec_prepared(
+            _PUT_NAME, [key.encode("utf-8", "surrogatepass"), value], [0, 1]
+        )
+        if result.status != self._command_ok:
+            raise self._psycopg.errors.error_from_result(result)
+        return bool(result.command_tuples == 1)
+
+    def _write_many(
+        self, puts: Sequence[tuple[str, Value]], deletes: Sequence[str], prefixes: Sequence[str]
+    ) -> None:
+        sql, conn = self._sql, self._connection()
+        with conn.transaction():
+            for prefix in prefixes:
+                bounds = (prefix, _after_prefix(prefix))
+                conn.execute(sql["delete_range_chunks"], bounds)
+                conn.execute(sql["delete_range"], bounds)
+            if deletes:
+                conn.execute(sql["delete_chunks"], (list(deletes),))
+                conn.execute(sql["delete"], (list(deletes),))
+            for key, value in puts:
+                data, is_text = _as_bytes(value)
+                if len(data) <= CHUNK_BYTES:
+                    conn.execute(sql["put_one"], (key, key, data, is_text), prepare=True)
+                else:
+                    self._write_big(conn, key, data, is_text)
+
+    def _write_big(self, conn: Any, key: str, data: bytes, is_text: bool) -> None:
+        """A big value as chunk rows, each sent from a slice of the value (no second copy)."""
+        sql = self._sql
+        conn.execute(sql["put_big"], (key, key, is_text, len(data)))
+        view = memoryview(data)
+        with conn.cursor() as cursor:
+            for seq, start in enumerate(range(0, len(data), CHUNK_BYTES)):
+                cursor.execute(sql["put_chunk"], (key, seq, view[start : start + CHUNK_BYTES]))
+
+    def _get_big(self, key: str) -> Value:
+        """A chunked value, read in one snapshot, chunk by chunk through a temporary file so the
+        chunks and the whole value are never in memory together."""
+        sql, conn = self._sql, self._connection()
+        with conn.transaction(), tempfile.TemporaryFile() as spool:
+            conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+            row = conn.execute(sql["get"], (key,), binary=True).fetchone()
+            if row is None:
+                raise StoreError(f"value {key!r} vanished from {self.location}")
+            data, is_text, size = row
+            if size is not None:  # else made small since it was listed
+                seq = 0
+                while spool.tell() < size:
+                    chunk = conn.execute(sql["get_chunk"], (key, seq), binary=True).fetchone()
+                    if chunk is None:
+                        raise StoreError(
+                            f"value {key!r} in {self.location} is missing chunk {seq}: clear "
+                            "that run (`trigger-nb clear --run RUN_ID`)"
+                        )
+                    spool.write(chunk[0])
+                    seq += 1
+                spool.seek(0)
+                data = spool.read()
+        return data.decode("utf-8", "surrogatepass") if is_text else data  # type: ignore[no-any-return]
+
+    def scan(self, prefix: str) -> dict[str, Value | Lazy]:
+        start = len(prefix)
+        bounds = (prefix, _after_prefix(prefix))
+        rows = self._retrying(
+            "read",
+            lambda: self._connection().execute(self._sql["scan"], bounds, binary=True).fetchall(),
+        )
+        found: dict[str, Value | Lazy] = {}
+        for key, data, is_text, size in rows:
+            if size is not None:
+                found[key[start:]] = self._loader(key)
+            elif is_text:
+                found[key[start:]] = data.decode("utf-8", "surrogatepass")
+            else:
+                found[key[start:]] = data
+        return found
+
+    def _loader(self, key: str) -> Lazy:
+        return lambda: self._retrying("read", lambda: self._get_big(key))
+
+    def delete(self, key: str) -> None:
+        self.write([], deletes=[key])
+
+    def put_file(self, key: str, write: Callable[[IO[bytes]], object]) -> None:
+        """A value written as a file (a big output): spooled to a temporary file, then sent
+        as chunk rows read back from it, so the value is never whole in memory."""
+        with tempfile.TemporaryFile() as spool:
+            write(spool)
+            size = spool.tell()
+
+            def put() -> None:
+                sql, conn = self._sql, self._connection()
+                with conn.transaction():
+                    conn.execute(sql["put_big"], (key, key, False, size))
+                    spool.seek(0)
+                    with conn.cursor() as cursor:
+                        for seq, chunk in enumerate(iter(lambda: spool.read(CHUNK_BYTES), b"")):
+                            cursor.execute(sql["put_chunk"], (key, seq, chunk))
+
+            self._retrying("write", put, [key])
+
+    def file_of(self, key: str) -> Path | Value | None:
+        """A chunked value comes as a file: its chunks are copied, one at a time, to a
+        temporary file kept until the store is closed (a mapped output reads from it)."""
+        row = self._retrying(
+            "read", lambda: self._connection().execute(self._sql["get"], (key,)).fetchone()
+        )
+        if row is None:
+            return None
+        if row[2] is None:
+            return self.get(key)
+        with self._mutex:
+            if self._spool_dir is None:
+                self._spool_dir = tempfile.mkdtemp(prefix="trigger-nb-pg-")
+            directory = self._spool_dir
+        spool = Path(tempfile.mkstemp(dir=directory, suffix=".val")[1])
+
+        def copy() -> None:
+            sql, conn = self._sql, self._connection()
+            with conn.transaction(), open(spool, "wb") as file:
+                conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+                found = conn.execute(sql["get"], (key,), binary=True).fetchone()
+                if found is None or found[2] is None:
+                    raise StoreError(f"value {key!r} changed in {self.location} while read")
+                seq = 0
+                while file.tell() < found[2]:
+                    chunk = conn.execute(sql["get_chunk"], (key, seq), binary=True).fetchone()
+                    if chunk is None:
+                        raise StoreError(
+                            f"value {key!r} in {self.location} is missing chunk {seq}: clear "
+                            "that run (`trigger-nb clear --run RUN_ID`)"
+                        )
+                    file.write(chunk[0])
+                    seq += 1
+
+        self._retrying("read", copy)
+        return spool
+
+    @contextlib.contextmanager
+    def lock(self, name: str, *, remove: bool = False) -> Iterator[None]:
+        """A session-level advisory lock on a connection of its own (see the module docstring);
+        polled, so Ctrl-C still stops a kernel waiting for it. ``remove`` has nothing to remove:
+        an advisory lock leaves nothing behind."""
+        key = _lock_key(self.schema, name)
+        conn = self._acquire(name, key)
+        with self._mutex:
+            self._held[name] = conn
+        try:
+            yield
+        finally:
+            with self._mutex:
+                self._held.pop(name, None)
+                self._lost.discard(name)
+            try:
+                conn.execute("SELECT pg_advisory_unlock(%s)", (key,))
+            except self._psycopg.Error:
+                conn.close()  # the session is gone, and its lock with it
+            else:
+                with self._mutex:
+                    self._idle_lock_conns.append(conn)
+
+    def _acquire(self, name: str, key: int) -> Any:
+        """A connection holding the advisory lock ``key``, once its holder lets go."""
+        told = False
+        conn, pooled = self._lock_connection()
+        try:
+            while True:
+                try:
+                    if conn.execute("SELECT pg_try_advisory_lock(%s)", (key,)).fetchone()[0]:
+                        return conn
+                except self._psycopg.Error as error:
+                    conn.close()
+                    if not pooled:
+                        raise self._store_error(error, "lock a run in", True) from error
+                    conn, pooled = self._lock_connection()  # an idle session died: a new one
+                    continue
+                if not told:
+                    print(
+                        f"trigger_nb: {name} is executing in another process or kernel on "
+                        f"{self._server}; waiting for it to finish",
+                        file=sys.stderr,
+                    )
+                    told = True
+                time.sleep(POLL_SECONDS)
+        except BaseException:
+            conn.close()
+            raise
+
+    def _lock_connection(self) -> tuple[Any, bool]:
+        """``(connection, whether it was idle in the pool)`` for holding a lock."""
+        with self._mutex:
+            while self._idle_lock_conns:
+                conn = self._idle_lock_conns.pop()
+                if not conn.closed and not conn.broken:
+                    return conn, True
+        try:
+            return self._connect(_LOCK_OPTIONS), False
+        except self._psycopg.Error as error:
+            raise self._store_error(error, "connect to", True) from error
+
+    def close(self) -> None:
+        with self._mutex:
+            for conn in [*self._idle_lock_conns, self._conn]:
+                if conn is not None:
+                    with contextlib.suppress(Exception):
+                        conn.close()
+            self._idle_lock_conns.clear()
+            self._conn = None
+            if self._spool_dir is not None:  # a mapping of a file in it stays valid
+                shutil.rmtree(self._spool_dir, ignore_errors=True)
+                self._spool_dir = None
+
+
+def _as_bytes(value: Value) -> tuple[bytes, bool]:
+    if isinstance(value, str):
+        return value.encode("utf-8", "surrogatepass"), True
+    return value, False
+
+
+def _statements(psycopg: Any, schema: str) -> dict[str, Any]:
+    """The SQL of one store, its schema name quoted once here."""
+    sql = psycopg.sql
+
+    def q(text: str) -> Any:
+        return sql.SQL(text).format(s=sql.Identifier(schema))
+
+    return {
+        "find_meta": "SELECT 1 FROM pg_catalog.pg_tables WHERE schemaname = %s "
+        "AND tablename = 'meta'",
+        "create_lock": "SELECT pg_advisory_xact_lock(%s)",
+        "create": [
+            q("CREATE SCHEMA IF NOT EXISTS {s}"),
+            q("CREATE TABLE IF NOT EXISTS {s}.meta (name text PRIMARY KEY, value text NOT NULL)"),
+            q(
+                'CREATE TABLE IF NOT EXISTS {s}.entry (key text COLLATE "C" PRIMARY KEY, '
+                "data bytea, is_text boolean NOT NULL DEFAULT false, size bigint)"
+            ),
+            q(
+                'CREATE TABLE IF NOT EXISTS {s}.chunk (key text COLLATE "C", seq integer, '
+                "data bytea NOT NULL, PRIMARY KEY (key, seq))"
+            ),
+            # Chunks are pickles, rarely compressible: skip the compression attempt.
+            q("ALTER TABLE {s}.chunk ALTER COLUMN data SET STORAGE EXTERNAL"),
+        ],
+        "put_version": q(
+            "INSERT INTO {s}.meta VALUES ('schema_version', %s) ON CONFLICT (name) DO NOTHING"
+        ),
+        "get_version": q("SELECT value FROM {s}.meta WHERE name = 'schema_version'"),
+        "get": q("SELECT data, is_text, size FROM {s}.entry WHERE key = %s"),
+        "scan": q(
+            "SELECT key, data, is_text, size FROM {s}.entry WHERE key >= %s AND key < %s "
+            "ORDER BY key"
+        ),
+        # One statement: drop the chunks of a big value it replaces, upsert the row.
+        "put_one": q(
+            "WITH gone AS (DELETE FROM {s}.chunk WHERE key = %s) "
+            "INSERT INTO {s}.entry (key, data, is_text, size) VALUES (%s, %s, %s, NULL) "
+            "ON CONFLICT (key) DO UPDATE SET data = excluded.data, is_text = excluded.is_text, "
+            "size = NULL"
+        ),
+        "put_big": q(
+            "WITH gone AS (DELETE FROM {s}.chunk WHERE key = %s) "
+            "INSERT INTO {s}.entry (key, data, is_text, size) VALUES (%s, NULL, %s, %s) "
+            "ON CONFLICT (key) DO UPDATE SET data = NULL, is_text = excluded.is_text, "
+            "size = excluded.size"
+        ),
+        "put_chunk": q("INSERT INTO {s}.chunk (key, seq, data) VALUES (%s, %s, %s)"),
+        "get_chunk": q("SELECT data FROM {s}.chunk WHERE key = %s AND seq = %s"),
+        "delete": q("DELETE FROM {s}.entry WHERE key = ANY(%s)"),
+        "delete_chunks": q("DELETE FROM {s}.chunk WHERE key = ANY(%s)"),
+        "delete_range": q("DELETE FROM {s}.entry WHERE key >= %s AND key < %s"),
+        "delete_range_chunks": q("DELETE FROM {s}.chunk WHERE key >= %s AND key < %s"),
+    }
