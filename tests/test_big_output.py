@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from trigger_nb import CacheReadError, DiskStore, MemoryStore, Store, TriggerClient
+from trigger_nb import CacheReadError, DiskStore, Store, TriggerClient
 from trigger_nb._cli.main import main as cli
 from trigger_nb._store.framed import FRAMED_MIN_BYTES, MAGIC
 
@@ -88,10 +88,9 @@ def _big_store(store: Store, run_id: str) -> list[bytes]:
     return heads
 
 
-@pytest.mark.parametrize("store_kind", ["disk", "memory"])
-def test_arrays_and_frames_round_trip_exactly(store_kind: str, tmp_path: Path) -> None:
+def test_arrays_and_frames_round_trip_exactly(any_store: Store) -> None:
     values = {**_arrays(), **_frames()}
-    store = DiskStore(tmp_path / "store") if store_kind == "disk" else MemoryStore()
+    store = any_store
     client = TriggerClient("big", store=store, on_code_change="ignore")  # `calls` grows
     job = client.define_job("round-trip")
     calls: list[str] = []
@@ -116,7 +115,6 @@ def test_arrays_and_frames_round_trip_exactly(store_kind: str, tmp_path: Path) -
     # Framed: those with buffers numpy and pandas hand out of band (not the non-contiguous
     # view, the object array or the 0-d one: pickled in band, as pickle does).
     assert heads.count(MAGIC) == 7
-    store.close()
 
 
 def test_a_numpy_array_is_handed_back_as_is_and_replayed_as_an_equal_writable_copy(
@@ -287,3 +285,15 @@ def test_arrow_tables_round_trip_when_installed(client: TriggerClient) -> None:
     job.run(lambda payload, io, ctx: io.run_task("t", lambda: table))
     job.trigger()
     assert job.trigger().output.equals(table)
+
+
+def test_mmap_on_every_store(any_store: Store) -> None:
+    client = TriggerClient("mapped", store=any_store)
+    job = client.define_job("mapped-anywhere")
+    job.run(lambda payload, io, ctx: io.run_task("a", lambda: np.arange(N * 1.0), mmap=True))
+    for _ in range(2):
+        array = job.trigger().output
+        assert _equal(array, np.arange(N * 1.0))
+        # Mapped where the store keeps files (disk, PostgreSQL's local spool), views of the
+        # stored bytes in memory: read-only on every store.
+        assert not array.flags.writeable

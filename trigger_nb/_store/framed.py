@@ -93,9 +93,12 @@ def is_framed(head: bytes | memoryview) -> bool:
     return bytes(head[: len(MAGIC)]) == MAGIC
 
 
-def read_framed(file: IO[bytes], size: int, what: Label, *, mapped: bool = False) -> Unpickled:
+def read_framed(
+    file: IO[bytes], size: int, what: Label, *, mapped: bool = False, held: bytes | None = None
+) -> Unpickled:
     """The parts of a framed file of ``size`` bytes, checked; CacheReadError naming ``what``
-    if it is damaged. ``mapped``: buffers mapped read-only (``file`` must be a real file)."""
+    if it is damaged. ``mapped``: buffers mapped read-only (``file`` must be a real file, or
+    ``held`` the bytes it reads from: then read-only views of those)."""
     parts = _trailer(file, size, what)
     (stream_at, stream_length, stream_crc, _), buffers_at = parts[0], parts[1:]
     file.seek(stream_at)
@@ -103,8 +106,10 @@ def read_framed(file: IO[bytes], size: int, what: Label, *, mapped: bool = False
     if len(stream) != stream_length or zlib.crc32(stream) != stream_crc:
         raise unreadable(what, "its stored output is damaged (checksum mismatch)")
     if mapped:
-        mapping = mmap_module.mmap(file.fileno(), 0, access=mmap_module.ACCESS_READ)
-        whole = memoryview(mapping)
+        if held is not None:
+            whole = memoryview(held)
+        else:
+            whole = memoryview(mmap_module.mmap(file.fileno(), 0, access=mmap_module.ACCESS_READ))
         return Unpickled(stream, [whole[at : at + length] for at, length, _, _ in buffers_at])
     buffers: list[Any] = []
     for at, length, crc, _ in buffers_at:
@@ -232,7 +237,8 @@ def read_stored(backend: Backend, key: str, what: Label, *, mapped: bool = False
         if isinstance(source, str):
             raise unreadable(what, "the stored output is text, not bytes")
         if is_framed(source):
-            return read_framed(io.BytesIO(source), len(source), what)
+            held = source if mapped else None
+            return read_framed(io.BytesIO(source), len(source), what, mapped=mapped, held=held)
         return unseal(source, what)[0]
     except OSError as error:
         raise unreadable(what, f"the stored output file cannot be read ({error})") from error
