@@ -589,7 +589,10 @@ def test_re_executing_a_waiting_cell_replaces_its_timer(
     async def scenario() -> None:
         for _ in range(2):
             await ip.run_cell_async(cell, transformed_cell=ip.transform_cell(cell))
-        await asyncio.sleep(0.8)
+        deadline = time.monotonic() + 15  # the timer fires 0.3 s later; a loaded machine lags
+        while time.monotonic() < deadline and not ip.user_ns.get("calls"):
+            await asyncio.sleep(0.1)
+        await asyncio.sleep(0.5)  # a second (replaced) timer would have fired by now too
 
     run_loop(scenario())
     assert ip.user_ns["calls"] == [1]

@@ -233,7 +233,9 @@ def test_live_view_marks_stale_replays_while_the_execution_runs_and_after(
     assert view.run_view is not None
     _check_tree(view.run_view, stale)
     saved = view._repr_mimebundle_()  # what the notebook keeps
-    assert f"↻ parent · 0 ms · replayed · ⚠ stale: {THRESHOLD}; {HELPER}" in saved["text/plain"]
+    # the parent's own duration is measured (0-2 ms, more on a loaded machine): any will do
+    line = re.escape(f" · replayed · ⚠ stale: {THRESHOLD}; {HELPER}")
+    assert re.search(rf"↻ parent · \d+ ms{line}", saved["text/plain"]), saved["text/plain"]
     assert '<span class="tnb-badge tnb-stale"' in saved["text/html"]
 
 
