@@ -297,3 +297,19 @@ def test_mmap_on_every_store(any_store: Store) -> None:
         # Mapped where the store keeps files (disk, PostgreSQL's local spool), views of the
         # stored bytes in memory: read-only on every store.
         assert not array.flags.writeable
+
+
+def test_a_run_returning_a_big_task_output_stores_it_once(client: TriggerClient) -> None:
+    array = np.arange(N * 2.0)
+    job = client.define_job("returns-it")
+    job.run(lambda payload, io, ctx: io.run_task("load", lambda: array))
+    first = job.trigger()
+    files = [
+        client.store.backend.file_of(key)
+        for key in (f"o:{first.id}:{first.task('load').id}", f"ro:{first.id}")
+    ]
+    assert isinstance(files[0], Path) and not isinstance(files[1], Path)  # a reference
+    for run in (first, job.trigger()):  # executed, then replayed: the same reference
+        reread = client.load_run(run.id)  # a fresh handle reads the output from the store
+        assert _equal(array, reread.output)
+        assert reread.record.output_size == run.task("load").output_size

@@ -80,6 +80,9 @@ class Execution:
     refresh_stale: bool = False
     # Show a replayed task's captured output again (``%%trigger_job --no-replay-output``: no).
     replay_output: bool = True
+    # Big task outputs of this execution (executed or replayed), by id: value and record. A
+    # run returning one stores a reference to it (``RunOutcome.succeed``).
+    big_outputs: dict[int, Any] = field(default_factory=dict)
     fingerprints: Fingerprinter = field(default_factory=Fingerprinter)
     # Tasks replayed although stale (policy "warn"): task id -> reasons.
     stale: dict[str, list[str]] = field(default_factory=dict)

@@ -46,14 +46,22 @@ class RunOutcome:
     output: Any = MISSING
     exception: BaseException | None = None
 
-    def succeed(self, store: Store, output: Any) -> None:
+    def succeed(self, store: Store, output: Any, big_outputs: dict[int, Any] | None = None) -> None:
         """The run function returned ``output``: stored, if it pickles (the handle of this
-        process holds it either way; views say when it was not stored)."""
+        process holds it either way; views say when it was not stored). ``big_outputs``: the
+        big task outputs of this execution by ``id``: a run returning one of them (a cell
+        ending with the DataFrame a task loaded) stores a reference to it, not a second copy."""
         record = self.record
         self.output = output
         record.status = RunStatus.SUCCESS
         record.output_type = storable_text(type_name(output))
         record.output_preview = storable_text(preview(output))
+        found = (big_outputs or {}).get(id(output))
+        if found is not None and found[0] is output:
+            task = found[1]
+            record.output_size = task.output_size
+            store.save_run_output_ref(record.id, task.id)
+            return
         try:
             data = pickle_out_of_band(output)  # big buffers streamed to a file, not copied
         except Exception:

@@ -8,7 +8,7 @@ import pickle
 import sys
 from typing import Any
 
-from trigger_nb._core.codec import Stored, deserialize, loads
+from trigger_nb._core.codec import Stored, Unpickled, deserialize, loads
 from trigger_nb._core.model import TaskRecord
 from trigger_nb._engine.capture import unpack
 from trigger_nb._engine.console import write_again
@@ -30,7 +30,7 @@ def replay(
     (``mapped``: its big buffers mapped read-only, ``run_task(..., mmap=True)``)."""
     task_id, output, duration = found
     data: Stored | None = output
-    record = None
+    record = entry = None
     try:
         observed = x.events.observers
         if data is None or observed:
@@ -41,6 +41,9 @@ def replay(
             if observed:  # the live view shows the record
                 record = parse_task(entry, "")
         value = pickle.loads(data) if type(data) is bytes else loads(data)
+        if type(data) is Unpickled:  # a big output: a run returning it refers to it
+            assert entry is not None  # read for the output
+            x.big_outputs[id(value)] = (value, record or parse_task(entry, ""))
     except CacheReadError as error:
         what, hint = _replay_texts(x, cache_key, name)
         raise CacheReadError(

@@ -147,7 +147,7 @@ def _call_run_function(
     except BaseException as error:
         outcome.fail(error)
         return
-    outcome.succeed(x.store, result)
+    outcome.succeed(x.store, result, x.big_outputs)
 
 
 def _check_same_run(existing: RunRecord, job: JobSpec, payload_json: Any) -> None:

@@ -196,8 +196,10 @@ def _complete(
     with x.lock:
         x.executed += 1
     x.events.task_finished(rec)
-    if call.mmap and isinstance(data, Pickled):  # what replays will return: mapped, read-only
-        value = loads(x.store.read_output(x.run_id, rec.id, mapped=True))
+    if isinstance(data, Pickled):
+        if call.mmap:  # what replays will return: mapped, read-only
+            value = loads(x.store.read_output(x.run_id, rec.id, mapped=True))
+        x.big_outputs[id(value)] = (value, rec)
     return value
 
 
