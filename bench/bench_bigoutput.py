@@ -62,9 +62,9 @@ SCRIPTS = {
     "load": "base = rss()\nbegan = time.perf_counter()\n"
     "with open(sys.argv[1], 'rb') as f: value = pickle.load(f)\n",
     "first": "{make}\nVALUE = lambda: value\n" + OURS + "base = rss()\n"
-    "began = time.perf_counter()\njob.trigger(new_run=True)\n",
+    "began = time.perf_counter()\nrun = job.trigger()\nassert run.executions[-1].executed == 1\n",
     "replay": "VALUE = lambda: None\n" + OURS + "base = rss()\n"
-    "began = time.perf_counter()\njob.trigger()\n",
+    "began = time.perf_counter()\nrun = job.trigger()\nassert run.executions[-1].replayed == 1\n",
 }
 END = (
     "print(time.perf_counter() - began, "
