@@ -8,7 +8,6 @@ stderr; the text comes from ``render``, the JSON and HTML from ``export``.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
@@ -34,13 +33,14 @@ from trigger_nb._cli.render import (
     task_details,
 )
 from trigger_nb._client.run import JobRun, TaskView
+from trigger_nb._client.task_ref import find_task as find_task_record
 from trigger_nb._core.clock import Clock
-from trigger_nb._core.model import LogRecord, RunRecord, RunStatus, TaskRecord
+from trigger_nb._core.model import LogRecord, RunRecord, RunStatus
 from trigger_nb._core.preview import redact_value, to_plain
 from trigger_nb._core.status import EXIT_NOT_FOUND, EXIT_OK, EXIT_USAGE, LOG_LEVELS
 from trigger_nb._render.data import RunData
 from trigger_nb._render.format import format_time, short_run_ids
-from trigger_nb._render.keys import key_text, task_key_text, task_label
+from trigger_nb._render.keys import task_label
 from trigger_nb._store.store import Store
 from trigger_nb.errors import NotFoundError, TriggerNbError
 
@@ -230,46 +230,11 @@ def run_data(run: JobRun, clock: Clock) -> RunData:
 
 
 def find_task(run: JobRun, wanted: str) -> TaskView:
-    """The task ``wanted`` names, tried in turn as: its id, its cache key as every view prints it
-    (``_render.keys.key_text``: ``1`` is the int key, ``"1"`` the string; JSON is read too), its
-    name, a prefix of its id. The first way that matches decides; several tasks that way is
-    ambiguous, and the message lists them as the views print them."""
+    """The task ``wanted`` names (``_client.task_ref.find_task``: an id, the key as every view
+    prints it, a name, an id prefix); ``TaskNotFoundError`` naming the closest ones."""
     views = run.all_tasks
-    typed = _typed_text(wanted)
-    for matches in (
-        lambda r: r.id == wanted,
-        lambda r: task_key_text(r) in (wanted, typed),
-        lambda r: r.name == wanted,
-        lambda r: r.id.startswith(wanted),
-    ):
-        found = [v for v in views if matches(v.record)]
-        if len(found) == 1:
-            return found[0]
-        if found:
-            names = {v.record.id: v.record for v in views}
-            options = ", ".join(_candidate(v.record, names) for v in found[:5])
-            more = f" and {len(found) - 5} more" if len(found) > 5 else ""
-            raise NotFoundError(
-                f"task {wanted!r} is ambiguous in run {run.id}: it matches {options}{more}; "
-                "give a task id"
-            )
-    raise NotFoundError(
-        f"run {run.id} has no task {wanted!r}: `trigger-nb show {run.id}` lists its tasks"
-    )
-
-
-def _typed_text(wanted: str) -> str | None:
-    """``wanted`` read as JSON (``["page", 2]``), printed as the views print keys."""
-    try:
-        return key_text(json.loads(wanted))
-    except (ValueError, RecursionError):
-        return None
-
-
-def _candidate(record: TaskRecord, records: dict[str, TaskRecord]) -> str:
-    parent = records.get(record.parent_id or "")
-    where = f", in {task_label(parent)}" if parent is not None else ""
-    return f"{task_label(record)} (id {record.id[:10]}{where})"
+    record = find_task_record([view.record for view in views], run.id, wanted)
+    return next(view for view in views if view.record.id == record.id)
 
 
 def _of_job(records: list[RunRecord], job: str | None) -> list[RunRecord]:

@@ -21,6 +21,7 @@ from trigger_nb._render.format import (
 )
 from trigger_nb._render.icons import icon_glyph
 from trigger_nb._render.keys import task_key_text, task_label, task_title
+from trigger_nb._render.refresh import PENDING_MEANING, REFRESH_PENDING, attempt_status_text
 from trigger_nb._render.stale import stale_hint, stale_meaning
 from trigger_nb._render.tree import (
     STALE,
@@ -191,6 +192,8 @@ def task_details(data: RunData, task_id: str) -> str:
     error = row_error_text(node)
     if error is not None:
         fields.append(("error", error))
+    if t.refresh_pending:
+        fields.append((REFRESH_PENDING, PENDING_MEANING))
     if node.stale:
         fields.append(("stale", "; ".join(node.stale)))
         fields.append(("", f"{stale_meaning()}; {stale_hint()}"))
@@ -200,7 +203,7 @@ def task_details(data: RunData, task_id: str) -> str:
     for a in t.attempts:
         lines.append(
             f"  #{a.number}  execution {a.execution}  {format_time(a.started_at, NONE)}  "
-            f"{format_duration(attempt_seconds(a), NONE)}  {a.status.value}  "
+            f"{format_duration(attempt_seconds(a), NONE)}  {attempt_status_text(a, upper=True)}  "
             f"{attempt_error_text(a, node)}"
         )
     logs = [log for log in data.logs if log.task_id == t.id]

@@ -149,18 +149,35 @@ class TriggerClient:
     def load_run(self, run_id: str) -> JobRun:
         return JobRun(self.store, self.store.find_run(run_id), client=self)
 
-    def execute_again(
-        self, record: RunRecord, *, observers: Iterable[RunObserver] = ()
-    ) -> RunOutcome:
-        """Execute a stored run once more, for its stored payload (``JobRun.resume``, the
-        kernel's resume timer): its job must be defined here. ``observers`` watch this
-        execution besides the client's own."""
+    def check_runnable(self, record: RunRecord, action: str = "resume") -> Job:
+        """The job of ``record``, defined here with a run function; else ``JobDefinitionError``
+        saying that ``action`` needs it, and how to get there."""
         job = self.jobs.get(record.job_id)
         if job is None or job.run_fn is None:
             raise JobDefinitionError(
-                f"run {record.id}: job {record.job_id!r} is not defined in this process; define "
-                "it (run its cell or define_job + @job.run) on a client, then resume"
+                f"run {record.id}: job {record.job_id!r} is not defined in this process, so "
+                f"it cannot execute here; define it (run its cell, or define_job + @job.run on "
+                f"this client), then {action} again"
+                + (
+                    "; or mark the tasks with run.refresh_task(...) or `trigger-nb refresh "
+                    f"{record.id} TASK --and-later`, and execute the run where its job is defined"
+                    if action == "rerun"
+                    else ""
+                )
             )
+        return job
+
+    def execute_again(
+        self,
+        record: RunRecord,
+        *,
+        observers: Iterable[RunObserver] = (),
+        refresh: bool = False,
+    ) -> RunOutcome:
+        """Execute a stored run once more, for its stored payload (``JobRun.resume``, the
+        kernel's resume timer): its job must be defined here. ``observers`` watch this
+        execution besides the client's own; ``refresh``: every task runs again."""
+        job = self.check_runnable(record, "resume")
         value, payload_json = job.validate(record.event.payload)
         return execute_run(
             job,
@@ -171,6 +188,7 @@ class TriggerClient:
             event_name=record.event.name,
             event_id=record.event.id,
             observers=[*self.observers, *observers],
+            refresh=refresh,
             on_code_change=job.code_change_policy,
         )
 

@@ -11,6 +11,7 @@ from trigger_nb._core.model import TaskRecord
 from trigger_nb._core.retry import RetryOptions
 from trigger_nb._engine.execution import Execution
 from trigger_nb._engine.logger import Logger
+from trigger_nb._store.task_entries import Superseded
 
 
 class TaskHandle:
@@ -59,6 +60,10 @@ class TaskCall:
     # The fingerprint before the function ran, when its run could change a part (it reads a
     # list, dict, set or bytearray): ``_complete`` looks at those again.
     parts: dict[str, str] | None = None
+    # A completed task run again: its earlier completion, whose output goes to its history
+    # when the first new attempt is written (with ``unmark``: its refresh mark deleted).
+    superseded: Superseded | None = None
+    unmark: bool = False
     _handle: TaskHandle | None = dataclasses.field(default=None, init=False, repr=False)
 
     @property

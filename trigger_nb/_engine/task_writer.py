@@ -23,6 +23,7 @@ import time
 
 from trigger_nb._core.model import TaskRecord, TaskStatus
 from trigger_nb._store.store import Store
+from trigger_nb._store.task_entries import Superseded
 
 # A RUNNING entry is written for attempts running longer than this, 1-2 delays after they start:
 # the watchdog wakes once per delay (waking more often cost a cheap task's run ~5%, the GIL
@@ -62,13 +63,22 @@ class TaskWriter:
             self._pending.pop(task_id, None)
 
     def write(
-        self, record: TaskRecord, output: bytes | None = None, *, drop_output: bool = False
+        self,
+        record: TaskRecord,
+        output: bytes | None = None,
+        *,
+        drop_output: bool = False,
+        superseded: Superseded | None = None,
+        unmark: bool = False,
     ) -> None:
-        """Write the task's entry now, after any pending ancestors' RUNNING entries."""
+        """Write the task's entry now, after any pending ancestors' RUNNING entries
+        (``drop_output``, ``superseded``, ``unmark``: see ``Store.write_task``)."""
         with self._lock:
             self._pending.pop(record.id, None)
             self._flush_ancestors(record.parent_id)
-            self._store.write_task(record, output, drop_output=drop_output)
+            self._store.write_task(
+                record, output, drop_output=drop_output, superseded=superseded, unmark=unmark
+            )
             if record.status is TaskStatus.RUNNING:
                 self._running[record.id] = record
             else:

@@ -27,6 +27,8 @@ class RunSnapshot:
     run_id: str
     entries: dict[str, Value | Lazy] = field(default_factory=dict)
     logs: list[LogRecord] = field(default_factory=list)
+    # Tasks marked to run again on the next execution (``TaskEntries.mark_refresh``).
+    marks: set[str] = field(default_factory=set)
     _parsed: dict[str, TaskRecord] = field(default_factory=dict)
 
     def entry(self, task_id: str, what: Label | None = None) -> Entry | None:
@@ -63,6 +65,8 @@ class RunSnapshot:
             entry = self.entry(task_id, label)
             assert entry is not None
             record = parse_task(entry, label)
+            if task_id in self.marks:
+                record.refresh_pending = True
             self._parsed[task_id] = record
         return record
 

@@ -11,6 +11,8 @@
     t:R:T               task entry: record + small output, sealed } task_entries.py
     o:R:T               big task output, sealed  <- iff the entry says so (see sealed.py)
     l:R:E:S             log record (JSON), execution E, seq S     }
+    f:R:T               refresh mark: T runs again next execution }
+    h:R:T:N             output of attempt N, superseded, sealed   }
 
 A run's keys of one kind share a prefix, so a replay reads all of its task entries in one range
 read (run ids never contain ``:``, see ``trigger_nb._client.job``, so no run's prefix covers
