@@ -32,8 +32,10 @@ from trigger_nb._cli.render import (
     stale_tasks,
     task_details,
 )
+from trigger_nb._client.compare import compare_runs
 from trigger_nb._client.run import JobRun, TaskView
 from trigger_nb._client.task_ref import find_task as find_task_record
+from trigger_nb._client.task_ref import refresh_selection, rerun_selection
 from trigger_nb._core.clock import Clock
 from trigger_nb._core.model import LogRecord, RunRecord, RunStatus
 from trigger_nb._core.preview import redact_value, to_plain
@@ -202,6 +204,52 @@ def run_prune(args: argparse.Namespace, store: Store, clock: Clock) -> int:
     return EXIT_OK
 
 
+def run_refresh(args: argparse.Namespace, store: Store, clock: Clock) -> int:
+    """Mark a task, its subtasks (and the parents that reach them) -- with ``--and-later``
+    every task that started after it too -- to run again on the run's next execution.
+
+    It runs no code (the command line cannot: the job is defined in a notebook or script) and
+    deletes nothing: each earlier output moves to its task's history when the task runs again.
+    So it asks no confirmation; the next execution is where the side effects repeat."""
+    run = load_run(store, args.run_id)
+    records = [view.record for view in run.all_tasks]
+    task = find_task_record(records, run.id, args.task)
+    if args.and_later:
+        chosen = rerun_selection(records, task, run.record.latest_execution)
+    else:
+        chosen = refresh_selection(records, task)
+    store.mark_refresh(run.id, chosen, clock.now().isoformat())
+    by_id = {r.id: r for r in records}
+    names = ", ".join(task_label(by_id[task_id]) for task_id in chosen)
+    print(
+        f"Marked {plural(len(chosen), 'task')} of run {run.id} to run again on its next "
+        f"execution: {names}. Re-run its cell (or run.resume()) where job {run.job_id!r} is "
+        "defined; the earlier outputs stay in each task's history."
+    )
+    return EXIT_OK
+
+
+def run_diff(args: argparse.Namespace, store: Store, clock: Clock) -> int:
+    """What differs between two runs' tasks (``client.compare``), as a table, JSON or HTML."""
+    a, b = load_run(store, args.run_a), load_run(store, args.run_b)
+    comparison = compare_runs(
+        store,
+        a.id,
+        [view.record for view in a.all_tasks],
+        store,
+        b.id,
+        [view.record for view in b.all_tasks],
+    )
+    form = "json" if args.json else args.format
+    if form == "json":
+        print(json_text(comparison.to_json()))
+    elif form == "html":
+        print(comparison._repr_html_())
+    else:
+        print(comparison)
+    return EXIT_OK
+
+
 COMMANDS: dict[str, Command] = {
     "runs": run_runs,
     "show": run_show,
@@ -210,6 +258,8 @@ COMMANDS: dict[str, Command] = {
     "cancel": run_cancel,
     "export": run_export,
     "prune": run_prune,
+    "refresh": run_refresh,
+    "diff": run_diff,
 }
 
 

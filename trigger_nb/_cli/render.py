@@ -121,9 +121,11 @@ def run_outline(data: RunData) -> str:
 
 
 def _status(node: TaskNode) -> str:
-    """The STATUS column: ``REPLAYED``, or ``REPLAYED STALE`` for a stale task."""
+    """The STATUS column: ``REPLAYED``, or ``REPLAYED STALE`` for a stale task; ``(refresh
+    pending)`` after it for a task marked to run again."""
     status = node.status.upper()
-    return f"{status} {STALE.upper()}" if node.stale else status
+    status = f"{status} {STALE.upper()}" if node.stale else status
+    return f"{status} ({REFRESH_PENDING})" if node.record.refresh_pending else status
 
 
 def stale_tasks(data: RunData) -> str:

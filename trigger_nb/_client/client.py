@@ -9,6 +9,12 @@ from collections.abc import Callable, Iterable
 from datetime import datetime
 from typing import Any
 
+from trigger_nb._client.compare import (
+    DURATION_RATIO,
+    MIN_DURATION_CHANGE,
+    RunComparison,
+    compare_runs,
+)
 from trigger_nb._client.job import DEFAULT_VERSION, Job, check_id
 from trigger_nb._client.run import JobRun
 from trigger_nb._core.clock import SYSTEM_CLOCK, Clock
@@ -148,6 +154,30 @@ class TriggerClient:
 
     def load_run(self, run_id: str) -> JobRun:
         return JobRun(self.store, self.store.find_run(run_id), client=self)
+
+    def compare(
+        self,
+        run_a: JobRun | str,
+        run_b: JobRun | str,
+        *,
+        min_duration_change: float = MIN_DURATION_CHANGE,
+        duration_ratio: float = DURATION_RATIO,
+    ) -> RunComparison:
+        """What differs between two runs' tasks: added, removed, or changed (status, output,
+        code fingerprint, duration: one counts as changed when it moved by at least
+        ``min_duration_change`` seconds and by a factor of ``duration_ratio``). Runs are
+        ``JobRun``s or run ids (a unique prefix will do). Prints as a table, displays as HTML."""
+        a, b = (r if isinstance(r, JobRun) else self.load_run(r) for r in (run_a, run_b))
+        return compare_runs(
+            a._store,
+            a.id,
+            [view.record for view in a.all_tasks],
+            b._store,
+            b.id,
+            [view.record for view in b.all_tasks],
+            min_duration_change=min_duration_change,
+            duration_ratio=duration_ratio,
+        )
 
     def check_runnable(self, record: RunRecord, action: str = "resume") -> Job:
         """The job of ``record``, defined here with a run function; else ``JobDefinitionError``
