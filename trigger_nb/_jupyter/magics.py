@@ -37,7 +37,14 @@ from trigger_nb._client.run import JobRun
 from trigger_nb._core.model import RunStatus, TaskStatus
 from trigger_nb._jupyter.args import JobArgs, parse_cache_line, parse_job_line, parse_runs_line
 from trigger_nb._jupyter.body import trim_traceback
-from trigger_nb._jupyter.cell import define_job, evaluate, parse, resolve_run_id, usage_error
+from trigger_nb._jupyter.cell import (
+    define_job,
+    evaluate,
+    mark_tasks,
+    parse,
+    resolve_run_id,
+    usage_error,
+)
 from trigger_nb._jupyter.resume import Resumer
 from trigger_nb._jupyter.status import busy_while_running
 from trigger_nb._widgets.display import register
@@ -102,7 +109,7 @@ class TriggerMagics:
 
         ``%%trigger_job JOB_ID [--name N] [--version V] [--payload EXPR] [--schema EXPR]
         [--integrations EXPR] [--event NAME] [--run-id ID] [--new-run] [--refresh] [--quiet]
-        [--on-code-change POLICY] [--refresh-stale]``
+        [--on-code-change POLICY] [--refresh-stale] [--refresh-task TASK]... [--rerun-from TASK]``
 
         The body sees ``payload`` (validated by ``--schema``), ``io`` and ``ctx``; its last
         expression is the run's output. ``--payload``, ``--schema`` and ``--integrations`` are
@@ -117,6 +124,11 @@ class TriggerMagics:
         ``error`` (raise ``StaleTaskError``). A task's own ``io.run_task(...,
         on_code_change=)`` wins over the flag, the flag over the client's policy.
         ``--refresh-stale`` runs the stale tasks again in this execution only.
+
+        ``--refresh-task TASK`` (repeatable) runs TASK and its subtasks again instead of
+        replaying them; ``--rerun-from TASK`` runs TASK and every task that started after it
+        in the last execution again. TASK is named as ``trigger-nb show`` prints it (its key,
+        name or id); their earlier outputs stay in each task's history.
         """
         args: JobArgs = parse(parse_job_line, line)
         payload = evaluate(self._shell, "--payload", args.payload)
@@ -128,6 +140,7 @@ class TriggerMagics:
             )
             return None
         run_id = resolve_run_id(job, args, payload)
+        mark_tasks(job, args, run_id)  # --refresh-task, --rerun-from
         self._resumer.cancel(run_id)  # re-executing the cell resumes the run now
         with busy_while_running(self._shell):  # the live tree must not make the kernel look idle
             return self._start(job, args, payload, run_id)

@@ -21,11 +21,12 @@ from trigger_nb._core.preview import redact_value, to_plain
 from trigger_nb._render.css import CSS, WIDGET_CSS
 from trigger_nb._render.data import RunData
 from trigger_nb._render.html import NOTEBOOK_MAX_ROWS, header_html, html_from
+from trigger_nb._render.keys import task_title
 from trigger_nb._render.summary import summarize_run
 from trigger_nb._render.task_html import details_html, logs_html, meta_html
 from trigger_nb._render.text import text_from
 from trigger_nb._render.tree import WAITING, TaskNode, build_tree, group_logs
-from trigger_nb._widgets.row import PAGE_SIZE, Page, Row, Shared
+from trigger_nb._widgets.row import PAGE_SIZE, Actions, Page, Row, Shared
 from trigger_nb.errors import TriggerNbError
 
 AUTO_EXPAND_ROWS = 40
@@ -59,6 +60,10 @@ class RunView:
 
         self.run = run
         self.now = now or run_clock(run).now
+        self._now_fn = now
+        # Runs "Re-run from here" for the view showing this tree, which then follows the
+        # execution (``LiveRunView.rerun_from``, ``live.follow_reruns``); None: re-run here.
+        self.rerunner: Callable[[str], None] | None = None
         if seen is None:
             records = [view.record for view in run.all_tasks]  # outputs stay pickled
             self.logs = group_logs(run.logs)
@@ -135,9 +140,39 @@ class RunView:
             output.add_class("tnb-output")
             button.on_click(lambda _button: self.show_output(record.id, output))
             items += [button, output]
+        items.append(Actions(self, node).widget)
         box = ipywidgets.VBox(items, layout=shared.layout)
         box.add_class("tnb-details")
         return box
+
+    # the task actions (``row.Actions``)
+    def refresh_task(self, node: TaskNode) -> str:
+        """Mark the task (its subtasks, the parents reaching them) to run again; the rows of
+        the marked tasks show it."""
+        self.run.refresh_task(node.record.id)
+        marked = self.run._store.refresh_marks(self.run.id)
+        now = self.now()
+        for task_id, row in self.rows.items():
+            if task_id in marked and not row.node.record.refresh_pending:
+                row.node.record.refresh_pending = True
+                row.meta.value = meta_html(row.node, now=now, fontawesome=True)
+        title = task_title(node.record)
+        return (
+            f"{title} runs again on the run's next execution (re-run the cell), with its "
+            "subtasks; its earlier output stays in its history"
+        )
+
+    def rerun_from(self, node: TaskNode) -> str:
+        """Execute the run again from the task. The view showing this tree follows the
+        execution (``rerunner``: a live view's); without one, the finished tree replaces
+        this one."""
+        if self.rerunner is not None:
+            self.rerunner(node.record.id)
+            return ""
+        self.run.rerun(from_task=node.record.id)
+        fresh = RunView(self.run, now=self._now_fn)
+        self.widget.children = fresh.widget.children
+        return ""
 
     def show_output(self, task_id: str, output: Any) -> None:
         """Unpickle one task's output and render it with its own rich display."""
