@@ -156,10 +156,14 @@ class RunView:
             if task_id in marked and not row.node.record.refresh_pending:
                 row.node.record.refresh_pending = True
                 row.meta.value = meta_html(row.node, now=now, fontawesome=True)
-        title = task_title(node.record)
+        also = [
+            *(["its subtasks"] if node.children else []),
+            *(["the parent tasks that reach it"] if node.record.parent_id else []),
+        ]
         return (
-            f"{title} runs again on the run's next execution (re-run the cell), with its "
-            "subtasks; its earlier output stays in its history"
+            f"{task_title(node.record)} runs again on the run's next execution (re-run the "
+            f"cell){', with ' + ' and '.join(also) if also else ''}; its earlier output stays "
+            "in its history"
         )
 
     def rerun_from(self, node: TaskNode) -> str:
