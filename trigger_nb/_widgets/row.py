@@ -194,12 +194,15 @@ class Actions:
         import ipywidgets
 
         shared = view.shared
+        # Their own layout: the shared one would leave them at ipywidgets' fixed 148 px, which
+        # cuts "Re-run from here" once the note beside them takes the line's room.
+        fitted = ipywidgets.Layout(width="auto", flex="0 0 auto")
         self.refresh = ipywidgets.Button(
             description="Refresh",
             icon="refresh",
             tooltip="run this task and its subtasks again on the run's next execution "
             "(its output stays in its history)",
-            layout=shared.layout,
+            layout=fitted,
             style=shared.button_style,
             _dom_classes=("tnb-refresh-btn",),
         )
@@ -208,7 +211,7 @@ class Actions:
             icon="play",
             tooltip="execute the run again now: this task and every later one run again, "
             "earlier ones are replayed",
-            layout=shared.layout,
+            layout=fitted,
             style=shared.button_style,
             _dom_classes=("tnb-rerun-btn",),
         )
