@@ -95,7 +95,8 @@ class TaskEntries:
             kept = self._kept_output(task, superseded)
             if kept is not None:
                 puts.append(kept)
-            drop_output = True
+            # the earlier output had a value of its own exactly when its entry says so
+            drop_output = superseded.entry.placement == SEPARATE
         if unmark:
             deletes.append(f"f:{task.run_id}:{task.id}")
         if output is None:
