@@ -11,6 +11,10 @@ every ``JobRun`` displays (``_widgets.display``). Decisions where the spec is si
   defined again on every execution of the cell, so dropping the flag goes back to the client's
   policy. ``--refresh-stale`` applies to that execution only; a resume timer's later execution
   of a waiting run does not carry it.
+- ``--refresh-task TASK`` (repeatable) and ``--rerun-from TASK`` mark tasks of the run to run
+  again before it executes (``cell.mark_tasks``); they do nothing on a run that does not exist
+  yet, so a notebook may keep them. The tree's "Re-run from here" executes the run in the kernel
+  from the comm message of the click, the cell's live view following it.
 - ``payload``, ``io`` and ``ctx`` exist only while the body runs (see ``body``).
 - A run suspended by ``io.wait`` shows a "waits until" line; in a live kernel a timer on the
   kernel's asyncio loop resumes it when due and writes its outcome into that line of the cell
