@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 
 from trigger_nb import (
+    CacheReadError,
     DiskStore,
     InvalidCacheKeyError,
     JobDefinitionError,
@@ -321,3 +322,32 @@ def test_both_stores_keep_the_history(store_kind: str, tmp_path: Path, effect: E
     raw = store.read_superseded_output(run.id, c3.id, 1)
     assert pickle.loads(raw) == "c3#1"
     store.close()
+
+
+def test_a_superseded_output_lost_or_damaged_says_so(first: JobRun, disk_store: Store) -> None:
+    first.rerun(from_task="d")
+    d = first.task("d")
+    key = f"h:{first.id}:{d.id}:1"
+    blob = disk_store.backend.get(key)
+    assert isinstance(blob, bytes)
+    disk_store.backend.write([(key, blob[:-1] + b"?")])
+    with pytest.raises(CacheReadError, match="superseded output of attempt 1 .* damaged"):
+        d.history[0].output
+    disk_store.backend.delete(key)
+    with pytest.raises(CacheReadError, match="it is not in the store"):
+        d.history[0].output
+    assert d.history[1].output == "d#2"  # the current one is unaffected
+
+
+def test_a_long_superseded_output_is_shortened_in_the_views(client: TriggerClient) -> None:
+    job = client.define_job("long")
+    texts = iter(["x" * 500, "y"])
+
+    @job.run
+    def work(payload: Any, io: Any, ctx: Any) -> None:
+        io.run_task("t", lambda: next(texts))
+
+    run = job.trigger()
+    run.rerun(from_task="t")
+    page = render_html(run.run_data())
+    assert "completed · superseded (was &#x27;" + "x" * 38 + "…)" in page

@@ -132,3 +132,17 @@ def test_rerun_where_the_job_is_not_defined_says_so_and_keeps_the_tree(
     assert "is not defined in this process" in note.value
     assert effect.all() == ["one", "two", "three"]
     assert client.store.refresh_marks(run.id) == set()
+
+
+def test_rerun_button_without_a_following_view_rebuilds_the_tree_in_place(
+    client: TriggerClient, tmp_path: Path
+) -> None:
+    effect = Effects(tmp_path / "effects.log")
+    run = steps(client, effect).trigger()
+    view = RunView(run)  # as the explorer shows a run: nothing follows it
+    before = view.widget.children
+    _refresh, rerun, _note = _actions(view, "one")
+    rerun.click()
+    assert effect.all() == ["one", "two", "three", "one", "two", "three"]
+    assert view.widget.children != before
+    assert "3 executed · 0 replayed" in view.widget.children[0].value

@@ -40,8 +40,3 @@ def pending_badge_html(record: TaskRecord) -> str:
         f'<span class="tnb-badge tnb-refresh-pending" style="background:#57606a" '
         f'title="{html.escape(PENDING_MEANING)}">&#8635; {REFRESH_PENDING}</span>'
     )
-
-
-def pending_text(record: TaskRecord) -> str | None:
-    """The same mark in text (None when the task is not marked)."""
-    return REFRESH_PENDING if record.refresh_pending else None
