@@ -331,11 +331,11 @@ def test_a_superseded_output_lost_or_damaged_says_so(first: JobRun, disk_store: 
     blob = disk_store.backend.get(key)
     assert isinstance(blob, bytes)
     disk_store.backend.write([(key, blob[:-1] + b"?")])
-    with pytest.raises(CacheReadError, match="superseded output of attempt 1 .* damaged"):
-        d.history[0].output
+    with pytest.raises(CacheReadError, match=r"superseded output of attempt 1 .* damaged"):
+        _ = d.history[0].output
     disk_store.backend.delete(key)
     with pytest.raises(CacheReadError, match="it is not in the store"):
-        d.history[0].output
+        _ = d.history[0].output
     assert d.history[1].output == "d#2"  # the current one is unaffected
 
 
