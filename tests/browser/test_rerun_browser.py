@@ -119,3 +119,41 @@ def test_refresh_then_rerun_from_here(page: Page, jupyter_server: JupyterServer)
     _scroll_to(tree)
     save_screenshot(page, "rerun-from-here")
     assert _counts(log) == {"extract": 1, "transform": 3, "load": 2}
+
+
+API_RUN = """\
+import trigger_nb
+client = trigger_nb.default_client()
+job = client.define_job("api-etl", name="API ETL")
+
+@job.run
+def etl(payload, io, ctx):
+    for step in ("extract", "transform", "load"):
+        io.run_task(step, lambda step=step: effect(step), name=step.title())
+
+job.trigger()
+"""
+
+
+def test_rerun_from_here_on_a_displayed_run(page: Page, jupyter_server: JupyterServer) -> None:
+    """A JobRun shown as a cell's value: its tree is replaced in place by the live view of the
+    re-run, then by the new finished tree."""
+    log = jupyter_server.root_dir / "rerun" / "api-effects.log"
+    log.parent.mkdir(parents=True, exist_ok=True)
+    log.unlink(missing_ok=True)
+    cells = ["%load_ext trigger_nb", SETUP.format(log=str(log)), API_RUN]
+    nb = write_notebook(jupyter_server, "rerun/api", cells)
+    open_and_run_notebook(page, jupyter_server, nb)
+    _wait_counts(log, {"extract": 1, "transform": 1, "load": 1})
+    cell = page.locator(".jp-CodeCell").nth(2)
+    tree = cell.locator(".tnb-run-view")
+    expect(tree.locator(".tnb-header")).to_contain_text("3 executed · 0 replayed")
+    actions = _open_details(tree, "Load")
+    actions.locator(".tnb-rerun-btn").click()
+    _wait_counts(log, {"extract": 1, "transform": 1, "load": 2})
+    fresh = cell.locator(".tnb-run-view .tnb-run-view")  # the new tree, inside the old frame
+    expect(fresh.locator(".tnb-header")).to_contain_text("1 executed · 2 replayed", timeout=60_000)
+    expect(fresh.locator(".tnb-name-btn.tnb-st-completed", has_text="Load")).to_be_visible()
+    expect(cell.locator(".tnb-header")).to_have_count(1)  # the old tree is gone
+    _scroll_to(cell)
+    save_screenshot(page, "rerun-displayed-run")
