@@ -10,6 +10,7 @@ reads; screenshots go to tests/artifacts/.
 
 from __future__ import annotations
 
+import json
 import time
 from pathlib import Path
 
@@ -119,6 +120,18 @@ def test_refresh_then_rerun_from_here(page: Page, jupyter_server: JupyterServer)
     _scroll_to(tree)
     save_screenshot(page, "rerun-from-here")
     assert _counts(log) == {"extract": 1, "transform": 3, "load": 2}
+
+    # The saved notebook carries the re-run's tree as its static HTML too.
+    page.locator(".jp-NotebookPanel .jp-Notebook").first.click()
+    page.keyboard.press("Control+s")
+    saved = jupyter_server.root_dir / nb
+    deadline = time.monotonic() + 30
+    html = ""
+    while time.monotonic() < deadline and "2 executed · 1 replayed" not in html:
+        time.sleep(0.5)
+        outputs = json.loads(saved.read_text())["cells"][2].get("outputs", [])
+        html = "".join("".join(o.get("data", {}).get("text/html", "")) for o in outputs)
+    assert "2 executed · 1 replayed" in html, html[-2000:]
 
 
 API_RUN = """\
