@@ -32,7 +32,7 @@ from trigger_nb._cli.render import (
     stale_tasks,
     task_details,
 )
-from trigger_nb._client.compare import compare_runs
+from trigger_nb._client.comparison import compare_runs
 from trigger_nb._client.run import JobRun, TaskView
 from trigger_nb._client.task_ref import find_task as find_task_record
 from trigger_nb._client.task_ref import refresh_selection, rerun_selection

@@ -9,7 +9,7 @@ from collections.abc import Callable, Iterable
 from datetime import datetime
 from typing import Any
 
-from trigger_nb._client.compare import (
+from trigger_nb._client.comparison import (
     DURATION_RATIO,
     MIN_DURATION_CHANGE,
     RunComparison,
