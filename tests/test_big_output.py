@@ -313,3 +313,18 @@ def test_a_run_returning_a_big_task_output_stores_it_once(client: TriggerClient)
         reread = client.load_run(run.id)  # a fresh handle reads the output from the store
         assert _equal(array, reread.output)
         assert reread.record.output_size == run.task("load").output_size
+
+
+def test_a_refreshed_big_output_stays_readable_in_the_tasks_history(any_store: Store) -> None:
+    client = TriggerClient("history", store=any_store, on_code_change="ignore")
+    job = client.define_job("refreshed")
+    versions = iter([np.arange(N * 2.0), np.arange(N * 2.0) + 1])
+    job.run(lambda payload, io, ctx: io.run_task("big", lambda: next(versions)))
+    run = job.trigger()
+    run.refresh_task("big")
+    again = run.resume()
+    task = again.task("big")
+    assert _equal(task.output, np.arange(N * 2.0) + 1)
+    first, second = task.history
+    assert first.superseded and _equal(first.output, np.arange(N * 2.0))
+    assert _equal(second.output, np.arange(N * 2.0) + 1)

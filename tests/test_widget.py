@@ -284,14 +284,15 @@ def test_rows_expand_to_logs_errors_and_rich_output(failed_run: JobRun) -> None:
     charge = _row(view, "Charge cards")
     charge.toggle_details()
     assert "ZeroDivisionError: division by zero" in charge.details.children[0].value
-    assert len(charge.details.children) == 1  # a failed task has no output to show
+    # a failed task has no output to show: its details end with the task actions
+    assert [w._dom_classes for w in charge.details.children[1:]] == [("tnb-actions",)]
 
     before = Counted.unpickled
     report = _row(view, "Build report")
     report.toggle_details()
     assert Counted.unpickled == before  # the preview needs no unpickling
     assert "Counted(7)" in report.details.children[0].value
-    _body, button, output = report.details.children
+    _body, button, output, _actions = report.details.children
     button.click()
     assert Counted.unpickled == before + 1
     assert output.outputs[0]["data"]["text/plain"] == "Counted(7)"

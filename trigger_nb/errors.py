@@ -16,6 +16,7 @@ so ``except TypeError`` keeps working for callers who do not know us::
     ├── StoreError(OSError)                  the store cannot be opened or written
     │   └── StoreVersionError                the store was written by an unknown format version
     ├── NotFoundError(LookupError)           an unknown job, run or task id
+    │   └── TaskNotFoundError(KeyError)      no task of a run matches what was named
     ├── JobDefinitionError(ValueError)       a job without a run function, or not defined here
     ├── RunConflictError(ValueError)         a run id that belongs to another job or payload
     ├── StaleTaskError(RuntimeError)         a completed task's code or inputs changed
@@ -173,6 +174,19 @@ class StoreVersionError(StoreError):
 
 class NotFoundError(TriggerNbError, LookupError):
     """An unknown job, run or task."""
+
+
+class TaskNotFoundError(NotFoundError, KeyError):
+    """A run has no task matching what was named (``run.refresh_task("fetch")``, ``trigger-nb
+    refresh RUN TASK``); the message lists the closest ones. ``task`` is what was named."""
+
+    def __init__(self, message: str, *, task: object = None) -> None:
+        super().__init__(message)
+        self.task = task
+
+    def __str__(self) -> str:
+        # KeyError's own __str__ shows the message as a quoted repr: this one is prose.
+        return str(self.args[0]) if self.args else ""
 
 
 class JobDefinitionError(TriggerNbError, ValueError):

@@ -8,7 +8,6 @@ stderr; the text comes from ``render``, the JSON and HTML from ``export``.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
@@ -33,14 +32,17 @@ from trigger_nb._cli.render import (
     stale_tasks,
     task_details,
 )
+from trigger_nb._client.comparison import compare_runs
 from trigger_nb._client.run import JobRun, TaskView
+from trigger_nb._client.task_ref import find_task as find_task_record
+from trigger_nb._client.task_ref import refresh_selection, rerun_selection
 from trigger_nb._core.clock import Clock
-from trigger_nb._core.model import LogRecord, RunRecord, RunStatus, TaskRecord
+from trigger_nb._core.model import LogRecord, RunRecord, RunStatus
 from trigger_nb._core.preview import redact_value, to_plain
 from trigger_nb._core.status import EXIT_NOT_FOUND, EXIT_OK, EXIT_USAGE, LOG_LEVELS
 from trigger_nb._render.data import RunData
 from trigger_nb._render.format import format_time, short_run_ids
-from trigger_nb._render.keys import key_text, task_key_text, task_label
+from trigger_nb._render.keys import task_label
 from trigger_nb._store.store import Store
 from trigger_nb.errors import CacheReadError, NotFoundError, TriggerNbError
 
@@ -231,6 +233,52 @@ def run_verify(args: argparse.Namespace, store: Store, clock: Clock) -> int:
     return EXIT_OK
 
 
+def run_refresh(args: argparse.Namespace, store: Store, clock: Clock) -> int:
+    """Mark a task, its subtasks (and the parents that reach them) -- with ``--and-later``
+    every task that started after it too -- to run again on the run's next execution.
+
+    It runs no code (the command line cannot: the job is defined in a notebook or script) and
+    deletes nothing: each earlier output moves to its task's history when the task runs again.
+    So it asks no confirmation; the next execution is where the side effects repeat."""
+    run = load_run(store, args.run_id)
+    records = [view.record for view in run.all_tasks]
+    task = find_task_record(records, run.id, args.task)
+    if args.and_later:
+        chosen = rerun_selection(records, task, run.record.latest_execution)
+    else:
+        chosen = refresh_selection(records, task)
+    store.mark_refresh(run.id, chosen, clock.now().isoformat())
+    by_id = {r.id: r for r in records}
+    names = ", ".join(task_label(by_id[task_id]) for task_id in chosen)
+    print(
+        f"Marked {plural(len(chosen), 'task')} of run {run.id} to run again on its next "
+        f"execution: {names}. Re-run its cell (or run.resume()) where job {run.job_id!r} is "
+        "defined; the earlier outputs stay in each task's history."
+    )
+    return EXIT_OK
+
+
+def run_diff(args: argparse.Namespace, store: Store, clock: Clock) -> int:
+    """What differs between two runs' tasks (``client.compare``), as a table, JSON or HTML."""
+    a, b = load_run(store, args.run_a), load_run(store, args.run_b)
+    comparison = compare_runs(
+        store,
+        a.id,
+        [view.record for view in a.all_tasks],
+        store,
+        b.id,
+        [view.record for view in b.all_tasks],
+    )
+    form = "json" if args.json else args.format
+    if form == "json":
+        print(json_text(comparison.to_json()))
+    elif form == "html":
+        print(comparison._repr_html_())
+    else:
+        print(comparison)
+    return EXIT_OK
+
+
 COMMANDS: dict[str, Command] = {
     "runs": run_runs,
     "show": run_show,
@@ -240,6 +288,8 @@ COMMANDS: dict[str, Command] = {
     "export": run_export,
     "prune": run_prune,
     "verify": run_verify,
+    "refresh": run_refresh,
+    "diff": run_diff,
 }
 
 
@@ -260,46 +310,11 @@ def run_data(run: JobRun, clock: Clock) -> RunData:
 
 
 def find_task(run: JobRun, wanted: str) -> TaskView:
-    """The task ``wanted`` names, tried in turn as: its id, its cache key as every view prints it
-    (``_render.keys.key_text``: ``1`` is the int key, ``"1"`` the string; JSON is read too), its
-    name, a prefix of its id. The first way that matches decides; several tasks that way is
-    ambiguous, and the message lists them as the views print them."""
+    """The task ``wanted`` names (``_client.task_ref.find_task``: an id, the key as every view
+    prints it, a name, an id prefix); ``TaskNotFoundError`` naming the closest ones."""
     views = run.all_tasks
-    typed = _typed_text(wanted)
-    for matches in (
-        lambda r: r.id == wanted,
-        lambda r: task_key_text(r) in (wanted, typed),
-        lambda r: r.name == wanted,
-        lambda r: r.id.startswith(wanted),
-    ):
-        found = [v for v in views if matches(v.record)]
-        if len(found) == 1:
-            return found[0]
-        if found:
-            names = {v.record.id: v.record for v in views}
-            options = ", ".join(_candidate(v.record, names) for v in found[:5])
-            more = f" and {len(found) - 5} more" if len(found) > 5 else ""
-            raise NotFoundError(
-                f"task {wanted!r} is ambiguous in run {run.id}: it matches {options}{more}; "
-                "give a task id"
-            )
-    raise NotFoundError(
-        f"run {run.id} has no task {wanted!r}: `trigger-nb show {run.id}` lists its tasks"
-    )
-
-
-def _typed_text(wanted: str) -> str | None:
-    """``wanted`` read as JSON (``["page", 2]``), printed as the views print keys."""
-    try:
-        return key_text(json.loads(wanted))
-    except (ValueError, RecursionError):
-        return None
-
-
-def _candidate(record: TaskRecord, records: dict[str, TaskRecord]) -> str:
-    parent = records.get(record.parent_id or "")
-    where = f", in {task_label(parent)}" if parent is not None else ""
-    return f"{task_label(record)} (id {record.id[:10]}{where})"
+    record = find_task_record([view.record for view in views], run.id, wanted)
+    return next(view for view in views if view.record.id == record.id)
 
 
 def _of_job(records: list[RunRecord], job: str | None) -> list[RunRecord]:

@@ -88,6 +88,7 @@ def task_json(node: TaskNode, logs: _Logs | None = None) -> dict[str, Any]:
     out["replayed"] = node.status == REPLAYED
     out["stale"] = bool(node.stale)
     out["stale_reasons"] = list(node.stale)
+    out["refresh_pending"] = node.record.refresh_pending  # a mark of its own (excluded above)
     if logs is not None:
         out["logs"] = logs_json(logs.get(node.record.id, []))
     out["children"] = [task_json(child, logs) for child in node.children]

@@ -1,8 +1,9 @@
 """``trigger-nb``: look at the runs in a store and clean up, without opening a notebook.
 
-Commands: ``runs``, ``show``, ``logs``, ``clear``, ``export``, ``prune``, ``copy``;
-``--store URL|PATH`` or ``--dir PATH`` (before or after the command), else ``$TRIGGER_NB_STORE``
-or ``$TRIGGER_NB_DIR``, picks the store. Exit codes: 0 ok, 1 not found (also: the
+Commands: ``runs``, ``show``, ``logs``, ``cancel``, ``clear``, ``export``, ``refresh``, ``diff``,
+``prune``, ``copy``, ``verify``; ``--store URL|PATH`` or ``--dir PATH`` (before or after the
+command), else ``$TRIGGER_NB_STORE`` or ``$TRIGGER_NB_DIR``, picks the store. Exit codes: 0 ok,
+1 not found (also: the
 store or a file could not be read or written, or a confirmation was declined), 2 usage (also:
 ``clear``/``prune`` without ``--yes`` and no terminal to ask on). Errors are one line on stderr,
 never a traceback.
@@ -146,6 +147,26 @@ def _build_parser() -> _Parser:
     export.add_argument("run_id", metavar="RUN_ID")
     export.add_argument("--format", choices=("json", "html"), default="json")
     export.add_argument("-o", "--output", metavar="FILE", help="write to FILE instead of stdout")
+
+    refresh = command(
+        "refresh",
+        "mark a task (and its subtasks) to run again on the run's next execution",
+    )
+    refresh.add_argument("run_id", metavar="RUN_ID")
+    refresh.add_argument(
+        "task", metavar="TASK", help="the task: its id, its key as `show` prints it, or its name"
+    )
+    refresh.add_argument(
+        "--and-later",
+        action="store_true",
+        help="also every task that started after it in the latest execution",
+    )
+
+    diff = command("diff", "compare two runs: tasks added, removed, or changed")
+    diff.add_argument("run_a", metavar="RUN_A")
+    diff.add_argument("run_b", metavar="RUN_B")
+    diff.add_argument("--format", choices=("text", "json", "html"), default="text")
+    diff.add_argument("--json", action="store_true", help="the same as --format json")
 
     prune = command("prune", "delete runs not active for DAYS days")
     prune.add_argument("--older-than", type=_days, required=True, metavar="DAYS", dest="days")

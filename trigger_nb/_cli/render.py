@@ -21,6 +21,7 @@ from trigger_nb._render.format import (
 )
 from trigger_nb._render.icons import icon_glyph
 from trigger_nb._render.keys import task_key_text, task_label, task_title
+from trigger_nb._render.refresh import PENDING_MEANING, REFRESH_PENDING, attempt_status_text
 from trigger_nb._render.stale import stale_hint, stale_meaning
 from trigger_nb._render.tree import (
     STALE,
@@ -120,9 +121,11 @@ def run_outline(data: RunData) -> str:
 
 
 def _status(node: TaskNode) -> str:
-    """The STATUS column: ``REPLAYED``, or ``REPLAYED STALE`` for a stale task."""
+    """The STATUS column: ``REPLAYED``, or ``REPLAYED STALE`` for a stale task; ``(refresh
+    pending)`` after it for a task marked to run again."""
     status = node.status.upper()
-    return f"{status} {STALE.upper()}" if node.stale else status
+    status = f"{status} {STALE.upper()}" if node.stale else status
+    return f"{status} ({REFRESH_PENDING})" if node.record.refresh_pending else status
 
 
 def stale_tasks(data: RunData) -> str:
@@ -191,6 +194,8 @@ def task_details(data: RunData, task_id: str) -> str:
     error = row_error_text(node)
     if error is not None:
         fields.append(("error", error))
+    if t.refresh_pending:
+        fields.append((REFRESH_PENDING, PENDING_MEANING))
     if node.stale:
         fields.append(("stale", "; ".join(node.stale)))
         fields.append(("", f"{stale_meaning()}; {stale_hint()}"))
@@ -200,7 +205,7 @@ def task_details(data: RunData, task_id: str) -> str:
     for a in t.attempts:
         lines.append(
             f"  #{a.number}  execution {a.execution}  {format_time(a.started_at, NONE)}  "
-            f"{format_duration(attempt_seconds(a), NONE)}  {a.status.value}  "
+            f"{format_duration(attempt_seconds(a), NONE)}  {attempt_status_text(a, upper=True)}  "
             f"{attempt_error_text(a, node)}"
         )
     logs = [log for log in data.logs if log.task_id == t.id]

@@ -9,6 +9,12 @@ from collections.abc import Callable, Iterable
 from datetime import datetime
 from typing import Any
 
+from trigger_nb._client.comparison import (
+    DURATION_RATIO,
+    MIN_DURATION_CHANGE,
+    RunComparison,
+    compare_runs,
+)
 from trigger_nb._client.job import DEFAULT_VERSION, Job, check_id
 from trigger_nb._client.run import JobRun
 from trigger_nb._core.clock import SYSTEM_CLOCK, Clock
@@ -149,24 +155,62 @@ class TriggerClient:
     def load_run(self, run_id: str) -> JobRun:
         return JobRun(self.store, self.store.find_run(run_id), client=self)
 
+    def compare(
+        self,
+        run_a: JobRun | str,
+        run_b: JobRun | str,
+        *,
+        min_duration_change: float = MIN_DURATION_CHANGE,
+        duration_ratio: float = DURATION_RATIO,
+    ) -> RunComparison:
+        """What differs between two runs' tasks: added, removed, or changed (status, output,
+        code fingerprint, duration: one counts as changed when it moved by at least
+        ``min_duration_change`` seconds and by a factor of ``duration_ratio``). Runs are
+        ``JobRun``s or run ids (a unique prefix will do). Prints as a table, displays as HTML."""
+        a, b = (r if isinstance(r, JobRun) else self.load_run(r) for r in (run_a, run_b))
+        return compare_runs(
+            a._store,
+            a.id,
+            [view.record for view in a.all_tasks],
+            b._store,
+            b.id,
+            [view.record for view in b.all_tasks],
+            min_duration_change=min_duration_change,
+            duration_ratio=duration_ratio,
+        )
+
+    def check_runnable(self, record: RunRecord, action: str = "resume") -> Job:
+        """The job of ``record``, defined here with a run function; else ``JobDefinitionError``
+        saying that ``action`` needs it, and how to get there."""
+        job = self.jobs.get(record.job_id)
+        if job is None or job.run_fn is None:
+            raise JobDefinitionError(
+                f"run {record.id}: job {record.job_id!r} is not defined in this process, so "
+                f"it cannot execute here; define it (run its cell, or define_job + @job.run on "
+                f"this client), then {action} again"
+                + (
+                    "; or mark the tasks with run.refresh_task(...) or `trigger-nb refresh "
+                    f"{record.id} TASK --and-later`, and execute the run where its job is defined"
+                    if action == "rerun"
+                    else ""
+                )
+            )
+        return job
+
     def execute_again(
         self,
         record: RunRecord,
         *,
         observers: Iterable[RunObserver] = (),
+        refresh: bool = False,
         replay_output: bool = True,
     ) -> RunOutcome:
         """Execute a stored run once more, for its stored payload (``JobRun.resume``, the
         kernel's resume timer): its job must be defined here. ``observers`` watch this
-        execution besides the client's own; ``replay_output=False``: replayed tasks do not
-        show their captured output again (a resume in the background has no cell of its
-        own to show it in)."""
-        job = self.jobs.get(record.job_id)
-        if job is None or job.run_fn is None:
-            raise JobDefinitionError(
-                f"run {record.id}: job {record.job_id!r} is not defined in this process; define "
-                "it (run its cell or define_job + @job.run) on a client, then resume"
-            )
+        execution besides the client's own; ``refresh``: every task runs again;
+        ``replay_output=False``: replayed tasks do not show their captured output again (a
+        resume in the background has no cell of its own to show it in)."""
+        job = self.check_runnable(record, "resume")
         value, payload_json = job.validate(record.event.payload)
         return execute_run(
             job,
@@ -177,6 +221,7 @@ class TriggerClient:
             event_name=record.event.name,
             event_id=record.event.id,
             observers=[*self.observers, *observers],
+            refresh=refresh,
             on_code_change=job.code_change_policy,
             replay_output=replay_output,
         )

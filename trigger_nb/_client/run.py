@@ -10,6 +10,7 @@ from collections.abc import Iterable
 from datetime import datetime
 from typing import Any, Protocol
 
+from trigger_nb._client.task_ref import refresh_selection, rerun_selection, resolve_task
 from trigger_nb._client.task_view import RunTasks, TaskView, captured_outputs
 from trigger_nb._core.clock import SYSTEM_CLOCK, Clock
 from trigger_nb._core.codec import deserialize
@@ -19,9 +20,10 @@ from trigger_nb._core.model import (
     ExecutionRecord,
     RunRecord,
     RunStatus,
+    TaskRecord,
     stale_reasons,
 )
-from trigger_nb._engine.events import RunObserver
+from trigger_nb._engine.events import Listener, RunObserver, as_observer
 from trigger_nb._engine.outcome import MISSING, RunOutcome
 from trigger_nb._render.data import RunData
 from trigger_nb._store.backend import Value
@@ -46,13 +48,22 @@ class RunOwner(Protocol):
         record: RunRecord,
         *,
         observers: Iterable[RunObserver] = (),
+        refresh: bool = False,
         replay_output: bool = True,
     ) -> RunOutcome: ...
+
+    def check_runnable(self, record: RunRecord, action: str) -> object:
+        """Raise ``JobDefinitionError`` (saying ``action`` needs it) unless the run's job is
+        defined here, with a run function."""
 
 
 __all__ = ["JobRun", "TaskView", "finished_run"]
 
 _ENDED = (RunStatus.SUCCESS, RunStatus.FAILURE, RunStatus.CANCELED)
+_NO_CLIENT = (
+    "run {run}: this handle has no client to execute it with; load it with "
+    "client.load_run(run_id) on a client that defines its job, then {action}"
+)
 
 
 class JobRun(RunTasks):
@@ -264,11 +275,59 @@ class JobRun(RunTasks):
         """Execute the run again: replay completed tasks, continue past due waits. Updates
         this handle (status, output, exception, ...) and returns it."""
         if self._client is None:
-            raise JobDefinitionError(
-                f"run {self.id}: this handle has no client to execute it with; load it with "
-                "client.load_run(run_id) on a client that defines its job, then resume"
-            )
+            raise JobDefinitionError(_NO_CLIENT.format(run=self.id, action="resume"))
         return self._adopt(finished_run(self._client.execute_again(self._record), self._client))
+
+    def refresh_task(self, task: object) -> JobRun:
+        """Make ``task`` and its subtasks no longer cached: the run's next execution (the cell
+        run again, ``resume()``, ``rerun()``, another process) runs them again; everything else
+        is replayed. ``task``: a ``TaskView``, a task id, or a top-level cache key
+        (``TaskNotFoundError`` naming the closest tasks if the run has no such task).
+
+        A subtask is reached by running its parent again, so its ancestors run again too (their
+        other subtasks replay). Nothing is lost: each earlier output stays readable in the
+        task's ``history``, its attempt marked superseded. Updates this handle and returns it.
+        """
+        records = self._fresh_records()
+        target = resolve_task(records, self.id, task)
+        self._mark(refresh_selection(records, target))
+        return self
+
+    def rerun(
+        self,
+        from_task: object = None,
+        *,
+        listeners: Iterable[Listener | RunObserver] = (),
+    ) -> JobRun:
+        """Execute the run again, running ``from_task`` and every task that started after it in
+        the latest execution (with their subtasks, and the parents that reach them) instead of
+        replaying them; earlier tasks are replayed. Without ``from_task``, every task runs
+        again. ``from_task`` is named as for ``refresh_task``.
+
+        The run's job must be defined in this process (``JobDefinitionError`` otherwise,
+        before anything is marked). Earlier outputs stay in each task's ``history``.
+        ``listeners`` watch the execution (as for ``job.trigger``). Updates this handle
+        (status, output, tasks, ...) and returns it."""
+        client = self._client
+        if client is None:
+            raise JobDefinitionError(_NO_CLIENT.format(run=self.id, action="rerun"))
+        record = self._current()
+        client.check_runnable(record, "rerun")
+        if from_task is not None:
+            records = self._fresh_records()
+            target = resolve_task(records, self.id, from_task)
+            self._mark(rerun_selection(records, target, record.latest_execution))
+        observers = [as_observer(listener) for listener in listeners]
+        outcome = client.execute_again(self._record, observers=observers, refresh=from_task is None)
+        return self._adopt(finished_run(outcome, client))
+
+    def _fresh_records(self) -> list[TaskRecord]:
+        self._snapshot = None  # marks and tasks as stored now
+        return self._task_records()
+
+    def _mark(self, task_ids: list[str]) -> None:
+        self._store.mark_refresh(self.id, task_ids, self._clock.now().isoformat())
+        self._snapshot = None  # the views show the marks
 
     def cancel(self) -> JobRun:
         """Stop the run: a WAITING run will not resume by itself (status CANCELED); a run

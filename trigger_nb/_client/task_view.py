@@ -13,6 +13,7 @@ from trigger_nb._core.model import (
     ExecutionRecord,
     LogRecord,
     TaskRecord,
+    TaskStatus,
     stale_reasons,
 )
 from trigger_nb._engine.capture import Event, displays, stream_text, unpack
@@ -22,6 +23,8 @@ from trigger_nb._store.sealed import refresh_hint
 from trigger_nb._store.snapshot import RunSnapshot, load_value
 from trigger_nb._store.store import Store
 from trigger_nb.errors import CacheReadError, NotFoundError
+
+_COMPLETED = TaskStatus.COMPLETED
 
 
 class TaskView:
@@ -91,6 +94,13 @@ class TaskView:
         return self.record.attempts
 
     @property
+    def history(self) -> list[AttemptView]:
+        """Every attempt of the task, across executions, oldest first, each with the output it
+        produced: a completed attempt whose output a later run replaced (``superseded``) keeps
+        it here, readable as ``history[i].output``."""
+        return [AttemptView(self, attempt) for attempt in self.record.attempts]
+
+    @property
     def stale_reasons(self) -> list[str]:
         """Why the run's latest execution replayed this task although its code or inputs had
         changed since it ran (``"closure value 'threshold' changed"``); empty: it is not stale."""
@@ -106,6 +116,39 @@ class TaskView:
         for child in self.children:
             found.extend(child.walk())
         return found
+
+
+class AttemptView:
+    """One attempt of a task in its history: the attempt's fields (``number``, ``execution``,
+    ``status``, ``started_at``, ``finished_at``, ``error``, ``superseded``) and its output."""
+
+    def __init__(self, task: TaskView, record: AttemptRecord) -> None:
+        self._task = task
+        self.record = record
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.__dict__["record"], name)
+
+    def __repr__(self) -> str:
+        mark = ", superseded" if self.record.superseded else ""
+        return f"<attempt {self.record.number} {self.record.status.value}{mark}>"
+
+    @property
+    def output(self) -> Any:
+        """What this attempt returned: a superseded output from the task's history, the task's
+        current output for the attempt that completed it, else None (it did not complete)."""
+        task = self._task.record
+        attempt = self.record
+        if attempt.superseded:
+            data = self._task._run._store.read_superseded_output(
+                task.run_id, task.id, attempt.number
+            )
+            label = f"task {task.name!r} attempt {attempt.number} (superseded)"
+            return deserialize(data, label, "its class may have moved: import it again")
+        current = [a for a in task.attempts if a.status is _COMPLETED and not a.superseded]
+        if task.is_completed and current and current[-1] is attempt:
+            return self._task.output
+        return None
 
 
 class RunTasks:

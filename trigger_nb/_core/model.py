@@ -98,6 +98,13 @@ class AttemptRecord(BaseModel):
     error: ErrorInfo | None = None
     # What the attempt printed or displayed is stored beside the record (see Store.capture).
     captured: bool = False
+    # A COMPLETED attempt whose output a later run of the task replaced (the task was refreshed,
+    # re-run from an earlier task, or re-run because its code changed): its output is kept in
+    # the task's history (``Store.read_superseded_output``), described by these three.
+    superseded: bool = False
+    output_type: str | None = None
+    output_size: int | None = None
+    output_preview: str | None = None
 
 
 class LogRecord(BaseModel):
@@ -156,6 +163,10 @@ class TaskRecord(BaseModel):
     # Why a replayed task is stale (its code or inputs changed since it ran), set on the record
     # the live view receives; what is stored is ``ExecutionRecord.stale``. Never written.
     stale_reasons: list[str] = Field(default_factory=list, exclude=True)
+    # Marked to run again on the run's next execution (``JobRun.refresh_task``, ``rerun``,
+    # ``trigger-nb refresh``): set from the run's refresh marks when the record is read
+    # (``RunSnapshot.task``). Never written: the mark is a key of its own.
+    refresh_pending: bool = Field(default=False, exclude=True)
     # The part values joined by '|': the replay's quick check compares it with the current one.
     # The LAST field, so a replay finds it at the end of the stored record without parsing it
     # (``trigger_nb._store.sealed.stored_digest``).

@@ -96,6 +96,7 @@ class Execution:
     used_task_ids: dict[str, object] = field(default_factory=dict)
     lock: threading.RLock = field(default_factory=threading.RLock)
     writer: TaskWriter = field(init=False)
+    marks: set[str] = field(init=False)
     _log_seq: int = 0
     _cancel_checked_at: float = float("-inf")
     _seq: int = 0
@@ -104,6 +105,9 @@ class Execution:
     )
 
     def __post_init__(self) -> None:
+        # Tasks marked to run again (``JobRun.refresh_task``, ``trigger-nb refresh``): each runs
+        # as if ``refresh=True`` once, its mark deleted when its first new attempt is written.
+        self.marks = self.snapshot.marks
         self._prior_root_logs.update(
             (log.level, log.message) for log in self.snapshot.logs if log.task_id is None
         )

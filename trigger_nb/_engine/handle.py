@@ -12,6 +12,7 @@ from trigger_nb._core.retry import RetryOptions
 from trigger_nb._engine.capture import Capture
 from trigger_nb._engine.execution import Execution
 from trigger_nb._engine.logger import Logger
+from trigger_nb._store.task_entries import Superseded
 
 
 class TaskHandle:
@@ -67,6 +68,10 @@ class TaskCall:
     # ``mmap=True``: the output's big buffers come back memory-mapped, read-only, on every
     # execution (this one included, so it sees what replays will).
     mmap: bool = False
+    # A completed task run again: its earlier completion, whose output goes to its history
+    # when the first new attempt is written (with ``unmark``: its refresh mark deleted).
+    superseded: Superseded | None = None
+    unmark: bool = False
     _handle: TaskHandle | None = dataclasses.field(default=None, init=False, repr=False)
 
     @property

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from trigger_nb._core.codec import to_jsonable
 from trigger_nb._core.keys import encode_key, idempotency_key, task_id_for
-from trigger_nb._core.model import TaskRecord
+from trigger_nb._core.model import TaskRecord, TaskStatus
 from trigger_nb._engine.execution import Execution
 from trigger_nb._engine.fingerprint import digest_of, explain
 from trigger_nb._engine.handle import TaskCall, TaskHandle
@@ -27,6 +27,7 @@ from trigger_nb._engine.task import run_async, run_sync
 from trigger_nb._engine.task_options import DEFAULT_OPTIONS, TaskOptions, new_record
 from trigger_nb._store.sealed import refresh_hint, stored_digest
 from trigger_nb._store.snapshot import parse_task
+from trigger_nb._store.task_entries import Superseded
 from trigger_nb.errors import (
     CacheReadError,
     DuplicateCacheKeyError,
@@ -117,7 +118,8 @@ class IO:
             )
         policy = opts.on_code_change or x.on_code_change
         checked = policy != "ignore" and opts.kind == "task"
-        refresh = opts.refresh or x.refresh
+        marked = task_id in x.marks  # marked to run again (SPEC 3.7); the set is usually empty
+        refresh = opts.refresh or x.refresh or marked
         if not refresh:
             found = x.snapshot.completed(task_id)
             if found is not None:
@@ -148,6 +150,9 @@ class IO:
         record = new_record(
             x, task_id, idem, parent, encoded, cache_key, opts, previous, fingerprint
         )
+        superseded = None
+        if refresh and previous is not None and previous.is_completed:
+            superseded = _supersede(x, record, previous)
         return TaskCall(
             execution=x,
             record=record,
@@ -160,6 +165,8 @@ class IO:
             parts=record.fingerprint_parts if mutable else None,  # looked at again at the end
             capture_output=opts.capture_output,
             mmap=opts.mmap,
+            superseded=superseded,
+            unmark=marked,
         )
 
     def _current_key(self, fn: Callable[..., Any], opts: TaskOptions) -> bytes | None:
@@ -320,6 +327,30 @@ class IO:
             _kind="parallel",
         )
         return result
+
+
+def _supersede(x: Execution, record: TaskRecord, previous: TaskRecord) -> Superseded | None:
+    """A completed task runs again: the attempt that completed it is marked superseded in
+    ``record`` (with what its output was), and its output is to be kept in the task's history.
+    None when the earlier entry cannot be read (a damaged one is repaired by the refresh)."""
+    try:
+        entry = x.snapshot.entry(previous.id)
+    except CacheReadError:
+        entry = None
+    done = [i for i, a in enumerate(record.attempts) if a.status is TaskStatus.COMPLETED]
+    if not done or entry is None:
+        return None
+    index = done[-1]
+    attempt = record.attempts[index].model_copy(
+        update={
+            "superseded": True,
+            "output_type": previous.output_type,
+            "output_size": previous.output_size,
+            "output_preview": previous.output_preview,
+        }
+    )
+    record.attempts[index] = attempt
+    return Superseded(attempt.number, entry)
 
 
 def _check_seconds(seconds: object) -> float:

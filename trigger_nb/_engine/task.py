@@ -57,8 +57,9 @@ def _begin(call: TaskCall, number: int) -> AttemptRecord:
     rec.attempts.append(attempt)
     assign(rec, status=_RUNNING, started_at=started, error=None)
     if call.refresh and number == 1:
-        # Now, not late: the stale output must be gone before the side effect runs again.
-        x.writer.write(rec, drop_output=True)
+        # Now, not late: the stale output must be out of the task's slot (into its history)
+        # before the side effect runs again, and its refresh mark gone with it.
+        x.writer.write(rec, drop_output=True, superseded=call.superseded, unmark=call.unmark)
     else:
         x.writer.started(rec)  # a RUNNING entry only if it is still running a moment later
     x.events.task_started(rec)

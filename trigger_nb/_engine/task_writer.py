@@ -24,6 +24,7 @@ import time
 from trigger_nb._core.model import TaskRecord, TaskStatus
 from trigger_nb._store.framed import Pickled
 from trigger_nb._store.store import Store
+from trigger_nb._store.task_entries import Superseded
 
 # A RUNNING entry is written for attempts running longer than this, 1-2 delays after they start:
 # the watchdog wakes once per delay (waking more often cost a cheap task's run ~5%, the GIL
@@ -69,12 +70,22 @@ class TaskWriter:
         *,
         drop_output: bool = False,
         capture: tuple[int, bytes] | None = None,
+        superseded: Superseded | None = None,
+        unmark: bool = False,
     ) -> None:
-        """Write the task's entry now, after any pending ancestors' RUNNING entries."""
+        """Write the task's entry now, after any pending ancestors' RUNNING entries
+        (``drop_output``, ``superseded``, ``unmark``: see ``Store.write_task``)."""
         with self._lock:
             self._pending.pop(record.id, None)
             self._flush_ancestors(record.parent_id)
-            self._store.write_task(record, output, drop_output=drop_output, capture=capture)
+            self._store.write_task(
+                record,
+                output,
+                drop_output=drop_output,
+                capture=capture,
+                superseded=superseded,
+                unmark=unmark,
+            )
             if record.status is TaskStatus.RUNNING:
                 self._running[record.id] = record
             else:

@@ -20,15 +20,18 @@ from trigger_nb._engine.task_options import CODE_CHANGE_POLICIES
 JOB_USAGE = (
     "%%trigger_job JOB_ID [--name N] [--version V] [--payload EXPR] [--schema EXPR] "
     "[--integrations EXPR] [--event NAME] [--run-id ID] [--new-run] [--refresh] [--quiet] "
-    "[--on-code-change POLICY] [--refresh-stale] [--no-replay-output]"
+    "[--on-code-change POLICY] [--refresh-stale] [--no-replay-output] [--refresh-task TASK]... "
+    "[--rerun-from TASK]"
 )
 CACHE_USAGE = "%trigger_cache info|clear JOB_ID [--run RUN_ID]"
 RUNS_USAGE = "%trigger_runs [JOB_ID]"
 
 VALUE_FLAGS = (
     "--name", "--version", "--payload", "--schema", "--integrations", "--event", "--run-id",
-    "--on-code-change",
+    "--on-code-change", "--refresh-task", "--rerun-from",
 )  # fmt: skip
+# Value flags that may be given more than once: each adds a value.
+REPEATABLE = ("--refresh-task",)
 SWITCHES = ("--new-run", "--refresh", "--quiet", "--refresh-stale", "--no-replay-output")
 _FLAG = re.compile(r"^--?[A-Za-z]")
 _CLOSING = {"(": ")", "[": "]", "{": "}"}
@@ -56,6 +59,10 @@ class JobArgs:
     on_code_change: str | None = None
     refresh_stale: bool = False
     replay_output: bool = True  # --no-replay-output: replayed tasks do not print again
+    # Tasks to run again (and with --rerun-from, every later one), named as `trigger-nb show`
+    # prints them: an id, the cache key, or a name. See ``cell.mark_tasks``.
+    refresh_tasks: tuple[str, ...] = ()
+    rerun_from: str | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -127,11 +134,18 @@ def _unknown(magic: str, flag: str, options: tuple[str, ...]) -> str:
 
 
 def _options(
-    words: list[str], magic: str, known: tuple[str, ...], switches: tuple[str, ...]
+    words: list[str],
+    magic: str,
+    known: tuple[str, ...],
+    switches: tuple[str, ...],
+    repeats: dict[str, list[str]] | None = None,
 ) -> tuple[list[str], dict[str, str], set[str]]:
+    """Positional words, value flags and switches. A flag that is a key of ``repeats`` may be
+    given more than once: its values are appended there instead."""
     positional: list[str] = []
     values: dict[str, str] = {}
     flags: set[str] = set()
+    repeats = {} if repeats is None else repeats
     index = 0
     while index < len(words):
         word = words[index]
@@ -155,6 +169,9 @@ def _options(
             index += 1
         if not parts or not "".join(parts).strip():
             raise MagicArgumentError(f"{magic}: {flag} needs a value, e.g. {flag} VALUE")
+        if flag in repeats:
+            repeats[flag].append(" ".join(parts))
+            continue
         values[flag] = " ".join(parts)
     return positional, values, flags
 
@@ -162,7 +179,8 @@ def _options(
 def parse_job_line(line: str) -> JobArgs:
     """The ``%%trigger_job`` line; MagicArgumentError names the bad flag."""
     magic = "%%trigger_job"
-    positional, values, flags = _options(split_words(line), magic, VALUE_FLAGS, SWITCHES)
+    repeats: dict[str, list[str]] = {flag: [] for flag in REPEATABLE}
+    positional, values, flags = _options(split_words(line), magic, VALUE_FLAGS, SWITCHES, repeats)
     if not positional:
         raise MagicArgumentError(f"{magic}: JOB_ID is missing; usage: {JOB_USAGE}")
     if len(positional) > 1:
@@ -192,6 +210,8 @@ def parse_job_line(line: str) -> JobArgs:
         on_code_change=policy,
         refresh_stale="--refresh-stale" in flags,
         replay_output="--no-replay-output" not in flags,
+        refresh_tasks=tuple(_text(value) for value in repeats["--refresh-task"]),
+        rerun_from=texts.get("--rerun-from"),
     )
 
 

@@ -12,10 +12,17 @@ from typing import Any
 
 from trigger_nb._client.client import default_client
 from trigger_nb._client.job import DEFAULT_VERSION, Job
+from trigger_nb._client.run import JobRun
+from trigger_nb._client.task_ref import find_task, refresh_selection, rerun_selection
 from trigger_nb._core.trigger import EventTrigger, event_trigger
 from trigger_nb._jupyter.args import JobArgs, MagicArgumentError
 from trigger_nb._jupyter.body import compile_body, make_run_function
-from trigger_nb.errors import InvalidOptionError, InvalidPayloadError, TriggerNbError
+from trigger_nb.errors import (
+    InvalidOptionError,
+    InvalidPayloadError,
+    NotFoundError,
+    TriggerNbError,
+)
 
 
 def usage_error(message: str) -> Exception:
@@ -123,3 +130,35 @@ def resolve_run_id(job: Job, args: JobArgs, payload: Any) -> str:
         return job.resolve_run_id(payload_json, run_id=args.run_id, new_run=args.new_run)
     except InvalidOptionError as error:
         raise usage_error(f"%%trigger_job --run-id: {error}") from None
+
+
+def mark_tasks(job: Job, args: JobArgs, run_id: str) -> None:
+    """``--refresh-task TASK`` (each) and ``--rerun-from TASK``: mark those tasks of the run
+    the cell executes to run again in this execution (SPEC 3.7), before it starts.
+
+    TASK is named as ``trigger-nb show`` prints it: an id, the cache key (``fetch``,
+    ``'["page", 2]'``) or a name. A run that does not exist yet has nothing cached: the flags
+    then do nothing, so a notebook keeping them runs on a fresh store too. With ``--new-run``
+    or ``--refresh`` every task runs anyway. An unknown TASK is a one-line usage error naming
+    the closest tasks, and nothing runs.
+    """
+    if (not args.refresh_tasks and args.rerun_from is None) or args.new_run or args.refresh:
+        return
+    store = job.client.store
+    record = store.load_run(run_id)
+    if record is None:
+        return
+    run = JobRun(store, record, client=job.client)
+    records = [view.record for view in run.all_tasks]
+    chosen: list[str] = []
+    flag = "--refresh-task"
+    try:
+        for text in args.refresh_tasks:
+            chosen += refresh_selection(records, find_task(records, run.id, text))
+        if args.rerun_from is not None:
+            flag = "--rerun-from"
+            task = find_task(records, run.id, args.rerun_from)
+            chosen += rerun_selection(records, task, record.latest_execution)
+    except NotFoundError as error:
+        raise usage_error(f"%%trigger_job {flag}: {error}") from None
+    store.mark_refresh(run.id, dict.fromkeys(chosen), job.client.clock.now().isoformat())

@@ -11,6 +11,10 @@ every ``JobRun`` displays (``_widgets.display``). Decisions where the spec is si
   defined again on every execution of the cell, so dropping the flag goes back to the client's
   policy. ``--refresh-stale`` applies to that execution only; a resume timer's later execution
   of a waiting run does not carry it.
+- ``--refresh-task TASK`` (repeatable) and ``--rerun-from TASK`` mark tasks of the run to run
+  again before it executes (``cell.mark_tasks``); they do nothing on a run that does not exist
+  yet, so a notebook may keep them. The tree's "Re-run from here" executes the run in the kernel
+  from the comm message of the click, the cell's live view following it.
 - ``payload``, ``io`` and ``ctx`` exist only while the body runs (see ``body``).
 - A run suspended by ``io.wait`` shows a "waits until" line; in a live kernel a timer on the
   kernel's asyncio loop resumes it when due and writes its outcome into that line of the cell
@@ -38,7 +42,14 @@ from trigger_nb._core.model import RunStatus, TaskStatus
 from trigger_nb._jupyter.args import JobArgs, parse_cache_line, parse_job_line, parse_runs_line
 from trigger_nb._jupyter.body import trim_traceback
 from trigger_nb._jupyter.capture import install as install_capture
-from trigger_nb._jupyter.cell import define_job, evaluate, parse, resolve_run_id, usage_error
+from trigger_nb._jupyter.cell import (
+    define_job,
+    evaluate,
+    mark_tasks,
+    parse,
+    resolve_run_id,
+    usage_error,
+)
 from trigger_nb._jupyter.resume import Resumer
 from trigger_nb._jupyter.status import busy_while_running
 from trigger_nb._store.store import describe_store
@@ -105,7 +116,7 @@ class TriggerMagics:
 
         ``%%trigger_job JOB_ID [--name N] [--version V] [--payload EXPR] [--schema EXPR]
         [--integrations EXPR] [--event NAME] [--run-id ID] [--new-run] [--refresh] [--quiet]
-        [--on-code-change POLICY] [--refresh-stale]``
+        [--on-code-change POLICY] [--refresh-stale] [--refresh-task TASK]... [--rerun-from TASK]``
 
         The body sees ``payload`` (validated by ``--schema``), ``io`` and ``ctx``; its last
         expression is the run's output. ``--payload``, ``--schema`` and ``--integrations`` are
@@ -120,6 +131,11 @@ class TriggerMagics:
         ``error`` (raise ``StaleTaskError``). A task's own ``io.run_task(...,
         on_code_change=)`` wins over the flag, the flag over the client's policy.
         ``--refresh-stale`` runs the stale tasks again in this execution only.
+
+        ``--refresh-task TASK`` (repeatable) runs TASK and its subtasks again instead of
+        replaying them; ``--rerun-from TASK`` runs TASK and every task that started after it
+        in the last execution again. TASK is named as ``trigger-nb show`` prints it (its key,
+        name or id); their earlier outputs stay in each task's history.
         """
         args: JobArgs = parse(parse_job_line, line)
         payload = evaluate(self._shell, "--payload", args.payload)
@@ -131,6 +147,7 @@ class TriggerMagics:
             )
             return None
         run_id = resolve_run_id(job, args, payload)
+        mark_tasks(job, args, run_id)  # --refresh-task, --rerun-from
         self._resumer.cancel(run_id)  # re-executing the cell resumes the run now
         with busy_while_running(self._shell):  # the live tree must not make the kernel look idle
             return self._start(job, args, payload, run_id)

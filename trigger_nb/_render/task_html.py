@@ -25,6 +25,7 @@ from trigger_nb._render.format import (
 )
 from trigger_nb._render.icons import fontawesome_name, icon_glyph
 from trigger_nb._render.keys import shown_key, task_title
+from trigger_nb._render.refresh import attempt_status_text, pending_badge_html
 from trigger_nb._render.stale import (
     REFRESH_CALL,
     REFRESH_CELL,
@@ -100,6 +101,8 @@ def meta_html(node: TaskNode, *, now: datetime, fontawesome: bool = False) -> st
     head = [icon_html(r.icon, fontawesome=fontawesome)] if r.icon else []
     if node.stale:
         head.append(stale_badge_html(node.stale, fontawesome=fontawesome))
+    if r.refresh_pending:
+        head.append(pending_badge_html(r))
     return " ".join([*head, line]) if head else line
 
 
@@ -138,7 +141,7 @@ def details_html(node: TaskNode, logs: list[LogRecord], *, captured: bool = True
             f'<tr class="tnb-attempt"><td>#{a.number}</td><td>execution {a.execution}</td>'
             f"<td>{esc(format_time(a.started_at))}</td>"
             f"<td>{esc(format_duration(attempt_seconds(a)))}</td>"
-            f"<td>{esc(a.status.value.lower())}</td>"
+            f"<td>{esc(attempt_status_text(a))}</td>"
             f'<td class="tnb-err">{esc(attempt_error_text(a, node))}</td></tr>'
             for a in record.attempts
         )

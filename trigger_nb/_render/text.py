@@ -9,6 +9,7 @@ from trigger_nb._render.data import RunData
 from trigger_nb._render.format import format_countdown, format_duration
 from trigger_nb._render.html import MAX_ROWS, SIBLING_PAGE, Budget
 from trigger_nb._render.keys import task_label
+from trigger_nb._render.refresh import REFRESH_PENDING
 from trigger_nb._render.stale import stale_summary, stale_text
 from trigger_nb._render.summary import RunSummary, summarize_run
 from trigger_nb._render.tree import GLYPHS, STALE, WAITING, TaskNode, row_error_text
@@ -57,6 +58,8 @@ def text_from(
             bits.append(node.status)
             if node.stale:
                 bits.append(f"{GLYPHS[STALE]} {stale_text(node.stale)}")
+            if r.refresh_pending:
+                bits.append(REFRESH_PENDING)
             error = row_error_text(node)
             if error is not None:
                 bits.append(error)

@@ -195,7 +195,19 @@ class DiskBackend:
                 for key in deletes:
                     self._cache.delete(key, retry=True)
                 for key, value in puts:
-                    self._cache.set(key, value, retry=True)
+                    if not self._upsert(key, value):
+                        self._cache.set(key, value, retry=True)
+
+    def _upsert(self, key: str, value: Value) -> bool:
+        """Write a small bytes value as ``Cache.set`` would, in one statement (see
+        ``_put_one``); False when ``set`` must do it (a big value, a str, an old value in a
+        file). Inside ``transact`` too: a partial re-run's first write is three values at once
+        (entry, superseded output, mark), and ``set`` spent four statements on each."""
+        if type(value) is not bytes or len(value) >= self._min_file_size:
+            return False
+        now = time.time()
+        cursor = self._cache._con.execute(_UPSERT, (key, now, now, value))
+        return bool(cursor.rowcount == 1)
 
     def _put_one(self, key: str, value: Value) -> None:
         """``Cache.set`` in one SQL statement where that is the same thing.
@@ -206,15 +218,11 @@ class DiskBackend:
         own triggers keep its count and size), so diskcache reads it as its own. A row whose old
         value lives in a file is left to ``set``, which also removes that file.
         """
-        if type(value) is bytes and len(value) < self._min_file_size:
-            now = time.time()
-            try:
-                cursor = self._cache._con.execute(_UPSERT, (key, now, now, value))
-            except sqlite3.OperationalError:  # locked beyond the timeout: set() retries
-                pass
-            else:
-                if cursor.rowcount == 1:
-                    return
+        try:
+            if self._upsert(key, value):
+                return
+        except sqlite3.OperationalError:  # locked beyond the timeout: set() retries
+            pass
         self._cache.set(key, value, retry=True)
 
     def scan(self, prefix: str) -> dict[str, Value | Lazy]:

@@ -95,7 +95,8 @@ class RunRecords:
         self.backend.write(
             [],
             deletes=[f"r:{run_id}", f"ro:{run_id}", f"x:{run_id}"],
-            prefixes=[f"t:{run_id}:", f"o:{run_id}:", f"c:{run_id}:", f"l:{run_id}:"],
+            # tasks, big outputs, output captures, logs, refresh marks, superseded outputs
+            prefixes=[f"{kind}:{run_id}:" for kind in "toclfh"],
         )
 
     def prune(self, older_than: datetime, *, dry_run: bool = False) -> list[str]:

@@ -30,6 +30,8 @@ class RunSnapshot:
     # usually has none and a replay checks one empty dict.
     captures: dict[str, Value | Lazy] = field(default_factory=dict)
     logs: list[LogRecord] = field(default_factory=list)
+    # Tasks marked to run again on the next execution (``TaskEntries.mark_refresh``).
+    marks: set[str] = field(default_factory=set)
     _parsed: dict[str, TaskRecord] = field(default_factory=dict)
     _captured_ids: set[str] | None = None
 
@@ -73,6 +75,8 @@ class RunSnapshot:
             entry = self.entry(task_id, label)
             assert entry is not None
             record = parse_task(entry, label)
+            if task_id in self.marks:
+                record.refresh_pending = True
             self._parsed[task_id] = record
         return record
 

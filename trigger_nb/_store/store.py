@@ -14,6 +14,8 @@
     c:R:T:N             what attempt N printed and displayed (JSON events, sealed), iff
                         the attempt record says ``captured``
     l:R:E:S             log record (JSON), execution E, seq S     }
+    f:R:T               refresh mark: T runs again next execution }
+    h:R:T:N             output of attempt N, superseded, sealed   }
 
 A run's keys of one kind share a prefix, so a replay reads all of its task entries in one range
 read (run ids never contain ``:``, see ``trigger_nb._client.job``, so no run's prefix covers

@@ -1,13 +1,27 @@
-"""A store's task-level keys: task entries, big outputs and logs.
+"""A store's task-level keys: task entries, big outputs, logs, refresh marks and superseded
+outputs.
 
 Part of ``Store`` (see ``trigger_nb._store.store`` for the layout of every key). Completing a
 task is one write of its entry (and, for a big output, of the output blob in the same
 transaction), so a crash leaves either the COMPLETED entry with its output or neither.
+
+Re-running part of a run (SPEC 3.7) never rewrites a completed entry to say so: a *refresh
+mark* (``f:R:T``) is a key of its own, written in one transaction for all the tasks marked, and
+read with the run's entries. The execution that runs the task again writes, in one transaction
+with the task's first new entry, the earlier output into the task's history (``h:R:T:N``, N the
+attempt that produced it) and deletes the mark. A crash before that leaves the completed entry
+and the mark (the task still runs again); after it, the earlier output is in the history and the
+entry is the new attempt's. Nothing is lost either way, and a replay reads exactly what it read
+before: marks are only looked up for tasks of a run that has some.
 """
 
 from __future__ import annotations
 
 import contextlib
+import shutil
+from collections.abc import Iterable
+from pathlib import Path
+from typing import IO, NamedTuple
 
 from trigger_nb._core.codec import Stored
 from trigger_nb._core.model import LogRecord, TaskRecord
@@ -31,6 +45,14 @@ from trigger_nb._store.snapshot import RunSnapshot, load_value
 from trigger_nb.errors import CacheReadError
 
 
+class Superseded(NamedTuple):
+    """An earlier completion of a task that runs again: its entry (holding its output, or
+    saying the output has a blob of its own) and the number of the attempt that produced it."""
+
+    attempt: int
+    entry: Entry
+
+
 class TaskEntries:
     """Tasks and logs: one entry per task (its record, and its output when small)."""
 
@@ -40,6 +62,7 @@ class TaskEntries:
         snapshot = RunSnapshot(run_id)
         snapshot.entries = self.backend.scan(f"t:{run_id}:")
         snapshot.captures = self.load_captures(run_id)
+        snapshot.marks = set(self.backend.scan(f"f:{run_id}:"))
         for value in self.backend.scan(f"l:{run_id}:").values():
             with contextlib.suppress(ValueError, CacheReadError):
                 snapshot.logs.append(
@@ -55,6 +78,8 @@ class TaskEntries:
         *,
         drop_output: bool = False,
         capture: tuple[int, bytes] | None = None,
+        superseded: Superseded | None = None,
+        unmark: bool = False,
     ) -> None:
         """Write a task's entry: with its output exactly when it is COMPLETED.
 
@@ -62,36 +87,87 @@ class TaskEntries:
         being refreshed or ran before): delete it in the same transaction. ``capture``: what
         attempt N printed and displayed, ``(N, packed events)``, written in the same
         transaction (a replay that finds the COMPLETED entry finds its output capture).
+        ``superseded``: the task ran to completion before and runs again: keep that output in
+        its history, in the same transaction. ``unmark``: delete its refresh mark, in the same
+        transaction. An output with big buffers (``Pickled``) is streamed to its file first,
+        then the entry is written: a crash in between leaves the entry as it was.
         """
-        extra = (
-            [] if capture is None else [(capture_key(task.run_id, task.id, capture[0]), capture[1])]
-        )
         # Without the fields left at their defaults (None, [], "task", ...): a fifth smaller, and
         # every byte is written once and read by every replay. Parsing fills them back in, so a
         # model default must never change meaning without a new FORMAT_VERSION.
         entry_json = record_json(task, exclude_defaults=True)
         entry_key = f"t:{task.run_id}:{task.id}"
-        if isinstance(
-            output, Pickled
-        ):  # big buffers: streamed to a file of its own, then the entry
+        output_key = f"o:{task.run_id}:{task.id}"
+        puts: list[tuple[str, Value]] = []
+        if capture is not None:
+            puts.append((capture_key(task.run_id, task.id, capture[0]), capture[1]))
+        deletes: list[str] = []
+        if superseded is not None:
+            kept = self._kept_output(task, superseded)
+            if kept is not None:
+                puts.append(kept)
+            # the earlier output had a value of its own exactly when its entry says so
+            drop_output = superseded.entry.placement == SEPARATE
+        if unmark:
+            deletes.append(f"f:{task.run_id}:{task.id}")
+        if isinstance(output, Pickled):  # big buffers: streamed to a file of its own first
             pickled = output
-            self.backend.put_file(f"o:{task.run_id}:{task.id}", lambda f: write_framed(f, pickled))
-            duration = task.duration_seconds or 0.0
-            self.backend.write([*extra, (entry_key, pack_entry(entry_json, SEPARATE, duration))])
-            return
-        if output is None:
+            self.backend.put_file(output_key, lambda file: write_framed(file, pickled))
+            entry = pack_entry(entry_json, SEPARATE, task.duration_seconds or 0.0)
+            drop_output = False
+        elif output is None:
             entry = pack_entry(entry_json, NO_OUTPUT, 0.0)
         elif len(output) <= INLINE_OUTPUT_BYTES:
             entry = pack_entry(entry_json, INLINE, task.duration_seconds or 0.0, output)
         else:
             duration = task.duration_seconds or 0.0
-            output_blob = (f"o:{task.run_id}:{task.id}", seal(output, duration))
-            self.backend.write(
-                [*extra, output_blob, (entry_key, pack_entry(entry_json, SEPARATE, duration))]
-            )
-            return  # the put replaced any earlier output
-        deletes = [f"o:{task.run_id}:{task.id}"] if drop_output else ()
-        self.backend.write([*extra, (entry_key, entry)], deletes)
+            puts.append((output_key, seal(output, duration)))  # replaces any earlier output
+            entry = pack_entry(entry_json, SEPARATE, duration)
+            drop_output = False
+        if drop_output:
+            deletes.append(output_key)
+        puts.append((entry_key, entry))
+        self.backend.write(puts, deletes)
+
+    def _kept_output(self, task: TaskRecord, superseded: Superseded) -> tuple[str, Value] | None:
+        """The history key and sealed blob of a superseded output (None: it had none left)."""
+        key = f"h:{task.run_id}:{task.id}:{superseded.attempt}"
+        entry = superseded.entry
+        if entry.placement == INLINE and entry.output is not None:
+            return key, seal(entry.output, entry.duration)
+        if entry.placement == SEPARATE:
+            source = self.backend.file_of(f"o:{task.run_id}:{task.id}")
+            if isinstance(source, Path):  # a file (a big output): streamed to one of its own
+                path = source
+
+                def copy(file: IO[bytes]) -> None:
+                    with open(path, "rb") as original:
+                        shutil.copyfileobj(original, file, 4 * 1024 * 1024)
+
+                self.backend.put_file(key, copy)
+                return None
+            return None if source is None else (key, source)  # sealed or framed: kept as is
+        return None
+
+    def mark_refresh(self, run_id: str, task_ids: Iterable[str], at: str) -> None:
+        """Mark tasks to run again on the run's next execution, all in one transaction
+        (``at``: when, as ISO text, shown to whoever looks at the mark)."""
+        puts: list[tuple[str, Value]] = [(f"f:{run_id}:{task_id}", at) for task_id in task_ids]
+        if puts:
+            self.backend.write(puts)
+
+    def refresh_marks(self, run_id: str) -> set[str]:
+        """The tasks of ``run_id`` marked to run again on its next execution."""
+        return set(self.backend.scan(f"f:{run_id}:"))
+
+    def read_superseded_output(self, run_id: str, task_id: str, attempt: int) -> Stored:
+        """The stored output attempt ``attempt`` of a task produced before a later run of the
+        task superseded it, checked; CacheReadError if it is missing or damaged."""
+        what = f"the superseded output of attempt {attempt} of task {task_id} (run {run_id})"
+        found = read_stored(self.backend, f"h:{run_id}:{task_id}:{attempt}", what)
+        if found is None:
+            raise unreadable(what, "it is not in the store (cleared, or never kept)")
+        return found
 
     def entry_output(
         self, run_id: str, task_id: str, entry: Entry, what: Label, *, mapped: bool = False

@@ -36,5 +36,8 @@ def run_mimebundle(run: JobRun) -> dict[str, Any]:
 
     if not has_widget_kernel() or importlib.util.find_spec("ipywidgets") is None:
         return static_mimebundle(run_data(run))
+    from trigger_nb._widgets.live import follow_reruns
+
     view = RunView(run)
+    follow_reruns(view)  # "Re-run from here" shows the execution in place of this tree
     return mimebundle(view.widget, *view.static())

@@ -28,7 +28,7 @@ from trigger_nb._render.task_html import line_html
 from trigger_nb._render.text import summary_text
 from trigger_nb._render.tree import WAITING, TaskNode, display_status
 from trigger_nb._widgets.output import display, mimebundle, update_display
-from trigger_nb._widgets.run_view import RunView
+from trigger_nb._widgets.run_view import RunView, run_clock
 
 if TYPE_CHECKING:
     from trigger_nb._client.run import JobRun
@@ -247,9 +247,22 @@ class LiveRunView:
         # A first execution's events carried every task and log: no need to read them back.
         complete = run.record.executions == 1 and len(records) == run.record.task_count
         view = self.run_view = RunView(run, seen=(records, logs) if complete else None)
+        view.rerunner = self.rerun_from
         self.widget.children = (view.widget,)
         if self._display_id is not None:  # the saved output gets the final static rendering
             update_display(self._bundle(), raw=True, display_id=self._display_id)
+
+    def rerun_from(self, task_id: str) -> None:
+        """ "Re-run from here" on the finished tree: execute the run again from ``task_id``;
+        this view follows it live, then shows the finished tree again. An error raised before
+        anything ran (the job is not defined in this kernel) leaves the tree as it was."""
+        assert self.run_view is not None, "only a finished tree offers the action"
+        run = self.run_view.run
+        try:
+            run.rerun(from_task=task_id, listeners=[self.listener])
+        finally:
+            if not self._finished:  # the execution started: show where it ended
+                self.finish(run)
 
     def _bundle(self) -> dict[str, Any]:
         if self.run_view is None:
@@ -272,3 +285,22 @@ class LiveRunView:
 
     def _repr_mimebundle_(self, **kwargs: Any) -> dict[str, Any]:
         return self._bundle()
+
+
+def follow_reruns(view: RunView) -> None:
+    """Let a tree shown on its own (a displayed ``JobRun``) follow its "Re-run from here": a
+    live view takes its place for the execution, then shows the finished tree."""
+    run = view.run
+
+    def rerun_from(task_id: str) -> None:
+        live = LiveRunView(title=f"{run.record.job_name} · {run.id}", clock=run_clock(run))
+        live.run_view, live._finished = view, True  # as if it had shown this finished tree
+        shown = view.widget.children
+        view.widget.children = (live.widget,)
+        try:
+            live.rerun_from(task_id)
+        finally:
+            if live.run_view is view:  # nothing ran (the job is not defined here): as it was
+                view.widget.children = shown
+
+    view.rerunner = rerun_from

@@ -8,6 +8,7 @@ asks of it (``TreeView``).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any, Protocol
 
@@ -15,6 +16,7 @@ from trigger_nb._render.keys import task_title
 from trigger_nb._render.stale import stale_text
 from trigger_nb._render.task_html import meta_html
 from trigger_nb._render.tree import FA_ICONS, STALE, TaskNode
+from trigger_nb.errors import TriggerNbError
 
 PAGE_SIZE = 50
 
@@ -29,6 +31,12 @@ class TreeView(Protocol):
 
     def make_details(self, node: TaskNode) -> Any:
         """The widget with a task's logs, params, attempts, traceback and output."""
+
+    def refresh_task(self, node: TaskNode) -> str:
+        """Mark the task to run again on the next execution; what to tell the user."""
+
+    def rerun_from(self, node: TaskNode) -> str:
+        """Execute the run again from the task, the tree following it; what to tell."""
 
 
 class Shared:
@@ -171,3 +179,62 @@ class Row:
         self.chevron.icon = "caret-down" if self.children_open else "caret-right"
         self.page.layout()
         return created
+
+
+class Actions:
+    """A task's "Refresh" and "Re-run from here" buttons (in its details), and a line saying
+    what they did or why they could not (SPEC 3.7).
+
+    "Refresh" marks the task (with its subtasks) to run again on the run's next execution;
+    "Re-run from here" executes the run again now, in the kernel, that task and every later one
+    running instead of replaying, and the tree showing it follows the execution.
+    """
+
+    def __init__(self, view: TreeView, node: TaskNode) -> None:
+        import ipywidgets
+
+        shared = view.shared
+        # Their own layout: the shared one would leave them at ipywidgets' fixed 148 px, which
+        # cuts "Re-run from here" once the note beside them takes the line's room.
+        fitted = ipywidgets.Layout(width="auto", flex="0 0 auto")
+        self.refresh = ipywidgets.Button(
+            description="Refresh",
+            icon="refresh",
+            tooltip="run this task and its subtasks again on the run's next execution "
+            "(its output stays in its history)",
+            layout=fitted,
+            style=shared.button_style,
+            _dom_classes=("tnb-refresh-btn",),
+        )
+        self.rerun = ipywidgets.Button(
+            description="Re-run from here",
+            icon="play",
+            tooltip="execute the run again now: this task and every later one run again, "
+            "earlier ones are replayed",
+            layout=fitted,
+            style=shared.button_style,
+            _dom_classes=("tnb-rerun-btn",),
+        )
+        self.note = ipywidgets.HTML(
+            "", layout=shared.layout, style=shared.html_style, _dom_classes=("tnb-action-note",)
+        )
+        self.refresh.on_click(lambda _button: self._act(view.refresh_task, node))
+        self.rerun.on_click(lambda _button: self._act(view.rerun_from, node))
+        self.widget = ipywidgets.HBox(
+            [self.refresh, self.rerun, self.note],
+            layout=shared.layout,
+            _dom_classes=("tnb-actions",),
+        )
+
+    def _act(self, action: Callable[[TaskNode], str], node: TaskNode) -> None:
+        """Run a button's action; its outcome, or its error, goes on the note line (a click
+        has no cell to raise into)."""
+        import html
+
+        self.note.value = ""
+        try:
+            said = action(node)
+        except TriggerNbError as error:
+            self.note.value = f'<span class="tnb-err">{html.escape(str(error))}</span>'
+        else:
+            self.note.value = f'<span class="tnb-muted">{html.escape(said)}</span>'

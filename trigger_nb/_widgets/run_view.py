@@ -23,11 +23,12 @@ from trigger_nb._render.captured import attach, captured_heading, notebook_outpu
 from trigger_nb._render.css import CSS, WIDGET_CSS
 from trigger_nb._render.data import RunData
 from trigger_nb._render.html import NOTEBOOK_MAX_ROWS, header_html, html_from
+from trigger_nb._render.keys import task_title
 from trigger_nb._render.summary import summarize_run
 from trigger_nb._render.task_html import details_html, logs_html, meta_html
 from trigger_nb._render.text import text_from
 from trigger_nb._render.tree import WAITING, TaskNode, build_tree, group_logs
-from trigger_nb._widgets.row import PAGE_SIZE, Page, Row, Shared
+from trigger_nb._widgets.row import PAGE_SIZE, Actions, Page, Row, Shared
 from trigger_nb.errors import TriggerNbError
 
 AUTO_EXPAND_ROWS = 40
@@ -61,6 +62,10 @@ class RunView:
 
         self.run = run
         self.now = now or run_clock(run).now
+        self._now_fn = now
+        # Runs "Re-run from here" for the view showing this tree, which then follows the
+        # execution (``LiveRunView.rerun_from``, ``live.follow_reruns``); None: re-run here.
+        self.rerunner: Callable[[str], None] | None = None
         if seen is None:
             records = [view.record for view in run.all_tasks]  # outputs stay pickled
             self.logs = group_logs(run.logs)
@@ -144,9 +149,43 @@ class RunView:
             output.add_class("tnb-output")
             button.on_click(lambda _button: self.show_output(record.id, output))
             items += [button, output]
+        items.append(Actions(self, node).widget)
         box = ipywidgets.VBox(items, layout=shared.layout)
         box.add_class("tnb-details")
         return box
+
+    # the task actions (``row.Actions``)
+    def refresh_task(self, node: TaskNode) -> str:
+        """Mark the task (its subtasks, the parents reaching them) to run again; the rows of
+        the marked tasks show it."""
+        self.run.refresh_task(node.record.id)
+        marked = self.run._store.refresh_marks(self.run.id)
+        now = self.now()
+        for task_id, row in self.rows.items():
+            if task_id in marked and not row.node.record.refresh_pending:
+                row.node.record.refresh_pending = True
+                row.meta.value = meta_html(row.node, now=now, fontawesome=True)
+        also = [
+            *(["its subtasks"] if node.children else []),
+            *(["the parent tasks that reach it"] if node.record.parent_id else []),
+        ]
+        return (
+            f"{task_title(node.record)} runs again on the run's next execution (re-run the "
+            f"cell){', with ' + ' and '.join(also) if also else ''}; its earlier output stays "
+            "in its history"
+        )
+
+    def rerun_from(self, node: TaskNode) -> str:
+        """Execute the run again from the task. The view showing this tree follows the
+        execution (``rerunner``: a live view's); without one, the finished tree replaces
+        this one."""
+        if self.rerunner is not None:
+            self.rerunner(node.record.id)
+            return ""
+        self.run.rerun(from_task=node.record.id)
+        fresh = RunView(self.run, now=self._now_fn)
+        self.widget.children = fresh.widget.children
+        return ""
 
     def show_output(self, task_id: str, output: Any) -> None:
         """Unpickle one task's output and render it with its own rich display."""
