@@ -113,12 +113,21 @@ def read_framed(
         return Unpickled(stream, [whole[at : at + length] for at, length, _, _ in buffers_at])
     buffers: list[Any] = []
     for at, length, crc, _ in buffers_at:
-        target = bytearray(length)
+        target = _allocate(length)
         file.seek(at)
         if _read_checked(file, memoryview(target)) != crc:
             raise unreadable(what, "its stored output is damaged (checksum mismatch)")
         buffers.append(target)
     return Unpickled(stream, buffers)
+
+
+def _allocate(length: int) -> bytearray | mmap_module.mmap:
+    """Writable memory for a buffer about to be read in. A big one is anonymous mapped
+    memory: ``bytearray`` zero-fills it first, which cost as much as reading the file (the
+    pages are touched once, by the read, as ``pickle.load``'s own buffer is)."""
+    if length < FRAMED_MIN_BYTES:
+        return bytearray(length)
+    return mmap_module.mmap(-1, length)
 
 
 def verify_framed(file: IO[bytes], size: int, what: Label) -> None:
