@@ -138,6 +138,8 @@ class TaskEntries:
         if entry.placement == SEPARATE:
             source = self.backend.file_of(f"o:{task.run_id}:{task.id}")
             if isinstance(source, Path):  # a file (a big output): streamed to one of its own
+                if not source.is_file():
+                    return None  # its file is gone (damage): nothing left to keep
                 path = source
 
                 def copy(file: IO[bytes]) -> None:
