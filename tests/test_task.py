@@ -344,3 +344,31 @@ def test_a_timeout_names_its_task_as_data(client: TriggerClient) -> None:
     timeout = run.exception.__cause__ if run.exception is not None else None
     assert isinstance(timeout, TaskTimeoutError)
     assert timeout.task_id == run.task("call-api").id
+
+
+def test_every_attempt_is_read_back_from_the_store(client: TriggerClient) -> None:
+    """The entry keeps only the record's fields that were set: attempts, their errors and the
+    cleared error of a task that succeeded on a retry must all be among them."""
+    from trigger_nb import RetryOptions
+
+    job = client.define_job("attempts-stored")
+
+    def flaky(task: Any) -> int:
+        if task.attempt < 2:
+            raise ValueError("first try fails")
+        return task.attempt
+
+    job.run(
+        lambda payload, io, ctx: io.run_task(
+            "flaky", flaky, retry=RetryOptions(limit=2, min_timeout=0, randomize=False)
+        )
+    )
+    run = job.trigger()
+    stored = client.load_run(run.id).task("flaky")  # a fresh handle: read from the store
+    assert [(a.number, a.status.value) for a in stored.attempts] == [
+        (1, "FAILED"),
+        (2, "COMPLETED"),
+    ]
+    assert stored.attempts[0].error is not None
+    assert stored.attempts[0].error.message == "first try fails"
+    assert stored.record.error is None and stored.output == 2

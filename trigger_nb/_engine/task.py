@@ -55,7 +55,12 @@ def _begin(call: TaskCall, number: int) -> AttemptRecord:
         AttemptRecord, {"number": overall, "execution": x.number, "started_at": started}
     )
     rec.attempts.append(attempt)
-    assign(rec, status=_RUNNING, started_at=started, error=None)
+    # ``attempts`` marked as set (the entry keeps only fields set: see write_task); ``error``
+    # only when there is one to clear, not set to its default for nothing.
+    if rec.error is None:
+        assign(rec, status=_RUNNING, started_at=started, attempts=rec.attempts)
+    else:
+        assign(rec, status=_RUNNING, started_at=started, attempts=rec.attempts, error=None)
     if call.refresh and number == 1:
         # Now, not late: the stale output must be out of the task's slot (into its history)
         # before the side effect runs again, and its refresh mark gone with it.
@@ -191,8 +196,9 @@ def _complete(
         output_type=type_name(value),
         output_size=len(data) if type(data) is bytes else output_size(data),
         output_preview=preview(value, rec.redact),
-        output_properties=output_properties(call),
     )
+    if call._handle is not None and call._handle.output_properties:
+        assign(rec, output_properties=output_properties(call))
     x.writer.write(rec, data, capture=_captured(call, attempt) if call.capture else None)
     with x.lock:
         x.executed += 1

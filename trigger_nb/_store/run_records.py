@@ -164,14 +164,14 @@ def last_active(record: RunRecord) -> datetime:
     return moment
 
 
-def record_json(record: BaseModel, *, exclude_defaults: bool = False) -> bytes:
+def record_json(record: BaseModel, *, compact: bool = False) -> bytes:
     """A record as UTF-8 JSON. The engine escapes every text it stores (``storable_text``);
     should a text it missed hold what UTF-8 cannot (a lone surrogate), the whole record is
     escaped here rather than failing, so a run can always be recorded."""
     serializer = record.__pydantic_serializer__
     try:
-        return serializer.to_json(record, exclude_defaults=exclude_defaults)
+        return serializer.to_json(record, exclude_unset=compact)
     except ValueError:  # PydanticSerializationError: UnicodeEncodeError inside
         fields = storable_data(serializer.to_python(record, mode="json"))
         repaired = type(record).model_validate(fields)
-        return serializer.to_json(repaired, exclude_defaults=exclude_defaults)
+        return serializer.to_json(repaired, exclude_unset=compact)
