@@ -73,6 +73,9 @@ class Execution:
     # execution only (``--refresh-stale``).
     on_code_change: str = "warn"
     refresh_stale: bool = False
+    # Where io.parallel's children run unless the call says (the job's or client's executor=;
+    # None: threads). An ``Executor`` of ``trigger_nb._engine.executor``.
+    executor: Any = None
     fingerprints: Fingerprinter = field(default_factory=Fingerprinter)
     # Tasks replayed although stale (policy "warn"): task id -> reasons.
     stale: dict[str, list[str]] = field(default_factory=dict)

@@ -17,6 +17,17 @@ from trigger_nb.errors import TaskOutputError
 _IMMUTABLE_OUTPUTS = frozenset({int, float, str, bytes, bool, type(None)})
 
 
+class PickledOutput:
+    """An output pickled where the task ran (a Dask worker): stored as these bytes, so a big
+    output is pickled once, never again in the kernel (``DaskExecutor``)."""
+
+    __slots__ = ("data", "type_name")
+
+    def __init__(self, data: bytes, type_name: str) -> None:
+        self.data = data
+        self.type_name = type_name
+
+
 def stored_form(call: TaskCall, result: Any) -> tuple[bytes, Any]:
     """The output's stored bytes and the value every execution will see: the bytes loaded back.
 
@@ -24,19 +35,24 @@ def stored_form(call: TaskCall, result: Any) -> tuple[bytes, Any]:
     replayed": an output that pickles but does not unpickle fails this attempt instead
     (``TaskOutputError``, retried per the task's options) rather than being stored for a replay
     that can only fail. Immutable builtins are handed back as they are: their copy is equal.
+    A ``PickledOutput`` is stored as it came, and only loaded here.
     """
-    data = serialize(result, call.cache_key)  # TaskOutputError (not retried): cannot pickle
-    if type(result) in _IMMUTABLE_OUTPUTS:
-        return data, result
+    if type(result) is PickledOutput:
+        data, kind = result.data, result.type_name
+    else:
+        data = serialize(result, call.cache_key)  # TaskOutputError (not retried): cannot pickle
+        if type(result) in _IMMUTABLE_OUTPUTS:
+            return data, result
+        kind = type_name(result)
     try:
         return data, pickle.loads(data)
     except Exception as error:
         problem = f"{type(error).__name__}: {storable_text(_safe_str(error))}"
         failure = TaskOutputError(
-            f"the output of {call.label} ({type_name(result)}) pickles but cannot be loaded "
+            f"the output of {call.label} ({kind}) pickles but cannot be loaded "
             f"back: {problem}; return plain data, or define __reduce__ so that it loads",
             cache_key=call.cache_key,
-            output_type=type_name(result),
+            output_type=kind,
             task_id=call.record.id,
             retryable=True,  # another attempt may return something that loads
         )

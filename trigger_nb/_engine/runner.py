@@ -18,6 +18,7 @@ from trigger_nb._core.storable import storable_data, storable_text
 from trigger_nb._engine.context import Context, EventContext, JobContext, RunContext
 from trigger_nb._engine.events import RunEvents, RunObserver
 from trigger_nb._engine.execution import Execution
+from trigger_nb._engine.executor import resolve_executor
 from trigger_nb._engine.host import JobSpec, RunHost
 from trigger_nb._engine.outcome import MISSING, RunOutcome, finish_run
 from trigger_nb.errors import RunConflictError
@@ -41,6 +42,7 @@ def execute_run(
     refresh: bool = False,
     on_code_change: str = "warn",
     refresh_stale: bool = False,
+    executor: object = None,
 ) -> RunOutcome:
     """One execution of a run of ``job`` by ``host``: replay what completed, execute the rest,
     record the outcome.
@@ -51,7 +53,8 @@ def execute_run(
     belong to this job and payload (``RunConflictError``, nothing written). ``refresh=True``
     runs every task again instead of replaying it. ``on_code_change``: the job's policy for a
     completed task whose code or inputs changed (a task's own option wins); ``refresh_stale``:
-    run those again in this execution. ``observers`` see the execution as it goes.
+    run those again in this execution. ``executor``: where ``io.parallel``'s children run
+    unless the call says (None: threads). ``observers`` see the execution as it goes.
 
     Whatever happens inside, the run ends recorded in a final state (or WAITING) and its lock
     is released: a run is never left RUNNING by this process.
@@ -102,6 +105,7 @@ def execute_run(
             )
             x.refresh = refresh
             x.on_code_change, x.refresh_stale = on_code_change, refresh_stale
+            x.executor = resolve_executor(executor, f"job {job.id!r}:")
             x.events.run_started(record)
             fn = run_fn or job.run_fn
             assert fn is not None, "checked by Job.trigger"
