@@ -40,7 +40,13 @@ from trigger_nb._core.retry import RetryAt
 from trigger_nb._engine.executor import ChildBatch
 from trigger_nb._engine.invocation import _run_in_a_new_loop, run_coroutine
 from trigger_nb._engine.output import PickledOutput
-from trigger_nb._engine.remote import Envelope, WorkerIO, WorkerKernelLogger, WorkerTask
+from trigger_nb._engine.remote import (
+    Envelope,
+    WorkerIO,
+    WorkerKernelLogger,
+    WorkerTask,
+    run_on_worker,
+)
 from trigger_nb.errors import (
     InvalidOptionError,
     RunCanceled,
@@ -169,6 +175,7 @@ def _no_resubmit_plugin() -> Any:
 
     class NoResubmit(SchedulerPlugin):
         name = _PLUGIN_NAME
+        idempotent = True  # one per scheduler, whichever client or kernel registers it
 
         async def start(self, scheduler: Any) -> None:
             self.scheduler = scheduler
@@ -194,9 +201,10 @@ class _FanOut:
     def __init__(self, client: Any, batch: ChildBatch) -> None:
         self.client = client
         self.batch = batch
-        self.outstanding: dict[str, Any] = {}
+        self.outstanding: dict[str, Any] = {}  # key -> its Dask future (None: being submitted)
         self.canceled: RunCanceled | None = None
         self.tasks: list[asyncio.Task[Any]] = []
+        self.main: asyncio.Task[Any] | None = None  # the task awaiting them all
         self._function: bytes | BaseException | None = None
         self._limit = (
             asyncio.Semaphore(batch.max_workers) if batch.max_workers is not None else None
@@ -212,13 +220,13 @@ class _FanOut:
             self._stop()  # an interrupt arrived between two steps of the loop
             raise
         finally:
-            if self.outstanding:
-                self.client.cancel(list(self.outstanding.values()))
+            self._cancel_outstanding()
 
     async def _all(self) -> list[Any]:
         from trigger_nb._engine.parallel import _results_or_raise
 
         loop = asyncio.get_running_loop()
+        self.main = asyncio.current_task()
         self.tasks = [
             loop.create_task(self._child(i, item)) for i, item in enumerate(self.batch.values)
         ]
@@ -231,11 +239,9 @@ class _FanOut:
 
     def _stop(self) -> None:
         """Cancel the children still waiting and let them record it (INTERRUPTED)."""
-        pending = [t for t in self.tasks if not t.done()]
+        pending = [t for t in [self.main, *self.tasks] if t is not None and not t.done()]
         if not pending:
             return
-        if self.outstanding:
-            self.client.cancel(list(self.outstanding.values()))
         for task in pending:
             task.cancel()
 
@@ -245,6 +251,19 @@ class _FanOut:
         with contextlib.suppress(BaseException):  # a second interrupt: futures are canceled
             _run(drain())
 
+    def _cancel_outstanding(self) -> None:
+        """Cancel on the cluster every attempt still submitted (one an interrupt caught inside
+        ``submit`` too: known by its key)."""
+        if not self.outstanding:
+            return
+        distributed = _distributed()
+        futures = [
+            future if future is not None else distributed.Future(key, self.client)
+            for key, future in self.outstanding.items()
+        ]
+        self.outstanding.clear()
+        self.client.cancel(futures)
+
     async def _watch_cancel(self) -> None:
         """``run.cancel()`` (from any process) cancels the children in flight."""
         while True:
@@ -253,8 +272,6 @@ class _FanOut:
                 self.batch.check_canceled()
             except RunCanceled as canceled:
                 self.canceled = canceled
-                if self.outstanding:
-                    self.client.cancel(list(self.outstanding.values()))
                 for task in self.tasks:
                     task.cancel()
                 return
@@ -305,12 +322,11 @@ class _FanOut:
             run_id=task.run_id,
             parent=_label(self.batch.cache_key),
         )
-        from trigger_nb._engine.remote import run_on_worker
-
         key = f"{KEY_PREFIX}{task.id}-{task.attempt}"
         if self._limit is not None:
             await self._limit.acquire()
         try:
+            self.outstanding[key] = None  # known before submit returns: an interrupt may come
             future = self.client.submit(
                 run_on_worker,
                 function,
@@ -336,6 +352,50 @@ class _FanOut:
                 self._limit.release()
         return _unpack(envelope, task)
 
+    async def _fetch(self, future: Any, task: TaskHandle) -> Envelope:
+        """The attempt's envelope once its Dask task is done; a Dask-level failure (the worker
+        died, the result was lost with it, the scheduler went away) is ``WorkerLostError``.
+
+        Waiting is a done-callback, not a pending ``gather`` (which Dask cannot cancel
+        cleanly); the result is then fetched on the Dask client's own loop, so the kernel's
+        loop never blocks on the network."""
+        loop = asyncio.get_running_loop()
+        done: asyncio.Future[None] = loop.create_future()
+
+        def finished(_: Any) -> None:  # on Dask's callback thread
+            with contextlib.suppress(RuntimeError):  # the kernel's loop is gone: interrupted
+                loop.call_soon_threadsafe(_resolve, done)
+
+        future.add_done_callback(finished)
+        await done
+        distributed = _distributed()
+        problem: BaseException | None = None
+        lost = ""
+        try:
+            if future.status == "finished":
+                fetching = self.client.gather(future, asynchronous=True)
+                running = asyncio.run_coroutine_threadsafe(fetching, self.client.loop.asyncio_loop)
+                envelope: Envelope = await asyncio.wrap_future(running)
+                return envelope
+            if future.status == "error":
+                problem = future.exception()
+        except asyncio.CancelledError:
+            raise
+        except (distributed.client.FutureCancelledError, OSError) as gone:
+            lost = f"{type(gone).__name__}: {gone}"  # its result was lost on the way back
+        if problem is None or isinstance(problem, distributed.KilledWorker):
+            self._lost[task.id] = self._lost.get(task.id, 0) + 1
+            what = lost or (
+                f"{type(problem).__name__}: {problem}" if problem else f"Dask: {future.status}"
+            )
+            raise WorkerLostError(
+                f"task {task.name!r} (key {task.cache_key!r}) attempt {task.attempt}: the Dask "
+                f"worker running it was lost ({what}); the attempt may have run partly, and "
+                f"is retried with the same idempotency key ({task.idempotency_key[:12]}...)",
+                task_id=task.id,
+            ) from None
+        raise problem  # Dask could not run it at all (trigger_nb missing on the worker, ...)
+
     def _shipped(self) -> bytes:
         """The children's function, pickled once for all of them (the first time one runs:
         when every child is replayed, nothing is pickled or shipped)."""
@@ -355,26 +415,10 @@ class _FanOut:
             raise self._function
         return self._function
 
-    async def _fetch(self, future: Any, task: TaskHandle) -> Envelope:
-        """The attempt's envelope, awaited on the Dask client's own loop; a Dask-level failure
-        (the worker died, the result was lost, the scheduler went away) is ``WorkerLostError``."""
-        distributed = _distributed()
-        gathering = self.client.gather(future, asynchronous=True)
-        concurrent = asyncio.run_coroutine_threadsafe(gathering, self.client.loop.asyncio_loop)
-        try:
-            envelope: Envelope = await asyncio.wrap_future(concurrent)
-            return envelope
-        except asyncio.CancelledError:
-            raise
-        except (distributed.KilledWorker, distributed.client.FutureCancelledError, OSError) as e:
-            self._lost[task.id] = self._lost.get(task.id, 0) + 1
-            raise WorkerLostError(
-                f"task {task.name!r} (key {task.cache_key!r}) attempt {task.attempt}: the Dask "
-                f"worker running it was lost ({type(e).__name__}: {e}); the attempt may have "
-                "run partly, and is retried with the same idempotency key "
-                f"({task.idempotency_key[:12]}...)",
-                task_id=task.id,
-            ) from None
+
+def _resolve(done: asyncio.Future[None]) -> None:
+    if not done.done():
+        done.set_result(None)
 
 
 def _run(coroutine: Any) -> Any:

@@ -1,0 +1,424 @@
+"""io.parallel's children on a real Dask cluster (LocalCluster on loopback, worker processes).
+
+What a user notices: results in item order, each side effect once, a re-execution that ships
+nothing, retries, a worker SIGKILLed mid-run (its children's attempts fail with WorkerLostError
+and run again under the same idempotency key, nothing else repeats), interrupts and
+``run.cancel()`` that cancel what is queued on the cluster, ``io`` misuse on a worker.
+
+Submissions are counted on the scheduler itself (it runs in this process with LocalCluster): a
+plugin sees every task of ours start ("processing") — resubmissions by Dask included.
+"""
+
+from __future__ import annotations
+
+import _thread
+import collections
+import os
+import random
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from distributed import Client, LocalCluster
+from distributed.diagnostics.plugin import SchedulerPlugin
+
+from trigger_nb import (
+    DaskExecutor,
+    InvalidOptionError,
+    RetryOptions,
+    RunStatus,
+    TaskError,
+    TriggerClient,
+    WorkerLostError,
+)
+
+pytestmark = pytest.mark.slow
+
+THREADS_PER_WORKER = 2
+
+
+class Starts(SchedulerPlugin):
+    """Counts, on the scheduler, every time a task of trigger_nb's is sent to run."""
+
+    def __init__(self) -> None:
+        self.keys: collections.Counter[str] = collections.Counter()
+
+    def transition(self, key: Any, start: str, finish: str, *args: Any, **kwargs: Any) -> None:
+        if finish == "processing" and isinstance(key, str) and key.startswith("trigger_nb-"):
+            self.keys[key] += 1
+
+    def total(self) -> int:
+        return sum(self.keys.values())
+
+
+@pytest.fixture(scope="module")
+def cluster() -> Iterator[LocalCluster]:
+    with LocalCluster(
+        n_workers=2,
+        threads_per_worker=THREADS_PER_WORKER,
+        processes=True,
+        host="127.0.0.1",
+        dashboard_address=None,
+    ) as started:
+        yield started
+
+
+@pytest.fixture(scope="module")
+def dask_client(cluster: LocalCluster) -> Iterator[Client]:
+    with Client(cluster, set_as_default=False) as connected:
+        yield connected
+
+
+@pytest.fixture
+def starts(cluster: LocalCluster) -> Iterator[Starts]:
+    plugin = Starts()
+    cluster.scheduler.add_plugin(plugin, name="test-starts")
+    yield plugin
+    cluster.scheduler.remove_plugin(name="test-starts")
+
+
+@pytest.fixture
+def dask(dask_client: Client) -> DaskExecutor:
+    dask_client.wait_for_workers(2, timeout=60)  # a worker killed by the test before: restarted
+    return DaskExecutor(dask_client)
+
+
+def lines(path: Path) -> list[list[str]]:
+    if not path.exists():
+        return []
+    return [line.split() for line in path.read_text().splitlines()]
+
+
+def test_hundred_children_in_item_order_each_side_effect_once_then_replayed_unshipped(
+    client: TriggerClient, dask: DaskExecutor, starts: Starts, tmp_path: Path
+) -> None:
+    effects = tmp_path / "effects.txt"
+    job = client.define_job(id="dask-fan-out", executor=dask)
+
+    @job.run
+    def run(payload: Any, io: Any, ctx: Any) -> list[int]:
+        def square(n: int, task: Any) -> int:
+            with open(effects, "a") as f:  # a side effect on the worker, seen by the test
+                f.write(f"{n} {task.idempotency_key} {os.getpid()}\n")
+            task.logger.info("squared", n=n)
+            return n * n
+
+        return list(io.parallel("squares", range(100), square))
+
+    first = job.trigger()
+    assert first.status is RunStatus.SUCCESS, first.error
+    assert first.output == [n * n for n in range(100)]
+    written = lines(effects)
+    assert sorted(int(n) for n, _, _ in written) == list(range(100))  # each exactly once
+    assert len({pid for _, _, pid in written} - {str(os.getpid())}) >= 1  # not in this process
+    assert starts.total() == 100
+
+    parent = first.reload().task("squares")
+    assert [c.cache_key for c in parent.children] == list(range(100))
+    assert [c.output for c in parent.children] == [n * n for n in range(100)]
+    child = parent.children[7]
+    assert [(log.message, log.data) for log in child.logs] == [("squared", {"n": 7})]
+    assert {key for n, key, _ in written if n == "7"} == {child.idempotency_key}
+
+    again = job.trigger()
+    assert again.output == first.output
+    assert again.executions[-1].executed == 0 and again.executions[-1].replayed == 101
+    assert starts.total() == 100  # nothing shipped on the re-execution
+    assert len(lines(effects)) == 100
+
+
+def test_a_child_failing_twice_then_succeeding_with_retries(
+    client: TriggerClient, dask: DaskExecutor, tmp_path: Path
+) -> None:
+    tries = tmp_path / "tries.txt"
+    job = client.define_job(id="dask-retry")
+
+    @job.run
+    def run(payload: Any, io: Any, ctx: Any) -> list[str]:
+        def flaky(name: str, task: Any) -> str:
+            with open(tries, "a") as f:
+                f.write(f"{name} {task.attempt}\n")
+            if name == "b" and task.attempt < 3:
+                raise ConnectionError(f"attempt {task.attempt} of {name} refused")
+            return name.upper()
+
+        retry = RetryOptions(limit=3, min_timeout=0.01, randomize=False)
+        return list(io.parallel("flaky", ["a", "b", "c"], flaky, executor=dask, retry=retry))
+
+    result = job.trigger()
+    assert result.status is RunStatus.SUCCESS, result.error
+    assert result.output == ["A", "B", "C"]
+    assert sorted(lines(tries)) == [["a", "1"], ["b", "1"], ["b", "2"], ["b", "3"], ["c", "1"]]
+    b = result.task("flaky").children[1]
+    assert [a.status for a in b.attempts] == ["FAILED", "FAILED", "COMPLETED"]
+    assert b.attempts[0].error is not None
+    assert b.attempts[0].error.message == "attempt 1 of b refused"
+    assert "flaky" in b.attempts[0].error.traceback  # the worker's frames came back
+
+
+def test_a_child_that_keeps_failing_fails_the_run_and_reruns_alone(
+    client: TriggerClient, dask: DaskExecutor, starts: Starts
+) -> None:
+    broken = {"on": True}
+    job = client.define_job(id="dask-fail")
+
+    @job.run
+    def run(payload: Any, io: Any, ctx: Any) -> list[int]:
+        on = broken["on"]  # read in the kernel: the shipped closure carries the value
+
+        def work(n: int) -> int:
+            if n == 2 and on:
+                raise ValueError("bad item 2")
+            return n
+
+        return list(io.parallel("work", range(4), work, executor=dask))
+
+    failed = job.trigger()
+    assert failed.status is RunStatus.FAILURE
+    assert isinstance(failed.exception, TaskError) and failed.exception.cache_key == 2
+    assert "ValueError: bad item 2" in str(failed.error)
+    shipped = starts.total()
+    assert shipped == 4
+    broken["on"] = False
+    assert job.trigger().output == [0, 1, 2, 3]
+    assert starts.total() == shipped + 1  # only the failed child ran again
+
+
+def test_io_on_a_worker_names_the_task_and_the_fix(client: TriggerClient, dask: DaskExecutor) -> None:
+    job = client.define_job(id="dask-io")
+
+    @job.run
+    def run(payload: Any, io: Any, ctx: Any) -> list[Any]:
+        return list(io.parallel("nested", [1], lambda n: io.run_task("inner", lambda: n), executor=dask))
+
+    result = job.trigger()
+    assert result.status is RunStatus.FAILURE
+    assert isinstance(result.exception, InvalidOptionError)
+    message = str(result.exception)
+    assert "task 'item 0'" in message and "io.run_task on a Dask worker" in message
+    assert "executor='threads'" in message
+
+
+def test_unpicklable_function_and_output_say_what_and_how(
+    client: TriggerClient, dask: DaskExecutor
+) -> None:
+    lock = threading.Lock()
+    job = client.define_job(id="dask-pickle")
+
+    @job.run
+    def run(payload: Any, io: Any, ctx: Any) -> Any:
+        return io.parallel("locked", [1], lambda n: lock.locked(), executor=dask)
+
+    result = job.trigger()
+    assert isinstance(result.exception, InvalidOptionError)
+    assert "cannot be sent to the Dask workers" in str(result.exception)
+
+    output_job = client.define_job(id="dask-output")
+
+    @output_job.run
+    def run_output(payload: Any, io: Any, ctx: Any) -> Any:
+        return io.parallel("gen", [1], lambda n: (i for i in range(n)), executor=dask)
+
+    failed = output_job.trigger()
+    assert failed.status is RunStatus.FAILURE
+    assert "generator that cannot be stored" in str(failed.error)
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_a_worker_sigkilled_mid_run(
+    client: TriggerClient,
+    dask: DaskExecutor,
+    dask_client: Client,
+    starts: Starts,
+    tmp_path: Path,
+    seed: int,
+) -> None:
+    """The run completes; every result recorded once; only children in flight on the killed
+    worker (started there, not yet recorded by the kernel) ran twice, under their first
+    idempotency key, after an attempt that failed with WorkerLostError."""
+    effects = tmp_path / "effects.txt"
+    rng = random.Random(seed)
+    kill_after = rng.randint(5, 60)  # children started before the kill
+    victim = rng.choice(sorted(dask_client.run(os.getpid).values()))
+    job = client.define_job(id="dask-kill")
+    at_kill: dict[str, set[int]] = {}
+
+    def killer() -> None:
+        deadline = time.monotonic() + 60
+        while len(lines(effects)) < kill_after and time.monotonic() < deadline:
+            time.sleep(0.005)
+        (run,) = client.list_runs(job="dask-kill")
+        parent = run.task("slow")
+        recorded = {c.cache_key for c in parent.children if c.status == "COMPLETED"}
+        started = {int(n) for n, _, _, pid in lines(effects) if int(pid) == victim}
+        os.kill(victim, signal.SIGKILL)
+        at_kill["in flight"] = started - recorded
+
+    @job.run
+    def run(payload: Any, io: Any, ctx: Any) -> list[int]:
+        def slow(n: int, task: Any) -> int:
+            with open(effects, "a") as f:
+                f.write(f"{n} {task.idempotency_key} {task.attempt} {os.getpid()}\n")
+            time.sleep(0.03)
+            return n + 1000
+
+        return list(io.parallel("slow", range(100), slow, executor=dask))
+
+    thread = threading.Thread(target=killer)
+    thread.start()
+    result = job.trigger()
+    thread.join()
+    assert result.status is RunStatus.SUCCESS, result.error
+    assert result.output == [n + 1000 for n in range(100)]
+
+    per_child = collections.defaultdict(list)
+    for n, key, attempt, pid in lines(effects):
+        per_child[int(n)].append((key, int(attempt), int(pid)))
+    assert sorted(per_child) == list(range(100))
+    repeated = {n: runs for n, runs in per_child.items() if len(runs) > 1}
+    assert set(repeated) <= at_kill["in flight"]
+    for runs in repeated.values():
+        assert len({key for key, _, _ in runs}) == 1  # the same idempotency key each time
+        assert runs[0][2] == victim and [a for _, a, _ in runs] == [1, 2]
+
+    children = result.reload().task("slow").children
+    assert [c.output for c in children] == [n + 1000 for n in range(100)]
+    lost = [c for c in children if len(c.attempts) > 1]
+    for child in lost:
+        first, last = child.attempts[0], child.attempts[-1]
+        assert first.status == "FAILED" and last.status == "COMPLETED"
+        assert first.error is not None and first.error.type.endswith("WorkerLostError")
+    assert {c.cache_key for c in lost} >= set(repeated)
+    # Dask never started one of ours twice behind the engine's back: one start per attempt key.
+    assert max(starts.keys.values()) == 1
+
+
+def test_run_cancel_cancels_the_futures_still_queued(
+    client: TriggerClient, dask: DaskExecutor, cluster: LocalCluster, tmp_path: Path
+) -> None:
+    effects = tmp_path / "effects.txt"
+    job = client.define_job(id="dask-cancel")
+    handle: dict[str, Any] = {}
+
+    @job.run
+    def run(payload: Any, io: Any, ctx: Any) -> list[int]:
+        handle["run_id"] = ctx.run.id
+
+        def slow(n: int) -> int:
+            with open(effects, "a") as f:
+                f.write(f"{n}\n")
+            time.sleep(0.5)
+            return n
+
+        return list(io.parallel("slow", range(40), slow, executor=dask))
+
+    def cancel_soon() -> None:
+        while not lines(effects):
+            time.sleep(0.01)
+        client.load_run(handle["run_id"]).cancel()
+
+    thread = threading.Thread(target=cancel_soon)
+    thread.start()
+    result = job.trigger()
+    thread.join()
+    assert result.status is RunStatus.CANCELED
+    assert not _our_tasks_left(cluster)
+    started = len(lines(effects))
+    time.sleep(1.0)
+    assert len(lines(effects)) == started < 40  # nothing queued ran after the cancel
+    statuses = collections.Counter(c.status for c in result.reload().task("slow").children)
+    assert statuses["INTERRUPTED"] > 0 and statuses["COMPLETED"] < 40
+
+
+def test_interrupt_cancels_the_futures_still_queued(
+    client: TriggerClient, dask: DaskExecutor, cluster: LocalCluster, tmp_path: Path
+) -> None:
+    effects = tmp_path / "effects.txt"
+    job = client.define_job(id="dask-interrupt")
+
+    @job.run
+    def run(payload: Any, io: Any, ctx: Any) -> list[int]:
+        def slow(n: int) -> int:
+            with open(effects, "a") as f:
+                f.write(f"{n}\n")
+            time.sleep(0.5)
+            return n
+
+        return list(io.parallel("slow", range(40), slow, executor=dask))
+
+    def interrupt_soon() -> None:
+        while not lines(effects):
+            time.sleep(0.01)
+        _thread.interrupt_main()  # what Kernel -> Interrupt does
+
+    thread = threading.Thread(target=interrupt_soon)
+    thread.start()
+    try:
+        result = job.trigger()
+    except KeyboardInterrupt:
+        result = None
+    thread.join()
+    assert not _our_tasks_left(cluster)
+    started = len(lines(effects))
+    time.sleep(1.0)
+    assert len(lines(effects)) == started < 40
+    (run,) = client.list_runs(job="dask-interrupt")
+    assert run.status is RunStatus.CANCELED
+    assert result is None or result.status is RunStatus.CANCELED
+
+
+def _our_tasks_left(cluster: LocalCluster, seconds: float = 10.0) -> list[str]:
+    """trigger_nb's tasks the scheduler still holds (released ones go within moments)."""
+    deadline = time.monotonic() + seconds
+    while True:
+        left = [k for k in cluster.scheduler.tasks if str(k).startswith("trigger_nb-")]
+        if not left or time.monotonic() > deadline:
+            return left
+        time.sleep(0.05)
+
+
+def test_executor_defaults_and_bad_values(tmp_path: Path, dask: DaskExecutor) -> None:
+    with pytest.raises(InvalidOptionError, match="executor=42 is invalid"):
+        TriggerClient("bad", store=str(tmp_path / "s1"), executor=42)
+    client = TriggerClient("defaults", store=str(tmp_path / "s2"), executor=dask)
+    job = client.define_job(id="inherits")
+    threads = client.define_job(id="threads", executor="threads")
+    seen: dict[str, int] = {}
+
+    def body(payload: Any, io: Any, ctx: Any) -> list[int]:
+        return list(io.parallel("pids", range(2), lambda n: os.getpid()))
+
+    job.run(body)
+    threads.run(body)
+    seen["dask"] = job.trigger().output[0]
+    seen["threads"] = threads.trigger().output[0]
+    assert seen["dask"] != os.getpid() and seen["threads"] == os.getpid()
+    with pytest.raises(InvalidOptionError, match="DaskExecutor"):
+        DaskExecutor(client=3.5)
+    assert isinstance(WorkerLostError("x", task_id="t"), RuntimeError)
+
+
+def test_without_dask_installed_the_error_names_the_install_command() -> None:
+    code = (
+        "import sys\n"
+        "sys.modules['distributed'] = None\n"
+        "import trigger_nb\n"
+        "for make in (lambda: trigger_nb.DaskExecutor(),\n"
+        "             lambda: trigger_nb.TriggerClient('x', executor='dask')):\n"
+        "    try:\n"
+        "        make()\n"
+        "    except ImportError as error:\n"
+        "        print(error)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True
+    )
+    printed = done.stdout.splitlines()
+    assert len(printed) == 2, done.stdout + done.stderr
+    assert all("pip install 'trigger_nb[dask]'" in line for line in printed)
