@@ -340,9 +340,9 @@ class _FanOut:
             self.outstanding[key] = future
             try:
                 envelope = await self._fetch(future, task)
-            except asyncio.CancelledError:
+            except BaseException as stopped:  # canceled, interrupted (or lost: nothing to do)
                 future.cancel()
-                if self.canceled is not None:
+                if isinstance(stopped, asyncio.CancelledError) and self.canceled is not None:
                     raise self.canceled from None
                 raise
             finally:
