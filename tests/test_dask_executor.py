@@ -380,8 +380,8 @@ def test_interrupt_cancels_the_futures_still_queued(
     started = len(lines(effects))
     time.sleep(1.0)
     assert len(lines(effects)) == started < 40
-    (run,) = client.list_runs(job="dask-interrupt")
-    assert run.status is RunStatus.CANCELED
+    (stored,) = client.list_runs(job="dask-interrupt")
+    assert stored.status is RunStatus.CANCELED
     assert result is None or result.status is RunStatus.CANCELED
 
 
