@@ -211,6 +211,9 @@ class _FanOut:
         )
         # task id -> workers lost in this execution (the first loss is retried by default)
         self._lost: dict[str, int] = {}
+        self._to_submit: list[tuple[str, Any, WorkerTask, asyncio.Future[Any]]] = []
+        self._to_fetch: list[tuple[Any, asyncio.Future[Any]]] = []
+        self._fetcher: asyncio.Task[None] | None = None
 
     def run(self) -> list[Any]:
         try:
@@ -327,17 +330,7 @@ class _FanOut:
             await self._limit.acquire()
         try:
             self.outstanding[key] = None  # known before submit returns: an interrupt may come
-            future = self.client.submit(
-                run_on_worker,
-                function,
-                item,
-                handle,
-                self.batch.takes_task,
-                key=key,
-                pure=False,
-                retries=0,
-            )
-            self.outstanding[key] = future
+            future = await self._submit(key, item, handle, function)
             try:
                 envelope = await self._fetch(future, task)
             except BaseException as stopped:  # canceled, interrupted (or lost: nothing to do)
@@ -373,9 +366,7 @@ class _FanOut:
         lost = ""
         try:
             if future.status == "finished":
-                fetching = self.client.gather(future, asynchronous=True)
-                running = asyncio.run_coroutine_threadsafe(fetching, self.client.loop.asyncio_loop)
-                envelope: Envelope = await asyncio.wrap_future(running)
+                envelope: Envelope = await self._gathered(future)
                 return envelope
             if future.status == "error":
                 problem = future.exception()
@@ -396,6 +387,85 @@ class _FanOut:
             ) from None
         raise problem  # Dask could not run it at all (trigger_nb missing on the worker, ...)
 
+    async def _submit(self, key: str, item: Any, handle: WorkerTask, function: bytes) -> Any:
+        """Submit one attempt; the attempts submitted in one turn of the loop (all the children
+        at the start) go in one ``client.map``: one message to the scheduler, not one each."""
+        waiter: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self._to_submit.append((key, item, handle, waiter))
+        if len(self._to_submit) == 1:
+            asyncio.get_running_loop().call_soon(self._flush_submissions, function)
+        return await waiter
+
+    def _flush_submissions(self, function: bytes) -> None:
+        batch, self._to_submit = self._to_submit, []
+        try:
+            futures = self.client.map(
+                run_on_worker,
+                [item for _, item, _, _ in batch],
+                [handle for _, _, handle, _ in batch],
+                key=[key for key, _, _, _ in batch],
+                pure=False,
+                retries=0,
+                function=function,
+                takes_task=self.batch.takes_task,
+            )
+        except Exception as error:
+            for *_, waiter in batch:
+                if not waiter.done():
+                    waiter.set_exception(error)
+            return
+        for (key, _, _, waiter), future in zip(batch, futures, strict=True):
+            self.outstanding[key] = future
+            if waiter.done():  # its child was canceled meanwhile
+                future.cancel()
+            else:
+                waiter.set_result(future)
+
+    async def _gathered(self, future: Any) -> Any:
+        """A finished attempt's envelope. Results are fetched on the Dask client's own loop
+        (the kernel's loop never blocks on the network), those finished meanwhile together:
+        one ``gather`` for many."""
+        waiter: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self._to_fetch.append((future, waiter))
+        if self._fetcher is None or self._fetcher.done():
+            self._fetcher = asyncio.get_running_loop().create_task(self._fetch_batches())
+        return await waiter
+
+    async def _fetch_batches(self) -> None:
+        while self._to_fetch:
+            batch, self._to_fetch = self._to_fetch, []
+            try:
+                results = await self._results([f for f, _ in batch])
+            except BaseException:  # canceled (the loop is closing): nobody may wait forever
+                for _, waiter in batch:
+                    waiter.cancel()
+                raise
+            for (_, waiter), result in zip(batch, results, strict=True):
+                if waiter.done():
+                    continue
+                if isinstance(result, _Failed):
+                    waiter.set_exception(result.error)
+                else:
+                    waiter.set_result(result)
+
+    async def _results(self, futures: list[Any]) -> list[Any]:
+        try:
+            return await self._on_dask_loop(futures)
+        except Exception:  # one was lost meanwhile: fetch them one by one, to know which
+            results: list[Any] = []
+            for future in futures:
+                try:
+                    results.extend(await self._on_dask_loop([future]))
+                except Exception as error:
+                    results.append(_Failed(error))
+            return results
+
+    async def _on_dask_loop(self, futures: list[Any]) -> list[Any]:
+        fetching = self.client.gather(futures, asynchronous=True)
+        running = asyncio.run_coroutine_threadsafe(fetching, self.client.loop.asyncio_loop)
+        results: list[Any] = await asyncio.wrap_future(running)
+        return results
+
     def _shipped(self) -> bytes:
         """The children's function, pickled once for all of them (the first time one runs:
         when every child is replayed, nothing is pickled or shipped)."""
@@ -414,6 +484,11 @@ class _FanOut:
         if isinstance(self._function, BaseException):
             raise self._function
         return self._function
+
+
+class _Failed:
+    def __init__(self, error: BaseException) -> None:
+        self.error = error
 
 
 def _resolve(done: asyncio.Future[None]) -> None:

@@ -165,8 +165,9 @@ class Envelope(NamedTuple):
     output_properties: list[dict[str, Any]]
 
 
-def run_on_worker(function: bytes, item: Any, task: WorkerTask, takes_task: bool) -> Envelope:
-    """One attempt of a child, on a worker: call its function, pickle what it returned."""
+def run_on_worker(item: Any, task: WorkerTask, function: bytes, takes_task: bool) -> Envelope:
+    """One attempt of a child, on a worker: call its function (``function`` pickled, the same
+    bytes for every child of the call), pickle what it returned."""
     token = _current.set(task)
     try:
         fn: Callable[..., Any] = pickle.loads(function)
