@@ -497,3 +497,33 @@ def test_a_notebook_kernel_runs_children_on_dask_with_the_live_tree(
     (run,) = trigger_nb.list_runs("dask-cell", store=str(tmp_path / "store"))
     child = run.task("triple").children[4]
     assert [(log.message, log.data) for log in child.logs] == [("tripled", {"n": 4})]
+
+
+def test_moving_children_between_executors_keeps_them_replayed_not_stale(
+    client: TriggerClient, dask: DaskExecutor, starts: Starts, tmp_path: Path
+) -> None:
+    """A child's fingerprint is that of the function a thread would run: a run whose children
+    ran in threads (one failed) continues on Dask replaying the others without a stale
+    warning; only the failed one is shipped."""
+    job = client.define_job(id="dask-switch")
+    where: dict[str, Any] = {"executor": "threads"}
+    fixed = tmp_path / "fixed"  # the fix lives outside the code: the code does not change
+    offset = 10
+
+    @job.run
+    def run(payload: Any, io: Any, ctx: Any) -> list[int]:
+        def add(n: int) -> int:
+            if n == 3 and not fixed.exists():
+                raise ValueError("not yet")
+            return n + offset
+
+        return list(io.parallel("add", range(5), add, executor=where["executor"]))
+
+    assert job.trigger().status is RunStatus.FAILURE
+    fixed.touch()
+    where["executor"] = dask
+    again = job.trigger()
+    assert again.output == [10, 11, 12, 13, 14]
+    assert again.executions[-1].executed == 2  # the parent and child 3
+    assert again.stale_tasks == []
+    assert starts.total() == 1
