@@ -121,9 +121,14 @@ class DaskExecutor:
             return _local_client()
 
     def run_children(self, batch: ChildBatch) -> list[Any]:
+        return _FanOut(self, batch).run()
+
+    def connected(self) -> Any:
+        """The client, ready for our tasks (called at the first submission: a call whose
+        children are all replayed connects to nothing and starts no cluster)."""
         client = self.client
         self._prepare(client)
-        return _FanOut(client, batch).run()
+        return client
 
     def _prepare(self, client: Any) -> None:
         """Once per client: the scheduler plugin that stops Dask re-running our tasks."""
@@ -198,8 +203,9 @@ class _FanOut:
     """One ``io.parallel`` call's children on Dask: each an ``arun_task`` of the kernel, all
     awaited together in one event loop (no thread per child)."""
 
-    def __init__(self, client: Any, batch: ChildBatch) -> None:
-        self.client = client
+    def __init__(self, executor: DaskExecutor, batch: ChildBatch) -> None:
+        self.executor = executor
+        self._client: Any = None
         self.batch = batch
         self.outstanding: dict[str, Any] = {}  # key -> its Dask future (None: being submitted)
         self.canceled: RunCanceled | None = None
@@ -238,6 +244,8 @@ class _FanOut:
             outcomes = await asyncio.gather(*self.tasks, return_exceptions=True)
         finally:
             watcher.cancel()
+        if self.canceled is not None:  # whatever each child was doing when it was stopped
+            raise self.canceled
         return _results_or_raise(list(outcomes))
 
     def _stop(self) -> None:
@@ -253,6 +261,12 @@ class _FanOut:
 
         with contextlib.suppress(BaseException):  # a second interrupt: futures are canceled
             _run(drain())
+
+    @property
+    def client(self) -> Any:
+        if self._client is None:
+            self._client = self.executor.connected()
+        return self._client
 
     def _cancel_outstanding(self) -> None:
         """Cancel on the cluster every attempt still submitted (one an interrupt caught inside
