@@ -46,7 +46,7 @@ def spin(loops: int) -> int:
 def calibrate(seconds: float) -> int:
     loops = 200_000
     while True:
-        took = timed(lambda n=loops: spin(n))  # type: ignore[misc]
+        took = timed(lambda n=loops: spin(n))
         if took > 0.1:
             return int(loops * seconds / took)
         loops *= 2

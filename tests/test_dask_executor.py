@@ -332,7 +332,7 @@ def test_run_cancel_cancels_the_futures_still_queued(
     result = job.trigger()
     thread.join()
     assert result.status is RunStatus.CANCELED
-    assert not _our_tasks_left(cluster)
+    assert not _our_tasks_left(cluster, result)
     started = len(lines(effects))
     time.sleep(1.0)
     assert len(lines(effects)) == started < 40  # nothing queued ran after the cancel
@@ -376,23 +376,31 @@ def test_interrupt_cancels_the_futures_still_queued(
     finally:
         returned.set()
     thread.join()
-    assert not _our_tasks_left(cluster)
+    (stored,) = client.list_runs(job="dask-interrupt")
+    assert not _our_tasks_left(cluster, stored)
     started = len(lines(effects))
     time.sleep(1.0)
     assert len(lines(effects)) == started < 40
-    (stored,) = client.list_runs(job="dask-interrupt")
     assert stored.status is RunStatus.CANCELED
     assert result is None or result.status is RunStatus.CANCELED
 
 
-def _our_tasks_left(cluster: LocalCluster, seconds: float = 10.0) -> list[str]:
-    """trigger_nb's tasks the scheduler still holds (released ones go within moments)."""
+def _our_tasks_left(cluster: LocalCluster, run: Any, seconds: float = 10.0) -> list[str]:
+    """The tasks of ``run``'s children the scheduler still holds (released ones go within
+    moments)."""
+    ids = {child.id for child in run.reload().task("slow").children}
     deadline = time.monotonic() + seconds
     while True:
-        left = [k for k in cluster.scheduler.tasks if str(k).startswith("trigger_nb-")]
+        left = [k for k in cluster.scheduler.tasks if _task_id_of(k) in ids]
         if not left or time.monotonic() > deadline:
             return left
         time.sleep(0.05)
+
+
+def _task_id_of(key: object) -> str:
+    """The task id in a key of ours: trigger_nb-<task id>-<attempt>-<nonce>."""
+    parts = str(key).split("-")
+    return parts[1] if len(parts) == 4 and parts[0] == "trigger_nb" else ""
 
 
 def test_executor_defaults_and_bad_values(tmp_path: Path, dask: DaskExecutor) -> None:

@@ -11,7 +11,11 @@ the value, never pickled a second time).
 
 Decisions where the issue left a choice:
 
-- Keys are ``trigger_nb-<task id>-<attempt>``, submitted with ``pure=False, retries=0``. Dask
+- Keys are ``trigger_nb-<task id>-<attempt>-<nonce>``, submitted with ``pure=False,
+  retries=0``. The nonce (one per ``io.parallel`` call) matters: Dask answers a submission
+  whose key it still holds with the result it has, without running anything, and the same
+  task id and attempt come back when a run is cleared and run again on a long-lived cluster
+  (or two stores run the same job there). Dask
   would also re-run a task on its own when the worker running it dies (``allowed-failures``,
   3 by default) or when the worker holding its result dies before the kernel fetched it. A small
   scheduler plugin (sent by value, nothing of ours needs installing on the scheduler) turns
@@ -33,6 +37,7 @@ import atexit
 import contextlib
 import io as io_module
 import threading
+import uuid
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -207,6 +212,7 @@ class _FanOut:
         self.executor = executor
         self._client: Any = None
         self.batch = batch
+        self.nonce = uuid.uuid4().hex[:8]  # keys never meet a result Dask still holds
         self.outstanding: dict[str, Any] = {}  # key -> its Dask future (None: being submitted)
         self.canceled: RunCanceled | None = None
         self.tasks: list[asyncio.Task[Any]] = []
@@ -339,7 +345,7 @@ class _FanOut:
             run_id=task.run_id,
             parent=_label(self.batch.cache_key),
         )
-        key = f"{KEY_PREFIX}{task.id}-{task.attempt}"
+        key = f"{KEY_PREFIX}{task.id}-{task.attempt}-{self.nonce}"
         if self._limit is not None:
             await self._limit.acquire()
         try:
