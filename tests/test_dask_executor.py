@@ -535,3 +535,63 @@ def test_moving_children_between_executors_keeps_them_replayed_not_stale(
     assert again.executions[-1].executed == 2  # the parent and child 3
     assert again.stale_tasks == []
     assert starts.total() == 1
+
+
+def test_the_worker_side_of_an_attempt_in_this_process() -> None:
+    """``run_on_worker`` as a worker runs it (here, in-process: coverage sees it): output
+    pickled once, logs and properties kept, errors with their traceback, io refused, async."""
+    import pickle
+
+    import cloudpickle
+
+    from trigger_nb._engine.remote import WorkerIO, WorkerKernelLogger, WorkerTask, run_on_worker
+
+    def handle() -> WorkerTask:
+        task = WorkerTask(
+            id="t1", cache_key=3, idempotency_key="k" * 64, name="item 3", attempt=2,
+            run_id="run_x", parent="'squares'",
+        )  # fmt: skip
+        return pickle.loads(pickle.dumps(task))  # as it travels
+
+    def ok(n: int, task: Any) -> dict[str, int]:
+        task.logger.info("working", n=n, lock=threading.Lock())  # unpicklable: sent as text
+        task.output_properties.append({"label": "n", "text": str(n)})
+        return {"n": n, "attempt": task.attempt}
+
+    envelope = run_on_worker(3, handle(), cloudpickle.dumps(ok), True)
+    assert envelope.kind == "ok" and envelope.data is not None
+    assert pickle.loads(envelope.data) == {"n": 3, "attempt": 2}
+    assert envelope.type_name == "dict"
+    assert envelope.logs[0][:2] == ("info", "working") and envelope.logs[0][2]["n"] == 3
+    assert isinstance(envelope.logs[0][2]["lock"], str)
+    assert envelope.output_properties == [{"label": "n", "text": "3"}]
+
+    def fails(n: int) -> int:
+        raise KeyError(n)
+
+    failed = run_on_worker(3, handle(), cloudpickle.dumps(fails), False)
+    assert failed.kind == "error" and failed.data is not None
+    assert isinstance(pickle.loads(failed.data), KeyError) and failed.traceback is not None
+
+    io_stub, logger_stub = WorkerIO(), WorkerKernelLogger()
+
+    def uses_io(n: int) -> Any:
+        io_stub.logger.warn("fine")
+        logger_stub.info("fine too")
+        assert io_stub.run_id == "run_x"
+        return io_stub.run_task("inner", lambda: n)
+
+    refused = run_on_worker(3, handle(), cloudpickle.dumps(uses_io), False)
+    assert (
+        refused.kind == "io" and "task 'item 3' (key 3 of io.parallel 'squares')" in refused.message
+    )
+    assert [level for level, _, _ in refused.logs] == ["warn", "info"]
+
+    async def later(n: int) -> int:
+        return n * 2
+
+    assert (
+        pickle.loads(run_on_worker(4, handle(), cloudpickle.dumps(later), False).data or b"") == 8
+    )
+    unstorable = run_on_worker(1, handle(), cloudpickle.dumps(lambda n: (i for i in [n])), False)
+    assert unstorable.kind == "unpicklable" and unstorable.type_name == "generator"
