@@ -24,6 +24,14 @@ Decisions where the issue left a choice:
   else per the task's ``RetryOptions``) under the same idempotency key.
 - ``io`` used on a worker raises an error naming the task and the fix (``io.logger`` works: it
   writes to the child's log). Nested tasks run in the kernel.
+- "In item order": every child's record starts in item order (so the tree lists them so, and
+  results come back so); each is completed when its result arrives, live, not held back
+  behind a slower earlier item. Log records are written in the order the child wrote them,
+  when its attempt comes back (with the kernel's time of arrival).
+- Submissions made in one turn of the kernel's loop go in one ``client.map``; results are
+  fetched in batches on the Dask client's own loop: the per-child cost stays near raw Dask's.
+- Only the children's own outputs skip the kernel's pickling: the ``io.parallel`` task still
+  stores the list of results, pickled in the kernel, as it does with threads.
 - ``max_workers`` limits the attempts in flight only when given: Dask schedules the rest.
 - The workers need ``trigger_nb`` installed (like every library the children use).
 - ``client=None`` uses the current default Dask client, else one ``LocalCluster`` per process,
