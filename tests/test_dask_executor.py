@@ -208,6 +208,18 @@ def test_io_on_a_worker_names_the_task_and_the_fix(
     assert "task 'item 0'" in message and "io.run_task on a Dask worker" in message
     assert "executor='threads'" in message
 
+    uses_ctx = client.define_job(id="dask-ctx")
+
+    @uses_ctx.run
+    def run_ctx(payload: Any, io: Any, ctx: Any) -> list[Any]:
+        ids = io.parallel("ids", [1], lambda n: (ctx.job.id, ctx.run.id), executor=dask)
+        assert ids == [("dask-ctx", ctx.run.id)]  # ctx travels, but for its client:
+        return list(io.parallel("client", [1], lambda n: ctx.client.id, executor=dask))
+
+    refused = uses_ctx.trigger()
+    assert isinstance(refused.exception, InvalidOptionError)
+    assert "called ctx.client.id on a Dask worker" in str(refused.exception)
+
 
 def test_unpicklable_function_and_output_say_what_and_how(
     client: TriggerClient, dask: DaskExecutor
@@ -595,3 +607,47 @@ def test_the_worker_side_of_an_attempt_in_this_process() -> None:
     )
     unstorable = run_on_worker(1, handle(), cloudpickle.dumps(lambda n: (i for i in [n])), False)
     assert unstorable.kind == "unpicklable" and unstorable.type_name == "generator"
+
+
+@pytest.fixture(params=["threads", "dask"])
+def executor(request: pytest.FixtureRequest) -> Any:
+    if request.param == "threads":
+        return "threads"
+    return request.getfixturevalue("dask")
+
+
+def test_the_executor_contract(client: TriggerClient, executor: Any, tmp_path: Path) -> None:
+    """What every executor gives io.parallel's children, threads and Dask alike: results and
+    records in item order, task handles, logs and output properties recorded, retries, and a
+    failing child that fails the parent with its own error while the others complete."""
+    tries = tmp_path / "tries.txt"
+    job = client.define_job(id="contract", executor=executor)
+
+    @job.run
+    def run(payload: Any, io: Any, ctx: Any) -> list[str]:
+        def work(word: str, task: Any) -> str:
+            with open(tries, "a") as f:
+                f.write(f"{word} {task.attempt}\n")
+            if word == "b" and task.attempt == 1:
+                raise TimeoutError("first try of b")
+            if word == "z":
+                raise ValueError("z is not allowed")
+            task.logger.warn("worked", word=word)
+            task.output_properties.append({"label": "length", "text": str(len(word))})
+            return f"{word}:{task.cache_key}:{task.run_id == ctx.run.id}"
+
+        retry = RetryOptions(limit=2, min_timeout=0.01, randomize=False)
+        return list(io.parallel("words", payload, work, retry=retry))
+
+    done = job.trigger(["a", "b", "c"])
+    assert done.output == ["a:0:True", "b:1:True", "c:2:True"]
+    children = done.task("words").children
+    assert [c.name for c in children] == ["item 0", "item 1", "item 2"]
+    assert [len(c.attempts) for c in children] == [1, 2, 1]
+    assert [(log.level, log.data) for log in children[1].logs] == [("warn", {"word": "b"})]
+    assert children[2].output_properties == [{"label": "length", "text": "1"}]
+
+    failed = job.trigger(["x", "z"])
+    assert failed.status is RunStatus.FAILURE
+    assert isinstance(failed.exception, TaskError) and failed.exception.cache_key == 1
+    assert [c.status for c in failed.task("words").children] == ["COMPLETED", "FAILED"]

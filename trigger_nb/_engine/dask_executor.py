@@ -55,6 +55,7 @@ from trigger_nb._engine.invocation import _run_in_a_new_loop, run_coroutine
 from trigger_nb._engine.output import PickledOutput
 from trigger_nb._engine.remote import (
     Envelope,
+    WorkerClient,
     WorkerIO,
     WorkerKernelLogger,
     WorkerTask,
@@ -589,6 +590,7 @@ def _pickle_function(fn: Callable[..., Any]) -> bytes:
     kernel's ``io`` and loggers replaced by their worker stand-ins."""
     import cloudpickle
 
+    from trigger_nb._engine.context import Context
     from trigger_nb._engine.handle import TaskHandle
     from trigger_nb._engine.io import IO
     from trigger_nb._engine.logger import Logger
@@ -599,6 +601,8 @@ def _pickle_function(fn: Callable[..., Any]) -> bytes:
                 return (WorkerIO, ())
             if isinstance(obj, Logger):
                 return (WorkerKernelLogger, ())
+            if isinstance(obj, Context):  # its client (and store) stay here
+                return (Context, (obj.job, obj.run, obj.event, WorkerClient()))
             return super().reducer_override(obj)
 
     buffer = io_module.BytesIO()

@@ -5,9 +5,10 @@ picklable ``WorkerTask`` handle and returns an ``Envelope`` that the kernel reco
 already pickled (once, here: the kernel stores these bytes as they came), the log records the
 child wrote, its ``task.output_properties``, or its error with the worker's traceback.
 
-``io`` (and ``io.logger``, the kernel's ``task``) captured by a shipped function arrive here as
-stand-ins: ``io.logger`` writes to the current child's log; every other ``io`` member raises
-``WorkerIOError`` naming the task and the fix, because tasks are recorded by the kernel only.
+``io`` (and ``io.logger``, the kernel's ``task``, ``ctx.client``) captured by a shipped function
+arrive here as stand-ins: ``io.logger`` writes to the current child's log; every other ``io``
+member raises ``WorkerIOError`` naming the task and the fix, because tasks are recorded by the
+kernel only. The rest of ``ctx`` (job, run, event) travels as it is.
 
 This module imports only the standard library (tblib, a dependency of distributed, when an
 error's traceback is sent): workers need ``trigger_nb`` installed, nothing else of ours loads.
@@ -118,6 +119,19 @@ class WorkerIO:
 
     def __reduce__(self) -> tuple[Any, ...]:
         return (WorkerIO, ())
+
+
+class WorkerClient:
+    """What a shipped function sees as ``ctx.client`` (``ctx.job``, ``ctx.run`` and
+    ``ctx.event`` travel as they are): the kernel's client and store stay in the kernel."""
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("__"):
+            raise AttributeError(name)
+        raise WorkerIOError(_io_message(_current.get(), f"ctx.client.{name}"))
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (WorkerClient, ())
 
 
 class WorkerKernelLogger:
