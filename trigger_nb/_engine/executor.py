@@ -66,7 +66,6 @@ class ThreadExecutor:
 
 
 THREADS = ThreadExecutor()
-EXECUTOR_NAMES = ("threads", "dask")
 
 
 def resolve_executor(value: object, where: str) -> Executor | None:
@@ -76,9 +75,9 @@ def resolve_executor(value: object, where: str) -> Executor | None:
     raises ``InvalidOptionError`` naming ``pip install 'trigger_nb[dask]'`` without Dask."""
     if value is None:
         return None
-    if value == "threads":
+    if isinstance(value, str) and value == "threads":
         return THREADS
-    if value == "dask":
+    if isinstance(value, str) and value == "dask":
         from trigger_nb._engine.dask_executor import shared_dask_executor
 
         return shared_dask_executor()

@@ -320,12 +320,11 @@ class IO:
         Dask: unlimited by default)."""
         values = list(items)
         chosen = resolve_executor(executor, "io.parallel") or self._execution.executor
-        x = self._execution
 
         def batch(child: Callable[[Any], Callable[..., Any]], takes_task: bool) -> ChildBatch:
             return ChildBatch(
                 self, cache_key, values, fn, options, max_workers, takes_task, child,
-                self._fingerprint_of, x.check_canceled,
+                self._fingerprint_of, self._execution.check_canceled,
             )  # fmt: skip
 
         result: list[Any] = self.run_task(
