@@ -34,6 +34,7 @@ from trigger_nb.errors import (
     TaskTimedOutError,
     TaskTimeoutError,
     TriggerNbError,
+    WorkerLostError,
 )
 
 if TYPE_CHECKING:
@@ -44,6 +45,7 @@ if TYPE_CHECKING:
     from trigger_nb._core.model import RunStatus, TaskStatus
     from trigger_nb._core.trigger import EventTrigger, event_trigger
     from trigger_nb._engine.context import Context
+    from trigger_nb._engine.dask_executor import DaskExecutor
     from trigger_nb._engine.handle import TaskHandle
     from trigger_nb._engine.integration import Integration
     from trigger_nb._engine.io import IO
@@ -62,6 +64,7 @@ _LAZY = {
     "RunStatus": "trigger_nb._core.model",
     "TaskStatus": "trigger_nb._core.model",
     "Context": "trigger_nb._engine.context",
+    "DaskExecutor": "trigger_nb._engine.dask_executor",
     "TaskHandle": "trigger_nb._engine.handle",
     "Logger": "trigger_nb._engine.logger",
     "JobRun": "trigger_nb._client.run",
@@ -143,6 +146,7 @@ __all__ = [
     "SKIP_RETRYING",
     "CacheReadError",
     "Context",
+    "DaskExecutor",
     "DiskStore",
     "DuplicateCacheKeyError",
     "EventTrigger",
@@ -176,6 +180,7 @@ __all__ = [
     "TaskView",
     "TriggerClient",
     "TriggerNbError",
+    "WorkerLostError",
     "__version__",
     "default_client",
     "event_trigger",

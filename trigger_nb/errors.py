@@ -22,6 +22,7 @@ so ``except TypeError`` keeps working for callers who do not know us::
     ├── StaleTaskError(RuntimeError)         a completed task's code or inputs changed
     │                                        (``on_code_change="error"``)
     ├── RunBusyError(RuntimeError)           a run asked to execute inside its own execution
+    ├── WorkerLostError(RuntimeError)        the Dask worker running a child died (retryable)
     └── InternalError(RuntimeError)          a bug in trigger_nb itself (the run still ends)
 
 Internal control flow derives from ``BaseException`` (like ``KeyboardInterrupt``) so a user's
@@ -220,6 +221,16 @@ class InternalError(TriggerNbError, RuntimeError):
 
 class RunBusyError(TriggerNbError, RuntimeError):
     """A run asked to execute while this thread is already executing it (it would deadlock)."""
+
+
+class WorkerLostError(TriggerNbError, RuntimeError):
+    """The Dask worker running an attempt of an ``io.parallel`` child was lost (killed, out of
+    memory, disconnected): that attempt failed, maybe after part of its side effect. Retried once
+    by default, else per the task's ``RetryOptions``, with the same idempotency key."""
+
+    def __init__(self, message: str, *, task_id: str = "") -> None:
+        super().__init__(message)
+        self.task_id = task_id
 
 
 class ControlFlow(BaseException):

@@ -22,6 +22,7 @@ from trigger_nb._core.model import RunRecord
 from trigger_nb._core.status import RunStatus, parse_run_status
 from trigger_nb._core.trigger import EventTrigger, plain_json
 from trigger_nb._engine.events import Listener, RunObserver, as_observer
+from trigger_nb._engine.executor import resolve_executor
 from trigger_nb._engine.outcome import RunOutcome
 from trigger_nb._engine.runner import execute_run
 from trigger_nb._engine.task_options import check_code_change_policy
@@ -44,6 +45,7 @@ class TriggerClient:
         store: Store | str | None = None,
         clock: Clock | None = None,
         on_code_change: str = "warn",
+        executor: object = None,
     ) -> None:
         self.id = check_id(id, "TriggerClient id")
         # What a replay does with a completed task whose code or inputs changed since it ran:
@@ -51,6 +53,10 @@ class TriggerClient:
         self.on_code_change: str = (
             check_code_change_policy(on_code_change, "TriggerClient") or "warn"
         )
+        # Where io.parallel's children run unless a job or the call says: None (threads),
+        # "threads", "dask" or a trigger_nb.DaskExecutor (trigger_nb._engine.executor).
+        resolve_executor(executor, "TriggerClient")
+        self.executor: object = executor
         self.store = open_store(store)
         self.clock: Clock = clock or SYSTEM_CLOCK
         self.jobs: dict[str, Job] = {}
@@ -68,10 +74,13 @@ class TriggerClient:
         integrations: dict[str, Any] | None = None,
         run: Callable[..., Any] | None = None,
         on_code_change: str | None = None,
+        executor: object = None,
     ) -> Job:
         """Define (or redefine, e.g. when a notebook cell runs again) a job. ``on_code_change``:
-        what its replays do with a task whose code changed (None: the client's policy)."""
+        what its replays do with a task whose code changed (None: the client's policy).
+        ``executor``: where its ``io.parallel`` children run (None: the client's choice)."""
         check_code_change_policy(on_code_change, f"job {id!r}:")
+        resolve_executor(executor, f"job {id!r}:")
         check_id(id, "job id")
         if not isinstance(version, str) or not version:
             raise InvalidOptionError(f"job {id!r}: version={version!r} must be a non-empty string")
@@ -88,7 +97,7 @@ class TriggerClient:
                     f"job {id!r}: integration name {key!r} is invalid: it must be a Python "
                     "identifier that is not already an io member (run_task, wait, logger, ...)"
                 )
-        job = Job(self, id, name or id, version, trigger, integrations, on_code_change)
+        job = Job(self, id, name or id, version, trigger, integrations, on_code_change, executor)
         if run is not None:
             job.run(run)
         self.jobs[id] = job
@@ -224,6 +233,7 @@ class TriggerClient:
             refresh=refresh,
             on_code_change=job.code_change_policy,
             replay_output=replay_output,
+            executor=job.executor_choice,
         )
 
 

@@ -42,6 +42,9 @@ class JobOwner(RunHost, RunOwner, Protocol):
     @property
     def on_code_change(self) -> str: ...
 
+    @property
+    def executor(self) -> object: ...
+
     def load_run(self, run_id: str) -> JobRun: ...
 
 
@@ -57,8 +60,11 @@ class Job:
         trigger: EventTrigger | None,
         integrations: dict[str, Any],
         on_code_change: str | None = None,
+        executor: object = None,
     ) -> None:
         self.client = client
+        # Where io.parallel's children run (None: the client's choice; see ``executor_choice``)
+        self.executor = executor
         # None: the client's policy (see ``code_change_policy``)
         self.on_code_change = on_code_change
         self.id = id
@@ -175,6 +181,7 @@ class Job:
             on_code_change=self.code_change_policy,
             refresh_stale=refresh_stale,
             replay_output=replay_output,
+            executor=self.executor_choice,
         )
         return finished_run(outcome, self.client)
 
@@ -183,6 +190,12 @@ class Job:
         """What replays do with a task whose code changed: the job's ``on_code_change``, else
         the client's (a task's own option wins over both)."""
         return self.on_code_change or self.client.on_code_change
+
+    @property
+    def executor_choice(self) -> object:
+        """Where io.parallel's children run unless the call says: the job's ``executor``, else
+        the client's (None: threads)."""
+        return self.executor if self.executor is not None else self.client.executor
 
 
 def check_id(value: object, label: str) -> str:

@@ -83,6 +83,9 @@ class Execution:
     # Big task outputs of this execution (executed or replayed), by id: value and record. A
     # run returning one stores a reference to it (``RunOutcome.succeed``).
     big_outputs: dict[int, Any] = field(default_factory=dict)
+    # Where io.parallel's children run unless the call says (the job's or client's executor=;
+    # None: threads). An ``Executor`` of ``trigger_nb._engine.executor``.
+    executor: Any = None
     fingerprints: Fingerprinter = field(default_factory=Fingerprinter)
     # Tasks replayed although stale (policy "warn"): task id -> reasons.
     stale: dict[str, list[str]] = field(default_factory=dict)

@@ -18,6 +18,7 @@ from trigger_nb._core.codec import to_jsonable
 from trigger_nb._core.keys import encode_key, idempotency_key, task_id_for
 from trigger_nb._core.model import TaskRecord, TaskStatus
 from trigger_nb._engine.execution import Execution
+from trigger_nb._engine.executor import ChildBatch, resolve_executor
 from trigger_nb._engine.fingerprint import digest_of, explain
 from trigger_nb._engine.handle import TaskCall, TaskHandle
 from trigger_nb._engine.logger import Logger
@@ -39,8 +40,6 @@ from trigger_nb.errors import (
 
 if TYPE_CHECKING:
     from trigger_nb._engine.integration import IntegrationProxy
-
-DEFAULT_PARALLEL_WORKERS = 8
 
 
 class IO:
@@ -168,6 +167,14 @@ class IO:
             superseded=superseded,
             unmark=marked,
         )
+
+    def _fingerprint_of(self, fn: Callable[..., Any]) -> dict[str, str] | None:
+        """``fn``'s fingerprint parts in this execution (None: none is kept, or it cannot be
+        made): an executor running a child elsewhere stores what a thread would."""
+        try:
+            return self._execution.fingerprints.of_task(fn)
+        except Exception:
+            return None
 
     def _current_key(self, fn: Callable[..., Any], opts: TaskOptions) -> bytes | None:
         """The task's fingerprint key now (None if it cannot be made: then it is replayed,
@@ -313,15 +320,29 @@ class IO:
         fn: Callable[..., Any],
         *,
         name: str | None = None,
-        max_workers: int = DEFAULT_PARALLEL_WORKERS,
+        max_workers: int | None = None,
+        executor: object = None,
         **options: Any,
     ) -> list[Any]:
         """Run ``fn(item)`` (or ``fn(item, task)``) for every item as child tasks keyed by index,
-        concurrently; results come back in item order."""
+        concurrently; results come back in item order.
+
+        ``executor``: where the children run (``trigger_nb._engine.executor``): None, the
+        job's or client's choice (threads unless set); ``"threads"``; ``"dask"`` or a
+        ``DaskExecutor``. ``max_workers``: children in flight at once (threads: 8 by default;
+        Dask: unlimited by default)."""
         values = list(items)
+        chosen = resolve_executor(executor, "io.parallel") or self._execution.executor
+
+        def batch(child: Callable[[Any], Callable[..., Any]], takes_task: bool) -> ChildBatch:
+            return ChildBatch(
+                self, cache_key, values, fn, options, max_workers, takes_task, child,
+                self._fingerprint_of, self._execution.check_canceled,
+            )  # fmt: skip
+
         result: list[Any] = self.run_task(
             cache_key,
-            fan_out(self, values, fn, max_workers, options),
+            fan_out(self, values, fn, max_workers, options, chosen, batch),
             name=name or "parallel",
             params={"items": len(values)},
             _kind="parallel",

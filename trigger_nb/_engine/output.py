@@ -18,6 +18,17 @@ from trigger_nb.errors import TaskOutputError
 _IMMUTABLE_OUTPUTS = frozenset({int, float, str, bytes, bool, type(None)})
 
 
+class PickledOutput:
+    """An output pickled where the task ran (a Dask worker): stored as these bytes, so a big
+    output is pickled once, never again in the kernel (``DaskExecutor``)."""
+
+    __slots__ = ("data", "type_name")
+
+    def __init__(self, data: bytes, type_name: str) -> None:
+        self.data = data
+        self.type_name = type_name
+
+
 def stored_form(call: TaskCall, result: Any) -> tuple[bytes | Pickled, Any]:
     """The output as it will be stored and the value every execution will see: the stored
     form loaded back.
@@ -30,26 +41,32 @@ def stored_form(call: TaskCall, result: Any) -> tuple[bytes | Pickled, Any]:
     An output with big buffers (``Pickled``: arrays, DataFrames) is loaded back around the
     very buffers it holds, no copy; and a numpy array, pandas or Arrow object, whose round
     trip is exact by construction, is handed back as it is (a replay returns an equal one).
+    A ``PickledOutput`` (pickled on a Dask worker) is stored as it came, and only loaded here.
     """
-    if type(result) in _IMMUTABLE_OUTPUTS:
-        return serialize(result, call.cache_key), result
-    try:
-        data = pickle_out_of_band(result)
-    except Exception as error:  # TaskOutputError (not retried): it cannot be pickled
-        raise unstorable(result, call.cache_key, error) from error
+    data: bytes | Pickled
+    if type(result) is PickledOutput:
+        data, kind = result.data, result.type_name
+    else:
+        if type(result) in _IMMUTABLE_OUTPUTS:
+            return serialize(result, call.cache_key), result
+        kind = type_name(result)
+        try:
+            data = pickle_out_of_band(result)
+        except Exception as error:  # TaskOutputError (not retried): it cannot be pickled
+            raise unstorable(result, call.cache_key, error) from error
+        if isinstance(data, Pickled) and _type_name(result) in EXACT_ROUND_TRIP:
+            return data, result
     try:
         if isinstance(data, Pickled):
-            if _type_name(result) in EXACT_ROUND_TRIP:
-                return data, result
             return data, pickle.loads(data.stream, buffers=data.buffers)
         return data, pickle.loads(data)
     except Exception as error:
         problem = f"{type(error).__name__}: {storable_text(_safe_str(error))}"
         failure = TaskOutputError(
-            f"the output of {call.label} ({type_name(result)}) pickles but cannot be loaded "
+            f"the output of {call.label} ({kind}) pickles but cannot be loaded "
             f"back: {problem}; return plain data, or define __reduce__ so that it loads",
             cache_key=call.cache_key,
-            output_type=type_name(result),
+            output_type=kind,
             task_id=call.record.id,
             retryable=True,  # another attempt may return something that loads
         )

@@ -1,5 +1,6 @@
 """``io.parallel``: one child task per item, keyed by its index, run concurrently (threads for
-sync functions, ``asyncio.gather`` for async ones); results in item order."""
+sync functions, ``asyncio.gather`` for async ones, or another ``Executor``: Dask); results in
+item order."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import inspect
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from trigger_nb._engine.executor import ChildBatch, Executor, ThreadExecutor
 from trigger_nb._engine.invocation import run_coroutine
 from trigger_nb.errors import RunSuspended
 
@@ -16,15 +18,20 @@ if TYPE_CHECKING:
 
     from trigger_nb._engine.host import TaskRunner
 
+DEFAULT_PARALLEL_WORKERS = 8  # threads, when io.parallel's max_workers is not given
+
 
 def fan_out(
     io: TaskRunner,
     values: list[Any],
     fn: Callable[..., Any],
-    max_workers: int,
+    max_workers: int | None,
     options: dict[str, Any],
+    executor: Executor | None = None,
+    batch: Callable[[Callable[[Any], Callable[..., Any]], bool], ChildBatch] | None = None,
 ) -> Callable[[], list[Any]]:
-    """The parallel task's function: it runs ``fn`` for every value as a child task."""
+    """The parallel task's function: it runs ``fn`` for every value as a child task, in threads
+    here, or by ``executor`` (given the children as ``batch(child, takes_task)``)."""
     takes_task = _positional_count(fn) >= 2
 
     def child(item: Any) -> Callable[..., Any]:
@@ -33,12 +40,15 @@ def fan_out(
         return lambda: fn(item)
 
     def run_children() -> list[Any]:
+        if executor is not None and not isinstance(executor, ThreadExecutor):
+            assert batch is not None, "io.parallel gives the batch with the executor"
+            return executor.run_children(batch(child, takes_task))
         if inspect.iscoroutinefunction(fn):
             return list(run_coroutine(_gather(io, values, child, options)))
         # Imported here, not at the top: with asyncio it adds ~30 ms to `import trigger_nb`.
         import concurrent.futures
 
-        workers = max(1, min(max_workers, len(values) or 1))
+        workers = max(1, min(max_workers or DEFAULT_PARALLEL_WORKERS, len(values) or 1))
         with concurrent.futures.ThreadPoolExecutor(workers) as pool:
             futures = [
                 pool.submit(contextvars.copy_context().run, _child, io, i, child(v), options)

@@ -19,6 +19,7 @@ from trigger_nb._engine.console import install_streams, uninstall_streams
 from trigger_nb._engine.context import Context, EventContext, JobContext, RunContext
 from trigger_nb._engine.events import RunEvents, RunObserver
 from trigger_nb._engine.execution import Execution
+from trigger_nb._engine.executor import resolve_executor
 from trigger_nb._engine.host import JobSpec, RunHost
 from trigger_nb._engine.outcome import MISSING, RunOutcome, finish_run
 from trigger_nb.errors import RunConflictError
@@ -43,6 +44,7 @@ def execute_run(
     on_code_change: str = "warn",
     refresh_stale: bool = False,
     replay_output: bool = True,
+    executor: object = None,
 ) -> RunOutcome:
     """One execution of a run of ``job`` by ``host``: replay what completed, execute the rest,
     record the outcome.
@@ -54,7 +56,8 @@ def execute_run(
     runs every task again instead of replaying it. ``on_code_change``: the job's policy for a
     completed task whose code or inputs changed (a task's own option wins); ``refresh_stale``:
     run those again in this execution. ``replay_output=False``: a replayed task's captured
-    output is not shown again. ``observers`` see the execution as it goes.
+    output is not shown again. ``executor``: where ``io.parallel``'s children run unless the
+    call says (None: threads). ``observers`` see the execution as it goes.
 
     Whatever happens inside, the run ends recorded in a final state (or WAITING) and its lock
     is released: a run is never left RUNNING by this process.
@@ -107,6 +110,7 @@ def execute_run(
             x.refresh = refresh
             x.on_code_change, x.refresh_stale = on_code_change, refresh_stale
             x.replay_output = replay_output
+            x.executor = resolve_executor(executor, f"job {job.id!r}:")
             x.events.run_started(record)
             fn = run_fn or job.run_fn
             assert fn is not None, "checked by Job.trigger"
