@@ -357,16 +357,7 @@ class PostgresBackend:
                 raise StoreError(f"value {key!r} vanished from {self.location}")
             data, is_text, size = row
             if size is not None:  # else made small since it was listed
-                seq = 0
-                while spool.tell() < size:
-                    chunk = conn.execute(sql["get_chunk"], (key, seq), binary=True).fetchone()
-                    if chunk is None:
-                        raise StoreError(
-                            f"value {key!r} in {self.location} is missing chunk {seq}: clear "
-                            "that run (`trigger-nb clear --run RUN_ID`)"
-                        )
-                    spool.write(chunk[0])
-                    seq += 1
+                self._copy_chunks(conn, key, size, spool)
                 spool.seek(0)
                 data = spool.read()
         return data.decode("utf-8", "surrogatepass") if is_text else data  # type: ignore[no-any-return]
@@ -435,19 +426,23 @@ class PostgresBackend:
                 found = conn.execute(sql["get"], (key,), binary=True).fetchone()
                 if found is None or found[2] is None:
                     raise StoreError(f"value {key!r} changed in {self.location} while read")
-                seq = 0
-                while file.tell() < found[2]:
-                    chunk = conn.execute(sql["get_chunk"], (key, seq), binary=True).fetchone()
-                    if chunk is None:
-                        raise StoreError(
-                            f"value {key!r} in {self.location} is missing chunk {seq}: clear "
-                            "that run (`trigger-nb clear --run RUN_ID`)"
-                        )
-                    file.write(chunk[0])
-                    seq += 1
+                self._copy_chunks(conn, key, found[2], file)
 
         self._retrying("read", copy)
         return spool
+
+    def _copy_chunks(self, conn: Any, key: str, size: int, file: IO[bytes]) -> None:
+        """The chunks of a big value, in order, to ``file`` (inside the caller's snapshot)."""
+        seq = 0
+        while file.tell() < size:
+            chunk = conn.execute(self._sql["get_chunk"], (key, seq), binary=True).fetchone()
+            if chunk is None:
+                raise StoreError(
+                    f"value {key!r} in {self.location} is missing chunk {seq}: clear "
+                    "that run (`trigger-nb clear --run RUN_ID`)"
+                )
+            file.write(chunk[0])
+            seq += 1
 
     @contextlib.contextmanager
     def lock(self, name: str, *, remove: bool = False) -> Iterator[None]:
