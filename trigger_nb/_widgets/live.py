@@ -1,11 +1,13 @@
 """``LiveRunView``: the task tree under a running ``%%trigger_job`` cell, then the run finished.
 
-Widgets cost ~0.35 ms each to create, so the two phases differ on purpose:
-- while the run executes, ``LiveRunView`` redraws one HTML widget (at most ~10 times a second);
-- once it finished, ``RunView`` shows interactive rows, created lazily: a page of siblings at a
-  time, children when a row is expanded, details when a task's name is clicked.
-Every displayed view also carries the static ``text/html`` and ``text/plain`` renderings, so a
-notebook saved and opened without a kernel still shows the tree.
+It shows as two outputs of the cell: a widget, and a page of HTML.
+- While the run executes, the widget redraws one HTML view (at most ~10 times a second; a
+  widget costs ~0.35 ms to make and every redraw is a message): header with progress
+  (done/total, failures, time left), the newest rows, an ``io.parallel``'s progress.
+- Once it finished, the page (``_render.document``) shows the whole run: tree, status chips,
+  search, sort, jump to the first failure, timeline. It needs no kernel: a notebook saved and
+  reopened without one shows it (a widget's output would say "model not found" there). The
+  widget becomes one button (``TreeBar``) that makes the interactive tree on demand.
 """
 
 from __future__ import annotations
@@ -21,14 +23,17 @@ from typing import TYPE_CHECKING, Any
 from trigger_nb._core.clock import SYSTEM_CLOCK, Clock
 from trigger_nb._core.model import LogRecord, RunRecord, RunStatus, TaskRecord
 from trigger_nb._render.css import CSS, WIDGET_CSS
+from trigger_nb._render.document import document_from
 from trigger_nb._render.format import format_duration, run_active_seconds
-from trigger_nb._render.html import header_html, tree_html
+from trigger_nb._render.html import NOTEBOOK_MAX_ROWS, header_html, tree_html
+from trigger_nb._render.progress import node_progress, run_progress
 from trigger_nb._render.summary import RunSummary, summarize_run
 from trigger_nb._render.task_html import line_html
-from trigger_nb._render.text import summary_text
-from trigger_nb._render.tree import WAITING, TaskNode, display_status
-from trigger_nb._widgets.output import display, mimebundle, update_display
+from trigger_nb._render.text import summary_text, text_from
+from trigger_nb._render.tree import WAITING, TaskNode, build_tree, display_status, group_logs
+from trigger_nb._widgets.output import WIDGET_VIEW_MIME, display, update_display
 from trigger_nb._widgets.run_view import RunView
+from trigger_nb._widgets.toolbar import TreeBar
 
 if TYPE_CHECKING:
     from trigger_nb._client.run import JobRun
@@ -61,7 +66,7 @@ class LiveRunView:
         self.title = title
         self._clock = clock
         self.redraws = 0
-        self.run_view: RunView | None = None
+        self.bar: TreeBar | None = None  # once finished
         self._lock = threading.Lock()
         self._draw_lock = threading.Lock()
         self._records: dict[str, TaskRecord] = {}
@@ -80,7 +85,8 @@ class LiveRunView:
         self._queue: collections.deque[tuple[str, Any]] = collections.deque()
         self._finished = False
         self._final: tuple[str, str] | None = None
-        self._display_id: str | None = None
+        self._display_id: str | None = None  # the widget's output; the page's is this + "-page"
+        self._started = time.monotonic()
         # Drawn "starting…" as it is made (one message, not an empty widget then a redraw); the
         # first task events are drawn an interval later: a run shorter than that is shown by
         # finish() without any live redraw in between.
@@ -116,8 +122,20 @@ class LiveRunView:
             self._last_draw = time.monotonic()
         self._draw()
 
+    @property
+    def run_view(self) -> RunView | None:
+        """The interactive tree, once made (``open_tree``)."""
+        return self.bar.run_view if self.bar is not None else None
+
+    def open_tree(self) -> RunView:
+        """Make (once) and show the finished run's interactive tree, as its button does."""
+        if self.bar is None:
+            raise RuntimeError("the run has not finished: there is no tree to open yet")
+        return self.bar.open()
+
     def _reopen(self) -> None:
-        self._finished, self._final, self.run_view = False, None, None
+        self._finished, self._final, self.bar = False, None, None
+        self._started = time.monotonic()
         self._records, self._replayed, self._logs, self._lines = {}, set(), [], {}
         self._stale = {}
         self._nodes, self._roots = {}, []
@@ -149,6 +167,7 @@ class LiveRunView:
             self._run = payload
             if kind == "run_started":
                 self._counts = dict.fromkeys(self._counts, 0)
+                self._started = time.monotonic()
         elif kind == "log" and isinstance(payload, LogRecord):
             self._logs.append(payload)
 
@@ -210,9 +229,14 @@ class LiveRunView:
             len(r.attempts),
             len(r.output_properties),
         )
+        progress = node_progress(node, now) if r.kind == "parallel" else None
         cached = self._lines.get(r.id)
-        if cached is None or cached[0] != key or node.status == WAITING:
-            cached = self._lines[r.id] = (key, line_html(node, now=now))
+        if cached is None or cached[0] != key or node.status == WAITING or progress:
+            line = line_html(node, now=now)
+            if progress:
+                sep = '<span class="tnb-sep"> · </span>'
+                line += f' {sep}<span class="tnb-progress">{progress}</span>'
+            cached = self._lines[r.id] = (key, line)
         return cached[1]
 
     def _live_summary(self, run: RunRecord, now: datetime) -> RunSummary:
@@ -228,11 +252,17 @@ class LiveRunView:
             replayed = (self._records[i] for i in self._replayed)
             summary.time_saved = format_duration(sum(r.duration_seconds or 0.0 for r in replayed))
             summary.task_count = len(self._records)
+            done = counts["executed"] + counts["replayed"]
+            # an execution after the first knows how many tasks the run had: the total
+            summary.progress = run_progress(
+                done, run.task_count or None, counts["failed"], time.monotonic() - self._started
+            )
         return summary
 
     # -- the end ---------------------------------------------------------------------------
     def finish(self, run: JobRun | None) -> None:
-        """Show the finished run as the interactive tree (``None``: keep the last live state)."""
+        """Show the finished run as its page and the widget as the "interactive tree" button
+        (``None``: keep the last live state)."""
         with self._lock:
             self._finished = True
             if self._timer is not None:
@@ -244,19 +274,36 @@ class LiveRunView:
         with self._lock:
             self._drain()
             records, logs = list(self._records.values()), list(self._logs)
+        record, now = run.record, self._clock.now()
         # A first execution's events carried every task and log: no need to read them back.
-        complete = run.record.executions == 1 and len(records) == run.record.task_count
-        view = self.run_view = RunView(run, seen=(records, logs) if complete else None)
-        self.widget.children = (view.widget,)
-        if self._display_id is not None:  # the saved output gets the final static rendering
-            update_display(self._bundle(), raw=True, display_id=self._display_id)
+        seen = record.executions == 1 and len(records) == record.task_count
+        if not seen:
+            data = run.run_data(now)
+            record, records, logs = data.record, list(data.tasks), list(data.logs)
+        nodes = build_tree(records, record.latest_execution)
+        self._final = (
+            document_from(record, nodes, group_logs(logs), now=now),
+            text_from(record, nodes, now=now, max_rows=NOTEBOOK_MAX_ROWS),
+        )
+        self.bar = TreeBar(run, seen=(records, logs))
+        self.widget.children = (self.bar.widget,)
+        if self._display_id is not None:
+            update_display(self._widget_bundle(), raw=True, display_id=self._display_id)
+            update_display(self._page_bundle(), raw=True, display_id=self._display_id + "-page")
 
-    def _bundle(self) -> dict[str, Any]:
-        if self.run_view is None:
-            return mimebundle(self.widget, self._html.value, self._text())
-        if self._final is None:  # rendered once, and only when an output needs it
-            self._final = self.run_view.static()
-        return mimebundle(self.widget, *self._final)
+    def _widget_bundle(self) -> dict[str, Any]:
+        """The widget's output. Until the run finished it also carries the live HTML for viewers
+        without widgets; then nothing (the page beside it is the saved view)."""
+        view = {"version_major": 2, "version_minor": 0, "model_id": self.widget.model_id}
+        if self._final is not None:
+            return {WIDGET_VIEW_MIME: view, "text/html": "", "text/plain": ""}
+        return {WIDGET_VIEW_MIME: view, "text/html": self._html.value, "text/plain": self._text()}
+
+    def _page_bundle(self) -> dict[str, Any]:
+        """The page's output: empty until the run finished."""
+        if self._final is None:
+            return {"text/html": "", "text/plain": ""}
+        return {"text/html": self._final[0], "text/plain": self._final[1]}
 
     def _text(self) -> str:
         with self._lock:
@@ -268,7 +315,9 @@ class LiveRunView:
 
     def _ipython_display_(self) -> None:
         self._display_id = self._display_id or uuid.uuid4().hex
-        display(self._bundle(), raw=True, display_id=self._display_id)
+        display(self._widget_bundle(), raw=True, display_id=self._display_id)
+        display(self._page_bundle(), raw=True, display_id=self._display_id + "-page")
 
     def _repr_mimebundle_(self, **kwargs: Any) -> dict[str, Any]:
-        return self._bundle()
+        """What the notebook keeps: the page once the run finished, else the live widget."""
+        return self._page_bundle() if self._final is not None else self._widget_bundle()

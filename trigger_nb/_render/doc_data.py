@@ -1,0 +1,155 @@
+"""A run as compact JSON for the browser-side tree and timeline (``document``, ``tree_app.js``).
+
+The kernel writes what each task shows, not HTML: the page draws rows, details and the
+timeline from this, so a 1,000-task run costs the kernel a few milliseconds (HTML for every row
+and its details cost ~20 µs a task) and the browser draws only what is on screen.
+
+Shape (short keys: a 10,000-task run stays a few MB): ``{"base": epoch ms, "now": ms,
+"ex": [[number, start, end|null, status]], "ff": index of the first failure|null,
+"t": [task...]}``. Times are milliseconds after ``base`` (the run's creation). Tasks are in
+tree pre-order (the tree's own order: seq, a parallel task's children by item index), each a
+dict: ``p`` parent index (absent at the top), ``t`` title, ``k`` key shown, ``s`` display
+status, ``b`` start (only without attempts), ``d`` duration (µs), ``a`` attempts
+``[number, execution, start, end|null, status, error]``, and when present: ``er`` the
+row's error, ``tb`` the traceback, ``st`` stale reasons, ``pr`` properties
+``[label, text, url]``, ``ds``
+description, ``pa`` params (JSON text, redacted), ``op`` ``[output type, size, preview]``,
+``w`` wait until, ``n`` a parallel task's item count, ``ic`` icon glyph and name, ``lg`` logs
+``[level, time of day, message, data JSON]``. All text is plain text: the page escapes it.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from typing import Any
+
+from trigger_nb._core.model import LogRecord, RunRecord, TaskStatus
+from trigger_nb._core.preview import redact_value, to_plain
+from trigger_nb._render.format import format_time_of_day
+from trigger_nb._render.icons import icon_glyph
+from trigger_nb._render.keys import _default_name, shown_key, task_key_text
+from trigger_nb._render.tree import (
+    FAILED,
+    TaskNode,
+    attempt_error_text,
+    failure_origin,
+    passed_up_from,
+    row_error_text,
+)
+
+_FAILED = TaskStatus.FAILED
+
+
+def first_failure(nodes: list[TaskNode], record: RunRecord) -> TaskNode | None:
+    """The task "jump to first failure" goes to and the header links: the one whose own code
+    raised the run's error, else the first failed task (in run order) that raised its own."""
+    origin = failure_origin(nodes, record.error)
+    if origin is not None:
+        return origin
+    stack = list(reversed(nodes))
+    while stack:
+        node = stack.pop()
+        if node.status == FAILED and passed_up_from(node) is None:
+            return node
+        stack.extend(reversed(node.children))
+    return None
+
+
+def run_doc_data(
+    record: RunRecord,
+    nodes: list[TaskNode],
+    logs: dict[str | None, list[LogRecord]],
+    *,
+    now: datetime,
+) -> dict[str, Any]:
+    """The JSON-able data of the module docstring."""
+    base = record.created_at.timestamp()
+
+    def ms(moment: datetime | None) -> int | None:
+        return None if moment is None else int((moment.timestamp() - base) * 1000 + 0.5)
+
+    tasks: list[dict[str, Any]] = []
+    index: dict[str, int] = {}
+    # pre-order, iteratively: a 10,000-deep chain must not hit the recursion limit
+    stack: list[tuple[TaskNode, int]] = [(n, -1) for n in reversed(nodes)]
+    while stack:
+        node, parent = stack.pop()
+        index[node.record.id] = len(tasks)
+        tasks.append(_task(node, parent, logs.get(node.record.id), ms))
+        here = len(tasks) - 1
+        stack.extend((child, here) for child in reversed(node.children))
+    failure = first_failure(nodes, record)
+    return {
+        "base": round(base * 1000),
+        "now": ms(now),
+        "ex": [
+            [e.number, ms(e.started_at), ms(e.finished_at), e.status.value]
+            for e in record.execution_history
+        ],
+        "ff": None if failure is None else index.get(failure.record.id),
+        "t": tasks,
+    }
+
+
+def _task(node: TaskNode, parent: int, logs: list[LogRecord] | None, ms: Any) -> dict[str, Any]:
+    r = node.record
+    named = r.name != _default_name(r)
+    duration = r.duration_seconds
+    out: dict[str, Any] = {
+        "t": r.name if named else task_key_text(r),
+        "s": node.status,
+        # whole microseconds: JSON writes an int several times faster than a float
+        "d": None if duration is None else int(duration * 1e6),
+        "a": [
+            [
+                a.number,
+                a.execution,
+                ms(a.started_at),
+                ms(a.finished_at),
+                a.status.value.lower(),
+                "" if a.error is None else attempt_error_text(a, node),
+            ]
+            for a in r.attempts
+        ],
+    }
+    if not r.attempts:  # else the page reads the start from the first attempt
+        out["b"] = ms(r.started_at or r.created_at)
+    if parent >= 0:
+        out["p"] = parent
+    key = shown_key(r) if named else None
+    if key is not None:
+        out["k"] = key
+    if r.status is _FAILED:
+        out["er"] = row_error_text(node)
+        if r.error is not None and r.error.traceback and passed_up_from(node) is None:
+            out["tb"] = r.error.traceback.rstrip()
+    if node.stale:
+        out["st"] = list(node.stale)
+    props = [*r.properties, *r.output_properties]
+    if props:
+        out["pr"] = [[p.get("label", ""), p.get("text", ""), p.get("url") or ""] for p in props]
+    if r.description:
+        out["ds"] = r.description
+    if r.params is not None:
+        params = redact_value(to_plain(r.params), r.redact)
+        out["pa"] = json.dumps(params, indent=1, default=str, ensure_ascii=False)
+        if r.kind == "parallel" and isinstance(r.params, dict):
+            out["n"] = r.params.get("items")
+    if r.output_preview is not None:
+        out["op"] = [r.output_type, r.output_size, r.output_preview]
+    if r.wait_until is not None:
+        out["w"] = ms(r.wait_until)
+    if r.icon:
+        out["ic"] = [icon_glyph(r.icon), r.icon]
+    if logs:
+        out["lg"] = [
+            [
+                log.level,
+                format_time_of_day(log.time),
+                log.message,
+                json.dumps(log.data, default=str, ensure_ascii=False) if log.data else "",
+            ]
+            for log in logs
+        ]
+    return out
