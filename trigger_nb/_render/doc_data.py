@@ -82,7 +82,8 @@ def run_doc_data(
     failure = first_failure(nodes, record)
     return {
         "base": round(base * 1000),
-        "now": ms(now),
+        # a finished run's page is the same whenever it is drawn: its "now" is its end
+        "now": ms(now if record.completed_at is None else record.completed_at),
         "ex": [
             [e.number, ms(e.started_at), ms(e.finished_at), e.status.value]
             for e in record.execution_history

@@ -32,7 +32,7 @@ from trigger_nb._render.task_html import line_html
 from trigger_nb._render.text import summary_text, text_from
 from trigger_nb._render.tree import WAITING, TaskNode, build_tree, display_status, group_logs
 from trigger_nb._widgets.output import WIDGET_VIEW_MIME, display, update_display
-from trigger_nb._widgets.run_view import RunView
+from trigger_nb._widgets.run_view import RunView, run_clock
 from trigger_nb._widgets.toolbar import TreeBar
 
 if TYPE_CHECKING:
@@ -274,7 +274,7 @@ class LiveRunView:
         with self._lock:
             self._drain()
             records, logs = list(self._records.values()), list(self._logs)
-        record, now = run.record, self._clock.now()
+        record, now = run.record, run_clock(run).now()  # the run's client's, as RunView's
         # A first execution's events carried every task and log: no need to read them back.
         seen = record.executions == 1 and len(records) == record.task_count
         if not seen:
