@@ -19,12 +19,13 @@ _STATUSES = (RUNNING, COMPLETED, REPLAYED, FAILED, WAITING, INTERRUPTED)
 # A finished run's cell has two outputs: the widget bar (interactive parts, made on demand while a
 # kernel lives) and this page. Reopened without a kernel, JupyterLab and Notebook 7 draw the
 # widget's output as "Error displaying widget: model not found" (or "Loading widget...": text,
-# no element); these rules hide that output when it sits next to a page (``:has``, Chromium 105+,
-# Firefox 121+, Safari 15.4+), and hide the page while the interactive tree is open instead.
+# no element); these rules hide that output when it sits just before a page (``:has``, which
+# cannot nest: hence the output, not its row, is hidden; Chromium
+# 105+, Firefox 121+, Safari 15.4+), and hide the page while the interactive tree is open
+# instead. The page's script does the same where these class names do not apply (``hideDead``).
 REOPEN_CSS = """
-.jp-OutputArea-child:has(+ .jp-OutputArea-child .tnb-doc):has(
-.jp-OutputArea-output[data-mime-type="application/vnd.jupyter.widget-view+json"]:not(:has(*))){
-display:none}
+.jp-OutputArea-child:has(+ .jp-OutputArea-child .tnb-doc)>
+.jp-OutputArea-output.jupyter-widgets:not(:has(*)){display:none}
 .jp-OutputArea-child:has(.tnb-run-view) + .jp-OutputArea-child:has(.tnb-doc){display:none}
 """
 

@@ -372,4 +372,19 @@
     if (n && n <= budget) { budget -= n; st.open[q] = 1; queue = queue.concat(kids[q].slice(0, n)); }
   }
   setTab("tree");
+
+  // The widget output just before this page, in a notebook reopened without its kernel, says
+  // "Error displaying widget: model not found": hide it (app_css.REOPEN_CSS does it by CSS in
+  // JupyterLab and Notebook 7; this is for the other front ends, a while after rendering).
+  function hideDead() {
+    for (var el = root, up = 0; el && up < 6; el = el.parentElement, up++) {
+      var prev = el.previousElementSibling;
+      if (!prev) continue;
+      var text = prev.textContent || "";
+      if (/model not found|Loading widget/i.test(text) && !prev.querySelector(".tnb") &&
+        text.length < 200) { prev.style.display = "none"; return; }
+      if (text.trim()) return;  // some other output: not ours to hide
+    }
+  }
+  [0, 1000, 4000].forEach(function (ms) { setTimeout(hideDead, ms); });
 })();

@@ -36,11 +36,12 @@ def show_run(run: JobRun) -> bool:
     from trigger_nb._widgets.output import display, has_widget_kernel, mimebundle
     from trigger_nb._widgets.run_view import run_data
 
-    page = static_mimebundle(run_data(run))
+    data = run_data(run)
+    page = static_mimebundle(data)
     if has_widget_kernel() and importlib.util.find_spec("ipywidgets") is not None:
         from trigger_nb._widgets.toolbar import TreeBar
 
-        bar = TreeBar(run)
+        bar = TreeBar(run, data)
         display(mimebundle(bar.widget, "", ""), raw=True)
     display(page, raw=True)
     return True

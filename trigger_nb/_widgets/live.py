@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 from trigger_nb._core.clock import SYSTEM_CLOCK, Clock
 from trigger_nb._core.model import LogRecord, RunRecord, RunStatus, TaskRecord
 from trigger_nb._render.css import CSS, WIDGET_CSS
+from trigger_nb._render.data import RunData
 from trigger_nb._render.document import document_from
 from trigger_nb._render.format import format_duration, run_active_seconds
 from trigger_nb._render.html import NOTEBOOK_MAX_ROWS, header_html, tree_html
@@ -285,7 +286,7 @@ class LiveRunView:
             document_from(record, nodes, group_logs(logs), now=now),
             text_from(record, nodes, now=now, max_rows=NOTEBOOK_MAX_ROWS),
         )
-        self.bar = TreeBar(run, seen=(records, logs))
+        self.bar = TreeBar(run, RunData(record, records, logs, now))
         self.widget.children = (self.bar.widget,)
         if self._display_id is not None:
             update_display(self._widget_bundle(), raw=True, display_id=self._display_id)

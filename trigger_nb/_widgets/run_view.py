@@ -16,7 +16,7 @@ from typing import Any
 
 from trigger_nb._client.run import JobRun, TaskView
 from trigger_nb._core.clock import SYSTEM_CLOCK, Clock
-from trigger_nb._core.model import LogRecord, TaskRecord, TaskStatus
+from trigger_nb._core.model import LogRecord, RunRecord, TaskRecord, TaskStatus
 from trigger_nb._core.preview import redact_value, to_plain
 from trigger_nb._render.css import CSS, WIDGET_CSS
 from trigger_nb._render.data import RunData
@@ -52,9 +52,11 @@ class RunView:
         *,
         now: Callable[[], datetime] | None = None,
         seen: tuple[list[TaskRecord], list[LogRecord]] | None = None,
+        record: RunRecord | None = None,
     ) -> None:
         """``seen``: every task record and log of the run, as a live view received them; saves
-        reading them back from the store."""
+        reading them back from the store. ``record`` (with ``seen``): the run as a page beside
+        this view showed it, so both show the same execution even if the run went on since."""
         import ipywidgets
 
         self.run = run
@@ -67,7 +69,8 @@ class RunView:
             self.logs = group_logs(seen[1])
         self._records = {record.id: record for record in records}
         self.shared = Shared.get()
-        self.nodes = build_tree(records, run.record.latest_execution)
+        self.record = record if record is not None and seen is not None else run.record
+        self.nodes = build_tree(records, self.record.latest_execution)
         self.rows: dict[str, Row] = {}
         self.header = ipywidgets.HTML(self._header_value())
         self.header.add_class("tnb-header")
@@ -91,12 +94,12 @@ class RunView:
 
     def _header_value(self) -> str:
         now = self.now()
-        summary = summarize_run(self.run.record, now=now, nodes=self.nodes)
+        summary = summarize_run(self.record, now=now, nodes=self.nodes)
         return f"<style>{CSS}{WIDGET_CSS}</style>{header_html(summary, now=now)}"
 
     def static(self) -> tuple[str, str]:
         """The HTML and text saved with the widget's output, from the tree this view built."""
-        record, now = self.run.record, self.now()
+        record, now = self.record, self.now()
         page = html_from(record, self.nodes, self.logs, now=now, max_rows=NOTEBOOK_MAX_ROWS)
         return page, text_from(record, self.nodes, now=now, max_rows=NOTEBOOK_MAX_ROWS)
 

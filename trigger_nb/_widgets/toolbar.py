@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from trigger_nb._core.model import LogRecord, TaskRecord
+from trigger_nb._render.data import RunData
 from trigger_nb._widgets.row import Shared
 from trigger_nb._widgets.run_view import RunView
 
@@ -24,15 +24,16 @@ CLOSE_TEXT = "back to the run page"
 
 
 class TreeBar:
-    """``.widget`` to display; ``.open()`` makes (once) and shows the ``RunView``."""
+    """``.widget`` to display; ``.open()`` makes (once) and shows the ``RunView``.
 
-    def __init__(
-        self, run: JobRun, *, seen: tuple[list[TaskRecord], list[LogRecord]] | None = None
-    ) -> None:
+    ``data``: the run as the page beside it showed it: the tree opened later shows the same
+    execution, even when the run went on since (the handle ``run`` follows it)."""
+
+    def __init__(self, run: JobRun, data: RunData) -> None:
         import ipywidgets
 
         shared = Shared.get()
-        self.run, self._seen = run, seen
+        self.run, self._data = run, data
         self.run_view: RunView | None = None
         self.button = ipywidgets.Button(
             description=OPEN_TEXT,
@@ -49,8 +50,9 @@ class TreeBar:
 
     def open(self) -> RunView:
         if self.run_view is None:
-            self.run_view = RunView(self.run, seen=self._seen)
-            self._seen = None  # the view holds them now
+            data = self._data
+            seen = (list(data.tasks), list(data.logs))
+            self.run_view = RunView(self.run, seen=seen, record=data.record)
         self.widget.children = (self.button, self.run_view.widget)
         self.button.description, self.button.icon = CLOSE_TEXT, "times"
         return self.run_view
