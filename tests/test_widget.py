@@ -226,8 +226,7 @@ def test_live_view_batches_redraws_and_finish_draws_the_final_state() -> None:
     view.finish(run)
     # finished: the page is the saved view; the widget is one button, the tree made on demand
     assert view.run_view is None and view.bar is not None
-    assert view.widget.children == (view.bar.widget,)
-    assert view.bar.widget.children == (view.bar.button,)
+    assert view.bar.widget is view.widget and view.widget.children == (view.bar.button,)
     bundle = view._repr_mimebundle_()
     assert WIDGET_VIEW_MIME not in bundle  # the page: no widget model to lose with the kernel
     assert "300 executed" in bundle["text/html"] and "SUCCESS" in bundle["text/plain"]

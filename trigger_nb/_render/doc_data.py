@@ -24,7 +24,7 @@ import json
 from datetime import datetime
 from typing import Any
 
-from trigger_nb._core.model import LogRecord, RunRecord, TaskStatus
+from trigger_nb._core.model import LogRecord, RunRecord, TaskRecord, TaskStatus
 from trigger_nb._core.preview import redact_value, to_plain
 from trigger_nb._render.format import format_time_of_day
 from trigger_nb._render.icons import icon_glyph
@@ -56,31 +56,31 @@ def first_failure(nodes: list[TaskNode], record: RunRecord) -> TaskNode | None:
     return None
 
 
-def run_doc_data(
+def run_doc_json(
     record: RunRecord,
     nodes: list[TaskNode],
-    logs: dict[str | None, list[LogRecord]],
+    logs: dict[str, list[LogRecord]] | dict[str | None, list[LogRecord]],
     *,
     now: datetime,
-) -> dict[str, Any]:
-    """The JSON-able data of the module docstring."""
+) -> str:
+    """The JSON text of the module docstring (compact; for ``json.loads``)."""
     base = record.created_at.timestamp()
 
     def ms(moment: datetime | None) -> int | None:
         return None if moment is None else int((moment.timestamp() - base) * 1000 + 0.5)
 
-    tasks: list[dict[str, Any]] = []
+    parts: list[str] = []
     index: dict[str, int] = {}
     # pre-order, iteratively: a 10,000-deep chain must not hit the recursion limit
     stack: list[tuple[TaskNode, int]] = [(n, -1) for n in reversed(nodes)]
     while stack:
         node, parent = stack.pop()
-        index[node.record.id] = len(tasks)
-        tasks.append(_task(node, parent, logs.get(node.record.id), ms))
-        here = len(tasks) - 1
+        here = index[node.record.id] = len(parts)
+        text = _task_text(node, logs.get(node.record.id), ms, base)
+        parts.append(text if parent < 0 else f'{{"p":{parent},{text[1:]}')
         stack.extend((child, here) for child in reversed(node.children))
     failure = first_failure(nodes, record)
-    return {
+    head = {
         "base": round(base * 1000),
         # a finished run's page is the same whenever it is drawn: its "now" is its end
         "now": ms(now if record.completed_at is None else record.completed_at),
@@ -89,11 +89,40 @@ def run_doc_data(
             for e in record.execution_history
         ],
         "ff": None if failure is None else index.get(failure.record.id),
-        "t": tasks,
     }
+    return f'{_dumps(head)[:-1]},"t":[{",".join(parts)}]}}'
 
 
-def _task(node: TaskNode, parent: int, logs: list[LogRecord] | None, ms: Any) -> dict[str, Any]:
+def _dumps(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+
+
+# A task's JSON by task id, with what it was made from: a replay draws the records its first
+# run drew (``live._Seen`` keeps the very objects), so most of its page is joined, not written.
+_TEXTS: dict[str, tuple[TaskRecord, str, tuple[str, ...], int, float, str]] = {}
+_TEXTS_MAX = 1 << 16
+
+
+def _task_text(node: TaskNode, logs: list[LogRecord] | None, ms: Any, base: float) -> str:
+    record, count = node.record, len(logs) if logs else 0
+    cached = _TEXTS.get(record.id)
+    if (
+        cached is not None
+        and cached[0] is record
+        and cached[1] == node.status
+        and cached[2] == node.stale
+        and cached[3] == count
+        and cached[4] == base
+    ):
+        return cached[5]
+    text = _dumps(_task(node, logs, ms))
+    if len(_TEXTS) >= _TEXTS_MAX:
+        _TEXTS.clear()
+    _TEXTS[record.id] = (record, node.status, node.stale, count, base, text)
+    return text
+
+
+def _task(node: TaskNode, logs: list[LogRecord] | None, ms: Any) -> dict[str, Any]:
     r = node.record
     named = r.name != _default_name(r)
     duration = r.duration_seconds
@@ -116,8 +145,6 @@ def _task(node: TaskNode, parent: int, logs: list[LogRecord] | None, ms: Any) ->
     }
     if not r.attempts:  # else the page reads the start from the first attempt
         out["b"] = ms(r.started_at or r.created_at)
-    if parent >= 0:
-        out["p"] = parent
     key = shown_key(r) if named else None
     if key is not None:
         out["k"] = key

@@ -17,7 +17,6 @@ data is JSON, with ``</`` written ``<\\/`` so no string can close the script ele
 from __future__ import annotations
 
 import functools
-import json
 from datetime import datetime
 from importlib import resources
 
@@ -25,7 +24,7 @@ from trigger_nb._core.model import LogRecord, RunRecord
 from trigger_nb._render.app_css import APP_CSS, REOPEN_CSS
 from trigger_nb._render.css import CSS
 from trigger_nb._render.data import RunData
-from trigger_nb._render.doc_data import first_failure, run_doc_data
+from trigger_nb._render.doc_data import first_failure, run_doc_json
 from trigger_nb._render.html import NOTEBOOK_MAX_ROWS, header_html, run_logs_html, tree_html
 from trigger_nb._render.summary import summarize_run
 from trigger_nb._render.task_html import line_html
@@ -61,9 +60,7 @@ def document_from(
     static = tree_html(
         nodes, logs, line=lambda node: line_html(node, now=now), max_rows=fallback_rows
     )
-    payload = json.dumps(
-        run_doc_data(record, nodes, logs, now=now), ensure_ascii=False, separators=(",", ":")
-    )
+    payload = run_doc_json(record, nodes, logs, now=now)
     payload = payload.replace("</", "<\\/").replace("<!--", "<\\u0021--")
     return (
         f'<div class="tnb tnb-run {DOC_CLASS}"><style>{CSS}{APP_CSS}{REOPEN_CSS}</style>'

@@ -29,7 +29,9 @@ from trigger_nb._render.tree import COLORS, GLYPHS, STALE, WAITING, TaskNode, gr
 
 SIBLING_PAGE = 100  # siblings shown per level before "… N more"
 MAX_ROWS = 1000  # rows in one static rendering: a 10,000-task run stays a readable size
-NOTEBOOK_MAX_ROWS = 200  # rows in the fallback saved with a notebook output: keeps it small
+# rows of static tree saved with a notebook output, for viewers that strip the page's script
+# (which draws every task from its data): keeps the output small and cheap to make
+NOTEBOOK_MAX_ROWS = 100
 
 
 # --- the header -----------------------------------------------------------------------------

@@ -46,6 +46,8 @@ REDRAW_TIME_SHARE = 0.03
 # every task. Per level, the newest siblings are shown: they are the news.
 LIVE_MAX_ROWS = 80
 LIVE_SIBLINGS = 15
+# Runs whose last view's task records and logs are kept (``_Seen``), most recent last.
+SEEN_RUNS = 8
 # The task events that add to a counter of the header, and which.
 _COUNTED = {"task_completed": "executed", "task_replayed": "replayed", "task_failed": "failed"}
 
@@ -276,18 +278,19 @@ class LiveRunView:
             self._drain()
             records, logs = list(self._records.values()), list(self._logs)
         record, now = run.record, run_clock(run).now()  # the run's client's, as RunView's
-        # A first execution's events carried every task and log: no need to read them back.
-        seen = record.executions == 1 and len(records) == record.task_count
-        if not seen:
+        found = _SEEN.complete(record, records, logs)
+        if found is None:  # another process executed it meanwhile, or a first view of it here
             data = run.run_data(now)
             record, records, logs = data.record, list(data.tasks), list(data.logs)
+        else:
+            records, logs = found
+        _SEEN.keep(record, records, logs)
         nodes = build_tree(records, record.latest_execution)
         self._final = (
             document_from(record, nodes, group_logs(logs), now=now),
             text_from(record, nodes, now=now, max_rows=NOTEBOOK_MAX_ROWS),
         )
-        self.bar = TreeBar(run, RunData(record, records, logs, now))
-        self.widget.children = (self.bar.widget,)
+        self.bar = TreeBar(run, RunData(record, records, logs, now), box=self.widget)
         if self._display_id is not None:
             update_display(self._widget_bundle(), raw=True, display_id=self._display_id)
             update_display(self._page_bundle(), raw=True, display_id=self._display_id + "-page")
@@ -322,3 +325,48 @@ class LiveRunView:
     def _repr_mimebundle_(self, **kwargs: Any) -> dict[str, Any]:
         """What the notebook keeps: the page once the run finished, else the live widget."""
         return self._page_bundle() if self._final is not None else self._widget_bundle()
+
+
+class _Seen:
+    """Every task record and log of a run as its last view here finished with it.
+
+    A first execution's events carry every task and log. A replay's do not: a replayed parent
+    stands for its subtree (no event per child) and earlier executions' logs are not written
+    again. Reading them back from the store costs a replay of 1,000 tasks more than the replay
+    (parsing every record); with the previous view's records, this execution's events complete
+    them. Used only when exactly one execution ran since (this one): a run another process
+    executed meanwhile is read from the store.
+    """
+
+    def __init__(self) -> None:
+        self._runs: collections.OrderedDict[
+            str, tuple[int, dict[str, TaskRecord], list[LogRecord]]
+        ] = collections.OrderedDict()
+        self._lock = threading.Lock()
+
+    def complete(
+        self, record: RunRecord, records: list[TaskRecord], logs: list[LogRecord]
+    ) -> tuple[list[TaskRecord], list[LogRecord]] | None:
+        """Every task and log of the run ``record`` is, from this execution's events
+        (``records``, ``logs``) and the last view's; None when they are not known here."""
+        if record.executions == 1:
+            return (records, logs) if len(records) == record.task_count else None
+        with self._lock:
+            prior = self._runs.get(record.id)
+        if prior is None or prior[0] != record.executions - 1:
+            return None
+        merged = dict(prior[1])
+        merged.update((r.id, r) for r in records)  # this execution's records are the news
+        if len(merged) != record.task_count:
+            return None
+        return list(merged.values()), [*prior[2], *logs]
+
+    def keep(self, record: RunRecord, records: list[TaskRecord], logs: list[LogRecord]) -> None:
+        with self._lock:
+            self._runs[record.id] = (record.executions, {r.id: r for r in records}, logs)
+            self._runs.move_to_end(record.id)
+            while len(self._runs) > SEEN_RUNS:
+                self._runs.popitem(last=False)
+
+
+_SEEN = _Seen()

@@ -29,7 +29,9 @@ class TreeBar:
     ``data``: the run as the page beside it showed it: the tree opened later shows the same
     execution, even when the run went on since (the handle ``run`` follows it)."""
 
-    def __init__(self, run: JobRun, data: RunData) -> None:
+    def __init__(self, run: JobRun, data: RunData, *, box: Any = None) -> None:
+        """``box``: a container widget to show the button in (the live view's, so finishing
+        makes one widget, not two); else a new one."""
         import ipywidgets
 
         shared = Shared.get()
@@ -44,9 +46,10 @@ class TreeBar:
             _dom_classes=("tnb-open-tree",),
         )
         self.button.on_click(self.toggle)
-        self.widget = ipywidgets.VBox(
-            [self.button], layout=shared.layout, _dom_classes=("tnb", "tnb-tree-bar")
-        )
+        if box is None:
+            box = ipywidgets.VBox(layout=shared.layout, _dom_classes=("tnb", "tnb-tree-bar"))
+        box.children = (self.button,)
+        self.widget = box
 
     def open(self) -> RunView:
         if self.run_view is None:

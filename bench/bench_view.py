@@ -1,0 +1,122 @@
+"""What the run view costs a ``%%trigger_job`` cell, measured in a real Jupyter kernel.
+
+Run: ``.venv/bin/python bench/bench_view.py`` (``TRIGGER_NB_BENCH_REPEATS`` sets the repeats).
+
+A kernel (nbclient, so every display and widget message is serialized and sent over ZeroMQ)
+runs the magic through ``ip.run_cell_magic`` in a timed loop, ``--quiet`` (no view) and with the
+view interleaved, and prints the medians and their ratio. The issue's limits (issue 15, part 5):
+
+- replay of a 1,000-task run (10 parents x 100 children) with the view <= 2x ``--quiet``;
+- first run of 1,000 trivial tasks <= 1.3x;
+- first run of 1,000 tasks of 5 ms each <= 1.05x.
+
+The view's time is all of it: the live widget, its redraws, and at the end the run's page
+(``_render.document``: JSON of every task, a static tree of 200 rows, a text outline) and the
+one-button widget. Where it goes is printed too (``page`` and ``text`` rows, in the kernel).
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+from _bench import REPEATS  # noqa: E402
+
+KERNEL_CELL = r'''
+import statistics, sys, tempfile, time
+sys.path.insert(0, {here!r})
+from _bench import human, table, verdict
+import trigger_nb
+
+ip = get_ipython()
+ip.run_line_magic("load_ext", "trigger_nb")
+REPEATS = {repeats}
+NESTED = (
+    "for group in range(10):\n"
+    "    io.run_task(['group', group], lambda group=group: [\n"
+    "        io.run_task(['item', group, i], lambda i=i: i) for i in range(100)])\n"
+)
+SLOW = "import time\nfor i in range(1000):\n    io.run_task(['slow', i], lambda: time.sleep(0.005))\n"
+
+def magic(line, body):
+    began = time.perf_counter()
+    ip.run_cell_magic("trigger_job", line, body)
+    return time.perf_counter() - began
+
+def pair(line_quiet, line_view, body, repeats):
+    quiet, view = [], []
+    for _ in range(repeats):
+        quiet.append(magic(line_quiet, body))
+        view.append(magic(line_view, body))
+    return statistics.median(quiet), statistics.median(view)
+
+rows = []
+magic("replay", NESTED)  # the run every replay replays; warms imports and SQLite
+magic("replay --quiet", NESTED)
+for label, job, flags, body, limit, repeats in [
+    ("replay, 1,010 tasks", "replay", "", NESTED, 2.0, max(REPEATS, 15)),
+    ("first run, 1,010 trivial tasks", "first", "--new-run", NESTED, 1.3, max(REPEATS, 15)),
+    ("first run, 1,000 tasks x 5 ms", "slow", "--new-run", SLOW, 1.05, 3),
+]:
+    quiet, view = pair(f"{{job}} --quiet {{flags}}", f"{{job}} {{flags}}", body, repeats)
+    ratio = view / quiet
+    rows.append([label, human(quiet), human(view), f"{{ratio:.2f}}",
+                 f"<= {{limit}}: {{verdict(ratio, limit)}}", repeats])
+print(table(["in a kernel (nbclient)", "--quiet", "with the view", "ratio", "limit", "repeats"],
+            rows))
+
+# where the view's time goes at the end of the replay: the page and the text outline
+from trigger_nb._render.document import document_from
+from trigger_nb._render.text import text_from
+from trigger_nb._render.tree import build_tree, group_logs
+from trigger_nb._render.html import NOTEBOOK_MAX_ROWS
+client = trigger_nb.default_client()
+(record,) = [r for r in client.store.list_runs() if r.job_id == "replay"]
+run = client.load_run(record.id)
+data = run.run_data()
+nodes = build_tree(data.tasks, data.record.latest_execution)
+logs = group_logs(data.logs)
+def best(fn, n=15):
+    times = []
+    for _ in range(n):
+        began = time.perf_counter(); fn(); times.append(time.perf_counter() - began)
+    return statistics.median(times)
+page = document_from(data.record, nodes, logs, now=data.now)
+print()
+print(table(["the finished view of 1,010 tasks", "median"], [
+    ["tree (build_tree)", human(best(lambda: build_tree(data.tasks, data.record.latest_execution)))],
+    ["page (document_from: JSON + 200-row static tree)",
+     human(best(lambda: document_from(data.record, nodes, logs, now=data.now)))],
+    ["text outline (200 rows)",
+     human(best(lambda: text_from(data.record, nodes, now=data.now, max_rows=NOTEBOOK_MAX_ROWS)))],
+    ["page size", f"{{len(page.encode()) / 1024:,.0f}} KiB"],
+]))
+'''
+
+
+def in_kernel(repeats: int) -> str:
+    import tempfile
+
+    import nbformat
+    from nbclient import NotebookClient
+
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_code_cell(KERNEL_CELL.format(here=str(HERE), repeats=repeats))]
+    with tempfile.TemporaryDirectory() as tmp:
+        client = NotebookClient(
+            nb, timeout=1800, kernel_name="python3", resources={"metadata": {"path": tmp}}
+        )
+        client.execute(cwd=tmp)
+    outputs = nb.cells[0].outputs
+    text = "".join(o.get("text", "") for o in outputs if o.output_type == "stream")
+    return "\n".join(line for line in text.splitlines() if line.startswith("|") or not line)
+
+
+def main() -> None:
+    print(in_kernel(REPEATS).strip())
+
+
+if __name__ == "__main__":
+    main()
