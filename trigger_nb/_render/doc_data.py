@@ -94,7 +94,11 @@ def run_doc_json(
 
 
 def _dumps(value: Any) -> str:
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+    return _ENCODER.encode(value)
+
+
+# one encoder: json.dumps with options makes a new one per call (most of a task's cost)
+_ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
 
 
 # A task's JSON by task id, with what it was made from: a replay draws the records its first

@@ -39,6 +39,7 @@ def _part_text(part: Any, *, in_list: bool) -> str:
 
 _WORDS = {"true", "false", "null", "none", "nan", "inf", "infinity"}
 _LIST_SEPARATORS = (",", "[", "]")
+_DIGIT = re.compile(r"\d")
 
 
 def _needs_quotes(text: str, in_list: bool) -> bool:
@@ -48,6 +49,8 @@ def _needs_quotes(text: str, in_list: bool) -> bool:
         return True
     if in_list and any(sep in text for sep in _LIST_SEPARATORS):
         return True
+    if _DIGIT.search(text) is None and text.lstrip("+-").lower() not in _WORDS:
+        return False  # float() cannot read it: no exception to raise and catch
     try:
         float(text)  # "1", "-2.5", "1e3", "1_000": would print as a number
     except ValueError:

@@ -39,7 +39,9 @@ from trigger_nb._widgets.toolbar import TreeBar
 if TYPE_CHECKING:
     from trigger_nb._client.run import JobRun
 
-REDRAW_INTERVAL_SECONDS = 0.1
+# Four redraws a second read as live; each is a message with the rows drawn, and a run of a
+# few hundred milliseconds is shown by finish() with one or none in between.
+REDRAW_INTERVAL_SECONDS = 0.25
 # A redraw may take at most this share of the run's time: big trees redraw less often.
 REDRAW_TIME_SHARE = 0.03
 # Rows redrawn live (each redraw is sent whole to the browser); the finished view pages through
@@ -292,16 +294,13 @@ class LiveRunView:
         )
         self.bar = TreeBar(run, RunData(record, records, logs, now), box=self.widget)
         if self._display_id is not None:
-            update_display(self._widget_bundle(), raw=True, display_id=self._display_id)
             update_display(self._page_bundle(), raw=True, display_id=self._display_id + "-page")
 
     def _widget_bundle(self) -> dict[str, Any]:
-        """The widget's output. Until the run finished it also carries the live HTML for viewers
-        without widgets; then nothing (the page beside it is the saved view)."""
+        """The widget's output: nothing for viewers without widgets (the page beside it is the
+        saved view; the live state, the widget's own value, is news only while it runs)."""
         view = {"version_major": 2, "version_minor": 0, "model_id": self.widget.model_id}
-        if self._final is not None:
-            return {WIDGET_VIEW_MIME: view, "text/html": "", "text/plain": ""}
-        return {WIDGET_VIEW_MIME: view, "text/html": self._html.value, "text/plain": self._text()}
+        return {WIDGET_VIEW_MIME: view, "text/html": "", "text/plain": ""}
 
     def _page_bundle(self) -> dict[str, Any]:
         """The page's output: empty until the run finished."""
@@ -323,8 +322,11 @@ class LiveRunView:
         display(self._page_bundle(), raw=True, display_id=self._display_id + "-page")
 
     def _repr_mimebundle_(self, **kwargs: Any) -> dict[str, Any]:
-        """What the notebook keeps: the page once the run finished, else the live widget."""
-        return self._page_bundle() if self._final is not None else self._widget_bundle()
+        """What the notebook keeps: the page once the run finished, else the live widget and
+        its HTML and text as they are now."""
+        if self._final is not None:
+            return self._page_bundle()
+        return {**self._widget_bundle(), "text/html": self._html.value, "text/plain": self._text()}
 
 
 class _Seen:
