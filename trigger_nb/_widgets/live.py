@@ -33,6 +33,7 @@ from trigger_nb._render.task_html import line_html
 from trigger_nb._render.text import summary_text, text_from
 from trigger_nb._render.tree import WAITING, TaskNode, build_tree, display_status, group_logs
 from trigger_nb._widgets.output import WIDGET_VIEW_MIME, display, update_display
+from trigger_nb._widgets.row import Shared
 from trigger_nb._widgets.run_view import RunView, run_clock
 from trigger_nb._widgets.toolbar import TreeBar
 
@@ -95,9 +96,18 @@ class LiveRunView:
         # Drawn "starting…" as it is made (one message, not an empty widget then a redraw); the
         # first task events are drawn an interval later: a run shorter than that is shown by
         # finish() without any live redraw in between.
-        self._html = ipywidgets.HTML(self._live_html(), _dom_classes=("tnb-live-html",))
+        # the layout and style every view shares: else each widget makes (and sends) its own
+        shared = Shared.get()
+        self._html = ipywidgets.HTML(
+            self._live_html(),
+            layout=shared.layout,
+            style=shared.html_style,
+            _dom_classes=("tnb-live-html",),
+        )
         self._last_draw = time.monotonic()
-        self.widget = ipywidgets.VBox([self._html], _dom_classes=("tnb", "tnb-live"))
+        self.widget = ipywidgets.VBox(
+            [self._html], layout=shared.layout, _dom_classes=("tnb", "tnb-live")
+        )
 
     # -- events ----------------------------------------------------------------------------
     def listener(self, kind: str, payload: Any) -> None:
