@@ -11,7 +11,7 @@ stripped (GitHub, nbviewer), the static tree (``fallback_rows`` rows) stays, and
 shown that could not work.
 
 No external assets: the script and its data are inline; every text goes through escaping (the
-data is JSON, with ``</`` written ``<\\/`` so no string can close the script element).
+data is JSON with every ``<`` written ``\\u003c``, so no string can close the script element).
 """
 
 from __future__ import annotations
@@ -61,7 +61,7 @@ def document_from(
         nodes, logs, line=lambda node: line_html(node, now=now), max_rows=fallback_rows
     )
     payload = run_doc_json(record, nodes, logs, now=now)
-    payload = payload.replace("</", "<\\/").replace("<!--", "<\\u0021--")
+    payload = payload.replace("<", "\\u003c")  # in JSON strings only: no tag can start
     return (
         f'<div class="tnb tnb-run {DOC_CLASS}"><style>{CSS}{APP_CSS}{REOPEN_CSS}</style>'
         f"{header_html(summary, now=now, failure_link=failure is not None)}"
