@@ -24,7 +24,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 from _bench import REPEATS  # noqa: E402
 
-KERNEL_CELL = r'''
+KERNEL_CELL = r"""
 import gc, statistics, sys, tempfile, time
 sys.path.insert(0, {here!r})
 from _bench import human, table, verdict
@@ -105,7 +105,7 @@ print(table(["the finished view of 1,010 tasks", "median"], [
      human(best(lambda: text_from(data.record, nodes, now=data.now, max_rows=NOTEBOOK_MAX_ROWS)))],
     ["page size", f"{{len(page.encode()) / 1024:,.0f}} KiB"],
 ]))
-'''
+"""
 
 
 def in_kernel(repeats: int) -> str:
@@ -127,7 +127,17 @@ def in_kernel(repeats: int) -> str:
 
 
 def main() -> None:
+    print("### The view under a `%%trigger_job` cell, in a kernel (issue 15)")
+    print()
+    print(
+        "`bench/bench_view.py`: nbclient runs one cell that calls `ip.run_cell_magic` in a timed"
+        " loop, `--quiet` and with the view interleaved (each replays a run of its own); wall"
+        " and CPU (`time.process_time`, every thread of the kernel) medians. The view's time is"
+        " all of it: the live widget and its redraws, then the run page and its message."
+    )
+    print()
     print(in_kernel(REPEATS).strip())
+    print()
 
 
 if __name__ == "__main__":

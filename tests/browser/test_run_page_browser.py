@@ -140,6 +140,27 @@ def test_reopened_without_its_kernel_the_run_still_shows(
     _scroll_to_top(_cell(page, 1))
     save_screenshot(page, "page-reopened-without-kernel")
 
+    # A copy made elsewhere (not signed here): JupyterLab does not trust it, runs none of its
+    # scripts and sanitizes its HTML. The static tree shows, and no control that cannot work.
+    copy = json.loads((jupyter_server.root_dir / nb).read_text())
+    copy["metadata"]["copied"] = True
+    (jupyter_server.root_dir / "page/untrusted.ipynb").write_text(json.dumps(copy))
+    jupyter_server.shutdown_all_kernels()
+    page.goto(jupyter_server.lab_url("page/untrusted.ipynb"))
+    wait_for_kernel_idle(page)
+    doc = _cell(page, 1).locator(".tnb-doc")
+    expect(doc.locator(".tnb-static-tree")).to_contain_text("Save rows", timeout=30_000)
+    expect(doc.locator(".tnb-static-tree")).to_contain_text("ZeroDivisionError")
+    expect(doc.locator(".tnb-chip-failed")).to_have_count(0)
+    page.wait_for_timeout(1500)
+    _scroll_to_top(_cell(page, 1))
+    save_screenshot(page, "page-untrusted-copy")
+    dead = page.locator(VISIBLE_NOTEBOOK).get_by_text("model not found")
+    print(
+        "untrusted copy: dead widget outputs visible:",
+        [dead.nth(i).is_visible() for i in range(dead.count())],
+    )
+
 
 WIDE_RUN = """\
 import trigger_nb
