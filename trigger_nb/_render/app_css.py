@@ -63,6 +63,8 @@ font-size:12px;box-sizing:border-box}
 .tnb-doc .tnb-tick{position:absolute;top:2px;font-size:11px;white-space:nowrap;
 color:var(--jp-ui-font-color2,#656d76);border-left:1px solid var(--jp-border-color2,#d0d7de);
 padding-left:2px;height:16px}
+.tnb-doc .tnb-tick-end{transform:translateX(-100%);border-left:none;padding:0 2px 0 0;
+border-right:1px solid var(--jp-border-color2,#d0d7de)}
 .tnb-doc .tnb-tl-scroll{overflow-y:auto;position:relative;border-bottom:1px solid
 var(--jp-border-color2,#d0d7de)}
 .tnb-doc .tnb-tl-inner{position:relative}

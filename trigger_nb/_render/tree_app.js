@@ -209,7 +209,7 @@
     var rows = tlRows(), sp = span(rows), lo = sp[0], w = sp[1] - lo;
     var ticks = [];
     for (var k = 0; k <= 4; k++) {
-      ticks.push('<span class="tnb-tick" style="left:' + (k * 25) + '%">' +
+      ticks.push('<span class="tnb-tick' + (k === 4 ? " tnb-tick-end" : "") + '" style="left:' + (k * 25) + '%">' +
         (k ? "+" + dur(w * k / 4000) : clock(lo)) + "</span>");
     }
     var opts = '<option value="all">all executions</option>' + D.ex.map(function (e) {
@@ -240,10 +240,10 @@
     tl.drawn = id;
     var out = [];
     for (var r = first; r < last; r++) {
-      var i = tl.rows[r][0], t = T[i], bars = tl.rows[r][1], cells = [], prev = null;
+      var i = tl.rows[r][0], t = T[i], bars = tl.rows[r][1], cells = [], prev = null, waitFrom = null;
       bars.forEach(function (a) {
         var end = a[3] === null ? D.now : a[3];
-        if (prev !== null && a[2] > prev) {
+        if (prev !== null && a[2] > prev && waitFrom === null) {
           cells.push('<span class="tnb-gap" style="left:' + pct(prev) + "%;width:" + wid(prev, a[2]) +
             '%" title="' + esc(t.t) + ": waited " + dur((a[2] - prev) / 1000) + ' before the next attempt"></span>');
         }
@@ -251,12 +251,15 @@
           "%;width:" + wid(a[2], end) + '%" title="' + esc(t.t) + " · attempt " + a[0] + " · execution " +
           a[1] + "\n" + clock(a[2]) + " → " + (a[3] === null ? "running" : clock(a[3])) + " (" +
           dur((end - a[2]) / 1000) + ") · " + esc(a[4]) + (a[5] ? "\n" + esc(a[5]) : "") + '"></span>');
+        // an io.wait: its first attempt suspends the run; the wait itself is drawn hatched
+        if (a[4] === "waiting" && waitFrom === null) waitFrom = end;
         prev = end;
       });
-      if (t.w !== undefined && (t.s === "waiting" || t.s === "completed") && t.b !== null) {
-        var from = prev === null ? t.b : prev;
+      if (t.w !== undefined && (waitFrom !== null || t.s === "waiting")) {
+        var from = waitFrom === null ? (t.b === null ? tl.lo : t.b) : waitFrom;
         if (t.w > from) cells.push('<span class="tnb-bar tnb-bar-wait" style="left:' + pct(from) +
-          "%;width:" + wid(from, t.w) + '%" title="' + esc(t.t) + ": waits until " + clock(t.w) + '"></span>');
+          "%;width:" + wid(from, t.w) + '%" title="' + esc(t.t) + ": waits from " + clock(from) +
+          " until " + clock(t.w) + " (" + dur((t.w - from) / 1000) + ')"></span>');
       }
       out.push('<div class="tnb-tl-row tnb-st-' + t.s + '" data-i="' + i + '" style="top:' + r * ROW_H +
         'px"><span class="tnb-tl-label" style="padding-left:' + (4 + depth[i] * 12) + 'px" title="' +

@@ -157,6 +157,8 @@ class LiveRunView:
         self._queue.clear()
         self._last_draw = 0.0
         self.widget.children = (self._html,)
+        if self._display_id is not None:  # the last page is old news while the run goes on
+            update_display(self._page_bundle(), raw=True, display_id=self._display_id + "-page")
 
     def _drain(self) -> None:
         """Apply the queued events (under ``_lock``). ``popleft`` rather than swapping lists: a
