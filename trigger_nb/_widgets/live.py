@@ -1,7 +1,7 @@
 """``LiveRunView``: the task tree under a running ``%%trigger_job`` cell, then the run finished.
 
 It shows as two outputs of the cell: a widget, and a page of HTML.
-- While the run executes, the widget redraws one HTML view (at most ~10 times a second; a
+- While the run executes, the widget redraws one HTML view (at most 4 times a second; a
   widget costs ~0.35 ms to make and every redraw is a message): header with progress
   (done/total, failures, time left), the newest rows, an ``io.parallel``'s progress.
 - Once it finished, the page (``_render.document``) shows the whole run: tree, status chips,
@@ -114,7 +114,7 @@ class LiveRunView:
         """``listener(kind, payload)`` for ``job.trigger(listeners=...)``; safe from threads.
 
         Between redraws an event is only queued (the run pays a deque append for it); the tree
-        grows from the queue when it is drawn, at most ~10 times a second.
+        grows from the queue when it is drawn, at most 4 times a second.
         """
         if self._timer is not None and not self._finished:
             self._queue.append((kind, payload))  # a redraw is already scheduled: it will show this

@@ -20,10 +20,9 @@ from trigger_nb._core.model import LogRecord, RunRecord, TaskRecord, TaskStatus
 from trigger_nb._core.preview import redact_value, to_plain
 from trigger_nb._render.css import CSS, WIDGET_CSS
 from trigger_nb._render.data import RunData
-from trigger_nb._render.html import NOTEBOOK_MAX_ROWS, header_html, html_from
+from trigger_nb._render.html import header_html
 from trigger_nb._render.summary import summarize_run
 from trigger_nb._render.task_html import details_html, logs_html, meta_html
-from trigger_nb._render.text import text_from
 from trigger_nb._render.tree import WAITING, TaskNode, build_tree, group_logs
 from trigger_nb._widgets.row import PAGE_SIZE, Page, Row, Shared
 from trigger_nb.errors import TriggerNbError
@@ -96,12 +95,6 @@ class RunView:
         now = self.now()
         summary = summarize_run(self.record, now=now, nodes=self.nodes)
         return f"<style>{CSS}{WIDGET_CSS}</style>{header_html(summary, now=now)}"
-
-    def static(self) -> tuple[str, str]:
-        """The HTML and text saved with the widget's output, from the tree this view built."""
-        record, now = self.record, self.now()
-        page = html_from(record, self.nodes, self.logs, now=now, max_rows=NOTEBOOK_MAX_ROWS)
-        return page, text_from(record, self.nodes, now=now, max_rows=NOTEBOOK_MAX_ROWS)
 
     def _expand_breadth_first(self, rows: list[Row]) -> None:
         budget = AUTO_EXPAND_ROWS - len(rows)
