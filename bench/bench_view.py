@@ -101,9 +101,9 @@ print()
 print(table(["the finished view of 1,010 tasks", "median"], [
     ["tree (build_tree)",
      human(best(lambda: build_tree(data.tasks, data.record.latest_execution)))],
-    ["page (document_from: JSON + 100-row static tree), warm",
+    ["page (document_from: JSON + 50-row static tree), warm",
      human(best(lambda: document_from(data.record, nodes, logs, now=data.now)))],
-    ["text outline (100 rows)",
+    ["text outline (50 rows)",
      human(best(lambda: text_from(data.record, nodes, now=data.now, max_rows=NOTEBOOK_MAX_ROWS)))],
     ["page size", f"{{len(page.encode()) / 1024:,.0f}} KiB"],
 ]))

@@ -165,7 +165,7 @@ def comparison_table(base: list[Timing], view: list[Timing], own: list[float], w
             ],
         )
         + f"\n\n{len(base)} interleaved repeats each. The view's cost is mostly fixed per run:"
-        " the run page built at the end (JSON of every task, a 100-row static tree, ~5-20 ms for"
+        " the run page built at the end (JSON of every task, a 50-row static tree, ~5-15 ms for"
         " 1,000 tasks) and three widgets (live HTML, its box, the interactive-tree button); a"
         " task event costs the run a deque append, the tree grows from the queue at each redraw"
         " (at most 4 a second). The interactive tree (ipywidgets rows) is built only on demand."

@@ -24,7 +24,7 @@ from trigger_nb._core.model import LogRecord, RunRecord
 from trigger_nb._render.app_css import APP_CSS, REOPEN_CSS
 from trigger_nb._render.css import CSS
 from trigger_nb._render.data import RunData
-from trigger_nb._render.doc_data import first_failure, run_doc_json
+from trigger_nb._render.doc_data import run_doc_json
 from trigger_nb._render.html import NOTEBOOK_MAX_ROWS, header_html, run_logs_html, tree_html
 from trigger_nb._render.summary import summarize_run
 from trigger_nb._render.task_html import line_html
@@ -55,7 +55,6 @@ def document_from(
     fallback_rows: int = NOTEBOOK_MAX_ROWS,
 ) -> str:
     """The page of the module docstring, from an already built tree."""
-    failure = first_failure(nodes, record)
     summary = summarize_run(record, now=now, nodes=nodes)
     static = tree_html(
         nodes, logs, line=lambda node: line_html(node, now=now), max_rows=fallback_rows
@@ -64,7 +63,7 @@ def document_from(
     payload = payload.replace("<", "\\u003c")  # in JSON strings only: no tag can start
     return (
         f'<div class="tnb tnb-run {DOC_CLASS}"><style>{CSS}{APP_CSS}{REOPEN_CSS}</style>'
-        f"{header_html(summary, now=now, failure_link=failure is not None)}"
+        f"{header_html(summary, now=now, failure_link=True)}"
         f'{run_logs_html(logs.get(None, []))}<div class="tnb-static-tree">{static}</div>'
         f'<script type="application/json" class="tnb-data">{payload}</script>'
         f"<script>{app_script()}</script></div>"

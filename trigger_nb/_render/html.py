@@ -31,15 +31,16 @@ SIBLING_PAGE = 100  # siblings shown per level before "… N more"
 MAX_ROWS = 1000  # rows in one static rendering: a 10,000-task run stays a readable size
 # rows of static tree saved with a notebook output, for viewers that strip the page's script
 # (which draws every task from its data): keeps the output small and cheap to make
-NOTEBOOK_MAX_ROWS = 100
+NOTEBOOK_MAX_ROWS = 50
 
 
 # --- the header -----------------------------------------------------------------------------
 
 
 def header_html(summary: RunSummary, *, now: datetime, failure_link: bool = False) -> str:
-    """The run's name, status, times and counts, its error; ``failure_link``: the failed task's
-    name is a link the page's script makes jump to it (``document``)."""
+    """The run's name, status, times and counts, its error; ``failure_link``: the name of the
+    task that raised the run's error is a link the page's script makes jump to it (the page's
+    first failure is that task: ``doc_data.first_failure``)."""
     color = COLORS.get(summary.status, "#6e7781")
     parts = [
         f'<div class="tnb-head"><span class="tnb-job">{esc(summary.job_name)}</span> '
