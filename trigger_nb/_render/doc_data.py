@@ -20,7 +20,9 @@ description, ``pa`` params (JSON text, redacted), ``op`` ``[output type, size, p
 
 from __future__ import annotations
 
+import collections
 import json
+import threading
 from datetime import datetime
 from json.encoder import encode_basestring as _string  # a str as JSON, escaped (C code)
 from typing import Any
@@ -72,12 +74,13 @@ def run_doc_json(
 
     parts: list[str] = []
     index: dict[str, int] = {}
+    texts = _texts_of(record.id)
     # pre-order, iteratively: a 10,000-deep chain must not hit the recursion limit
     stack: list[tuple[TaskNode, int]] = [(n, -1) for n in reversed(nodes)]
     while stack:
         node, parent = stack.pop()
         here = index[node.record.id] = len(parts)
-        text = _task_text(node, logs.get(node.record.id), ms, base)
+        text = _task_text(node, logs.get(node.record.id), ms, base, texts)
         parts.append(text if parent < 0 else f'{{"p":{parent},{text[1:]}')
         stack.extend((child, here) for child in reversed(node.children))
     failure = first_failure(nodes, record)
@@ -102,15 +105,33 @@ def _dumps(value: Any) -> str:
 _ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
 
 
-# A task's JSON by task id, with what it was made from: a replay draws the records its first
-# run drew (``live._Seen`` keeps the very objects), so most of its page is joined, not written.
-_TEXTS: dict[str, tuple[TaskRecord, str, tuple[str, ...], int, float, str]] = {}
-_TEXTS_MAX = 1 << 16
+# Each task's JSON by task id, with what it was made from, for the last ``_TEXT_RUNS`` runs
+# drawn: a replay draws the records its first run drew (``live._Seen`` keeps the very objects),
+# so most of its page is joined, not written. Bounded by runs, not tasks: the records it holds
+# are a few runs' worth, however many fresh runs a kernel makes.
+_Text = tuple[TaskRecord, str, tuple[str, ...], int, float, str]
+_TEXTS: collections.OrderedDict[str, dict[str, _Text]] = collections.OrderedDict()
+_TEXT_RUNS = 8
+_TEXTS_LOCK = threading.Lock()
 
 
-def _task_text(node: TaskNode, logs: list[LogRecord] | None, ms: Any, base: float) -> str:
+def _texts_of(run_id: str) -> dict[str, _Text]:
+    with _TEXTS_LOCK:
+        texts = _TEXTS.get(run_id)
+        if texts is None:
+            texts = _TEXTS[run_id] = {}
+            while len(_TEXTS) > _TEXT_RUNS:
+                _TEXTS.popitem(last=False)
+        else:
+            _TEXTS.move_to_end(run_id)
+        return texts
+
+
+def _task_text(
+    node: TaskNode, logs: list[LogRecord] | None, ms: Any, base: float, texts: dict[str, _Text]
+) -> str:
     record, count = node.record, len(logs) if logs else 0
-    cached = _TEXTS.get(record.id)
+    cached = texts.get(record.id)
     if (
         cached is not None
         and cached[0] is record
@@ -121,9 +142,7 @@ def _task_text(node: TaskNode, logs: list[LogRecord] | None, ms: Any, base: floa
     ):
         return cached[5]
     text = _task_json(node, logs, ms)
-    if len(_TEXTS) >= _TEXTS_MAX:
-        _TEXTS.clear()
-    _TEXTS[record.id] = (record, node.status, node.stale, count, base, text)
+    texts[record.id] = (record, node.status, node.stale, count, base, text)
     return text
 
 
