@@ -143,6 +143,34 @@ def test_the_live_view_shows_progress_and_a_parallel_tasks_count() -> None:
     assert re.search(r"\d+ done", seen[0])  # the run's own count, in its header
 
 
+def test_the_live_view_draws_each_rows_attempts_on_the_executions_time_axis() -> None:
+    client = TriggerClient("live-timeline", store=MemoryStore())
+    job = client.define_job("retry")
+    tries = {"n": 0}
+    seen: list[str] = []
+    view = LiveRunView(title="retry")
+
+    def flaky() -> int:
+        tries["n"] += 1
+        if tries["n"] < 3:
+            raise ConnectionError("busy")
+        return 1
+
+    @job.run
+    def run(payload: Any, io: Any, ctx: Any) -> None:
+        io.run_task("flaky", flaky, retry=RetryOptions(limit=3, min_timeout=0.01))
+        io.run_task("next", lambda: 2)
+        view._draw()  # as the redraw timer would, while the run goes on
+        seen.append(view._html.value)
+
+    job.trigger(listeners=[view.listener])
+    tracks = re.findall(r'<span class="tnb-track">(.*?)</span></span>', seen[0])
+    assert len(tracks) == 2  # a track per row
+    assert tracks[0].count('class="tnb-tbar"') == 3  # three attempts: failed, failed, completed
+    assert tracks[0].count("background:#cf222e") == 2 and "attempt 3:" in tracks[0]
+    assert tracks[1].count('class="tnb-tbar"') == 1
+
+
 def test_a_replays_view_completes_its_tasks_from_the_last_view_not_the_store(
     client: TriggerClient,
 ) -> None:

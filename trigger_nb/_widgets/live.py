@@ -31,6 +31,7 @@ from trigger_nb._render.progress import node_progress, run_progress
 from trigger_nb._render.summary import RunSummary, summarize_run
 from trigger_nb._render.task_html import line_html
 from trigger_nb._render.text import summary_text, text_from
+from trigger_nb._render.timeline import TRACK_CSS, track_html
 from trigger_nb._render.tree import WAITING, TaskNode, build_tree, display_status, group_logs
 from trigger_nb._widgets.output import WIDGET_VIEW_MIME, display, update_display
 from trigger_nb._widgets.row import Shared
@@ -231,10 +232,22 @@ class LiveRunView:
             max_rows=LIVE_MAX_ROWS,
             latest=LIVE_SIBLINGS,
         )
-        return f"<style>{CSS}{WIDGET_CSS}</style>{head}{tree}"
+        return f"<style>{CSS}{WIDGET_CSS}{TRACK_CSS}</style>{head}{tree}"
 
     def _line(self, node: TaskNode, now: datetime) -> str:
-        """A row's HTML, re-rendered only when what it shows changed."""
+        """A row's HTML, re-rendered only when what it shows changed, then its attempts on the
+        execution's time axis (``timeline``: they move as the axis grows)."""
+        return self._row_text(node, now) + track_html(node.record, self._axis_start(now), now)
+
+    def _axis_start(self, now: datetime) -> datetime:
+        """The start of the execution shown (its rows' time axis runs from there to now)."""
+        run = self._run
+        if run is None:  # rows come after run_started; a view attached later has no axis
+            return now
+        latest = run.latest_execution
+        return latest.started_at if latest is not None else run.created_at
+
+    def _row_text(self, node: TaskNode, now: datetime) -> str:
         r = node.record
         # Live, a row is replayed when its replay event came; finish() shows the stored marks.
         node.status = display_status(r, self._replayed)
