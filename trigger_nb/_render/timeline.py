@@ -1,6 +1,7 @@
 """The live view's timeline: each row's attempts as bars on one time axis, from the start of
 the execution to now, drawn on the server (the live view's HTML widget runs no script). As the
-run goes on the axis grows and the bars move left: a waterfall of the newest rows. The run
+run goes on the axis grows and the bars move left: a waterfall of the newest rows, each track
+at the right edge of its row so that they line up. The run
 page's full timeline (every attempt, gaps, waits, per execution) is drawn by its script
 (``tree_app.js``).
 """
@@ -14,8 +15,8 @@ from trigger_nb._render.format import format_duration, format_time_of_day
 from trigger_nb._render.tree import COLORS
 
 TRACK_CSS = """
-.tnb .tnb-track{display:inline-block;position:relative;width:180px;height:10px;margin-left:8px;
-vertical-align:middle;background:var(--jp-layout-color2,#eff1f3);border-radius:2px}
+.tnb .tnb-track{float:right;position:relative;width:240px;height:10px;margin:5px 8px 0 8px;
+background:var(--jp-layout-color2,#eff1f3);border-radius:2px}
 .tnb .tnb-track>span{position:absolute;top:1px;height:8px;min-width:2px;border-radius:1px}
 """
 
