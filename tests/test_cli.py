@@ -596,7 +596,9 @@ def test_export_html_is_a_standalone_page(
     page = target.read_text()
     assert code == 0
     assert page.startswith("<!doctype html>") and page.rstrip().endswith("</html>")
-    assert "<script" not in page
+    # standalone: the page's own script (tree, filters, timeline) and data, nothing fetched
+    assert page.count("<script>") == 1 and "src=" not in page and "<link" not in page
+    assert 'data-tab="timeline"' in page  # the timeline tab, drawn by the script
     for name in ("extract", "download", "load", runs.failed):
         assert name in page
     _, out, _ = cli(capsys, "export", runs.failed, "--format", "html", "--dir", runs.dir)

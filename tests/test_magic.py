@@ -21,7 +21,7 @@ import trigger_nb
 import trigger_nb._client.client
 from trigger_nb._jupyter.args import MagicArgumentError, parse_job_line, split_words
 from trigger_nb._render.bundle import static_mimebundle
-from trigger_nb._widgets.display import register, run_mimebundle
+from trigger_nb._widgets.display import register, show_run
 from trigger_nb._widgets.output import WIDGET_VIEW_MIME
 from trigger_nb._widgets.run_view import run_data
 
@@ -768,11 +768,13 @@ def kernel_shell(ip: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
     import ipykernel  # noqa: F401  (its presence is part of what tells a kernel)
 
     monkeypatch.setattr(ip, "kernel", object(), raising=False)
-    formatter = ip.display_formatter.mimebundle_formatter
+    formatter = ip.display_formatter.ipython_display_formatter
     # registered by name, and by class once a run was shown: both go
     while formatter.pop(RUN_TYPE, None) is not None:
         pass
+    publish = ip.display_pub.publish
     yield ip
+    ip.display_pub.publish = publish
     register(ip)  # back as the ip fixture's %load_ext left it
 
 
@@ -782,18 +784,25 @@ def _a_run() -> Any:
     return job.trigger()
 
 
-def test_register_shows_a_run_as_its_interactive_tree(kernel_shell: Any) -> None:
+def test_register_shows_a_run_as_its_page_and_the_interactive_tree_button(
+    kernel_shell: Any,
+) -> None:
     run_ = _a_run()
-    formatter = kernel_shell.display_formatter.mimebundle_formatter
+    formatter = kernel_shell.display_formatter.ipython_display_formatter
     with pytest.raises(KeyError):
         formatter.lookup(run_)
 
     register(kernel_shell)
 
+    shown: list[dict[str, Any]] = []
+    kernel_shell.display_pub.publish = lambda data, **kwargs: shown.append(data)  # what it sends
     data, _ = kernel_shell.display_formatter.format(run_)
-    assert data[WIDGET_VIEW_MIME]["model_id"]  # the interactive tree ...
-    assert "first step" in data["text/html"] and "Shown job" in data["text/plain"]  # ... saved too
-    assert formatter.lookup(run_) is run_mimebundle
+    assert data == {}  # shown as two outputs instead of one result:
+    button, page = shown
+    assert button[WIDGET_VIEW_MIME]["model_id"]  # the interactive tree, made on demand ...
+    assert "first step" in page["text/html"] and "Shown job" in page["text/plain"]  # ... the page
+    assert 'class="tnb tnb-run tnb-doc"' in page["text/html"]
+    assert formatter.lookup(run_) is show_run
 
 
 def test_without_the_formatter_a_run_displays_as_static_html_and_text(kernel_shell: Any) -> None:
@@ -809,8 +818,10 @@ def test_without_ipywidgets_a_run_still_displays_as_static_html_and_text(
     register(kernel_shell)
     monkeypatch.setitem(sys.modules, "ipywidgets", None)  # as if it were not installed
     run_ = _a_run()
-    data, _ = kernel_shell.display_formatter.format(run_)
-    assert data == static_mimebundle(run_data(run_))
+    shown: list[dict[str, Any]] = []
+    kernel_shell.display_pub.publish = lambda data, **kwargs: shown.append(data)
+    kernel_shell.display_formatter.format(run_)
+    assert shown == [static_mimebundle(run_data(run_))]  # the page only: no button
 
 
 def test_the_display_module_is_light_to_import() -> None:

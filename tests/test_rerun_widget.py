@@ -10,7 +10,8 @@ from typing import Any
 
 from trigger_nb import JobRun, TriggerClient
 from trigger_nb._widgets.live import LiveRunView, follow_reruns
-from trigger_nb._widgets.run_view import RunView
+from trigger_nb._widgets.run_view import RunView, run_data
+from trigger_nb._widgets.toolbar import TreeBar
 
 
 class Effects:
@@ -79,19 +80,20 @@ def test_rerun_button_in_a_finished_live_view_follows_the_execution(
     live = LiveRunView(title="steps")
     run = job.trigger(listeners=[live.listener])
     live.finish(run)
-    first_tree = live.run_view
-    assert first_tree is not None
+    first_tree = live.open_tree()  # the "interactive tree" button beside the run's page
     _refresh, rerun, note = _actions(first_tree, "two")
     rerun.click()
     assert effect.all() == ["one", "two", "three", "two", "three"]
     assert note.value == '<span class="tnb-muted"></span>'
-    assert live.run_view is not first_tree  # the finished tree of the new execution
-    assert live.widget.children == (live.run_view.widget,)
-    assert live.run_view.run.executions == 2
-    statuses = {r.node.record.name: r.node.status for r in live.run_view.rows.values()}
+    # The new finished run: its page, and the button (the tree is made when asked for).
+    assert live.bar is not None and live.run_view is None
+    assert live.widget.children == (live.bar.button,)
+    new_tree = live.open_tree()
+    assert new_tree is not first_tree and new_tree.run.executions == 2
+    statuses = {r.node.record.name: r.node.status for r in new_tree.rows.values()}
     assert statuses == {"one": "replayed", "two": "completed", "three": "completed"}
     # and again, from the new tree
-    _refresh, rerun, _note = _actions(live.run_view, "three")
+    _refresh, rerun, _note = _actions(new_tree, "three")
     rerun.click()
     assert effect.all()[-1:] == ["three"] and len(effect.all()) == 6
 
@@ -102,14 +104,14 @@ def test_rerun_button_of_a_displayed_run_follows_in_place(
     """A JobRun displayed on its own (``display.run_mimebundle``)."""
     effect = Effects(tmp_path / "effects.log")
     run = steps(client, effect).trigger()
-    view = RunView(run)
-    follow_reruns(view)
-    _refresh, rerun, _note = _actions(view, "three")
+    bar = TreeBar(run, run_data(run))
+    follow_reruns(bar)
+    _refresh, rerun, _note = _actions(bar.open(), "three")
     rerun.click()
     assert effect.all() == ["one", "two", "three", "three"]
-    (live_widget,) = view.widget.children
-    (fresh,) = live_widget.children  # the live view, now showing the finished tree
-    assert "tnb-run-view" in fresh._dom_classes
+    (live_widget,) = bar.widget.children
+    (button,) = live_widget.children  # the live view, now showing the finished run's button
+    assert "tnb-open-tree" in button._dom_classes
 
 
 def test_rerun_where_the_job_is_not_defined_says_so_and_keeps_the_tree(
@@ -118,13 +120,14 @@ def test_rerun_where_the_job_is_not_defined_says_so_and_keeps_the_tree(
     effect = Effects(tmp_path / "effects.log")
     run = steps(client, effect).trigger()
     elsewhere = JobRun(client.store, run.record)  # as the explorer holds it: no client
-    view = RunView(elsewhere)
-    follow_reruns(view)
-    shown = view.widget.children
+    bar = TreeBar(elsewhere, run_data(elsewhere))
+    follow_reruns(bar)
+    view = bar.open()
+    shown = bar.widget.children
     _refresh, rerun, note = _actions(view, "two")
     rerun.click()
     assert "tnb-err" in note.value and "no client to execute it with" in note.value
-    assert view.widget.children == shown
+    assert bar.widget.children == shown
     other = TriggerClient("tests", store=client.store).load_run(run.id)  # job not defined
     view = RunView(other)
     _refresh, rerun, note = _actions(view, "two")

@@ -230,7 +230,7 @@ def test_live_view_marks_stale_replays_while_the_execution_runs_and_after(
 
     mark_stale(client, run, stale)  # what the engine stores with the execution
     view.finish(run)
-    assert view.run_view is not None
+    assert view.open_tree() is not None  # made on demand
     _check_tree(view.run_view, stale)
     saved = view._repr_mimebundle_()  # what the notebook keeps
     # the parent's own duration is measured (0-2 ms, more on a loaded machine): any will do
@@ -356,7 +356,7 @@ def test_a_changed_closure_value_is_stale_in_every_view(
     assert [(t.name, t.stale_reasons) for t in run.stale_tasks] == [("score", [THRESHOLD])]
     assert f"⚠ stale: {THRESHOLD}" in render_text(run_data(run))
     assert html.escape(f"stale: {THRESHOLD}") in render_html(run_data(run))
-    assert view.run_view is not None and " · 1 stale" in view.run_view.header.value
+    assert " · 1 stale" in view.open_tree().header.value  # made on demand
     store = str(tmp_path / "store")
     out = cli(capsys, "show", run.id, "--stale", "--dir", store)[1]
     assert re.search(rf"^score +{re.escape(THRESHOLD)}$", out, re.M)

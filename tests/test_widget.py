@@ -224,13 +224,19 @@ def test_live_view_batches_redraws_and_finish_draws_the_final_state() -> None:
     # 300 tasks send 600+ events; redraws stay at about one per interval.
     assert view.redraws <= elapsed / REDRAW_INTERVAL_SECONDS + 3
     view.finish(run)
-    assert view.run_view is not None
-    assert view.widget.children == (view.run_view.widget,)
-    names = [row.node.record.name for row in view.run_view.rows.values()]
-    assert len(names) == PAGE_SIZE  # first page of siblings, the rest behind "show more"
+    # finished: the page is the saved view; the widget is one button, the tree made on demand
+    assert view.run_view is None and view.bar is not None
+    assert view.bar.widget is view.widget and view.widget.children == (view.bar.button,)
     bundle = view._repr_mimebundle_()
-    assert bundle[WIDGET_VIEW_MIME]["model_id"] == view.widget.model_id
+    assert WIDGET_VIEW_MIME not in bundle  # the page: no widget model to lose with the kernel
     assert "300 executed" in bundle["text/html"] and "SUCCESS" in bundle["text/plain"]
+    assert view._widget_bundle()[WIDGET_VIEW_MIME]["model_id"] == view.widget.model_id
+    tree = view.open_tree()
+    assert view.bar.widget.children == (view.bar.button, tree.widget)
+    names = [row.node.record.name for row in tree.rows.values()]
+    assert len(names) == PAGE_SIZE  # first page of siblings, the rest behind "show more"
+    view.bar.toggle()  # back to the page
+    assert view.bar.widget.children == (view.bar.button,) and view.run_view is tree
 
 
 def test_live_view_draws_the_last_event_within_the_interval() -> None:
@@ -477,13 +483,15 @@ def test_live_view_follows_a_resumed_run(client: TriggerClient, clock: FakeClock
     view = LiveRunView(title="resumable")
     waiting = job.trigger(listeners=[view.listener])
     view.finish(waiting)
-    assert waiting.status == "WAITING" and view.run_view is not None
+    assert waiting.status == "WAITING" and view.open_tree() is not None
     assert "resumes in 1m 00s" in view._repr_mimebundle_()["text/plain"]
     clock.advance(61)
     done = job.trigger(listeners=[view.listener])  # what the magic's resumer does when due
     view.finish(done)
     assert done.status == "SUCCESS"
-    assert view.widget.children == (view.run_view.widget,)
+    assert view.bar is not None and view.run_view is None  # a new page, a new button
+    view.open_tree()
+    assert view.run_view is not None
     assert [r.node.status for r in view.run_view.rows.values()] == [
         "replayed", "completed", "completed",
     ]  # fmt: skip

@@ -39,7 +39,16 @@ def test_output_section_shows_the_captured_figure_and_replay_marks_it(
     open_and_run_notebook(page, jupyter_server, nb)
     cell = page.locator(".jp-CodeCell").nth(1)
     # Live: the figure is in the cell, as inline matplotlib would show it.
-    expect(cell.locator(".jp-OutputArea-output img").first).to_be_visible(timeout=60_000)
+    expect(cell.locator(".jp-RenderedImage img").first).to_be_visible(timeout=60_000)
+    # The run's page: the task's details show what it printed and the figure.
+    cell.locator(".tnb-name[data-act='info']", has_text="Draw chart").first.click()
+    section = cell.locator(".tnb-doc .tnb-captured >> visible=true").first  # not the fallback
+    expect(section.locator("img")).to_be_visible(timeout=30_000)
+    expect(section).to_contain_text("rows plotted: 3")
+    section.evaluate("element => element.scrollIntoView({block: 'center'})")
+    save_screenshot(page, "capture-page-output-section")
+    # The interactive tree: the same, rendered by the front end.
+    cell.locator(".tnb-open-tree").click()
     tree = cell.locator(".tnb-run-view")
     tree.locator(".tnb-name-btn", has_text="Draw chart").click()
     output = tree.locator(".tnb-details .tnb-captured-output")
@@ -53,7 +62,7 @@ def test_output_section_shows_the_captured_figure_and_replay_marks_it(
     caption = cell.locator(".trigger-nb-replayed")
     expect(caption).to_contain_text("replayed output of task 'Draw chart'", timeout=60_000)
     wait_for_execution(page, 2)
-    expect(cell.locator(".jp-OutputArea-output img").first).to_be_visible()
+    expect(cell.locator(".jp-RenderedImage img").first).to_be_visible()
     expect(cell.locator(".jp-OutputArea-output", has_text="rows plotted: 3").first).to_be_visible()
     caption.evaluate("element => element.scrollIntoView({block: 'start'})")
     save_screenshot(page, "capture-replayed")

@@ -58,6 +58,15 @@ def _open_details(tree: Locator, name: str) -> Locator:
     return actions
 
 
+def _open_tree(cell: Locator) -> Locator:
+    """Click the finished run's "interactive tree" button (the tree with the actions is made
+    on demand, beside the run's page); return the tree."""
+    cell.locator(".tnb-open-tree").click()
+    tree = cell.locator(".tnb-run-view")
+    expect(tree).to_be_visible(timeout=30_000)
+    return tree
+
+
 def _scroll_to(locator: Locator) -> None:
     locator.evaluate("element => element.scrollIntoView({block: 'start'})")
 
@@ -72,7 +81,7 @@ def test_refresh_then_rerun_from_here(page: Page, jupyter_server: JupyterServer)
     _wait_counts(log, {"extract": 1, "transform": 1, "load": 1})
 
     cell = page.locator(".jp-CodeCell").nth(2)
-    tree = cell.locator(".tnb-run-view")
+    tree = _open_tree(cell)
     expect(tree.locator(".tnb-header")).to_contain_text("3 executed · 0 replayed")
 
     # Refresh: the row is marked, nothing runs yet.
@@ -93,8 +102,9 @@ def test_refresh_then_rerun_from_here(page: Page, jupyter_server: JupyterServer)
     # Executing the cell again runs exactly the refreshed task.
     cell.locator(".jp-InputPrompt").click()
     page.keyboard.press("Shift+Enter")
-    tree = cell.locator(".tnb-run-view")
-    expect(tree.locator(".tnb-header")).to_contain_text("1 executed · 2 replayed", timeout=60_000)
+    expect(cell).to_contain_text("1 executed · 2 replayed", timeout=60_000)  # its page
+    tree = _open_tree(cell)
+    expect(tree.locator(".tnb-header")).to_contain_text("1 executed · 2 replayed")
     _wait_counts(log, {"extract": 1, "transform": 2, "load": 1})
     expect(tree.locator(".tnb-refresh-pending")).to_have_count(0)
     expect(tree.locator(".tnb-name-btn.tnb-st-completed", has_text="Transform")).to_be_visible()
@@ -111,8 +121,9 @@ def test_refresh_then_rerun_from_here(page: Page, jupyter_server: JupyterServer)
     # Re-run from here: executes now; the same cell's tree follows to the new finished tree.
     tree.locator(".tnb-details .tnb-rerun-btn").click()
     _wait_counts(log, {"extract": 1, "transform": 3, "load": 2})
-    tree = cell.locator(".tnb-run-view")
-    expect(tree.locator(".tnb-header")).to_contain_text("2 executed · 1 replayed", timeout=60_000)
+    expect(cell).to_contain_text("2 executed · 1 replayed", timeout=60_000)  # the page follows
+    tree = _open_tree(cell)
+    expect(tree.locator(".tnb-header")).to_contain_text("2 executed · 1 replayed")
     expect(tree.locator(".tnb-header")).to_contain_text("over 3 executions")
     expect(tree.locator(".tnb-name-btn.tnb-st-replayed", has_text="Extract")).to_be_visible()
     expect(tree.locator(".tnb-name-btn.tnb-st-completed", has_text="Load")).to_be_visible()
@@ -159,14 +170,16 @@ def test_rerun_from_here_on_a_displayed_run(page: Page, jupyter_server: JupyterS
     open_and_run_notebook(page, jupyter_server, nb)
     _wait_counts(log, {"extract": 1, "transform": 1, "load": 1})
     cell = page.locator(".jp-CodeCell").nth(2)
-    tree = cell.locator(".tnb-run-view")
+    tree = _open_tree(cell)
     expect(tree.locator(".tnb-header")).to_contain_text("3 executed · 0 replayed")
     actions = _open_details(tree, "Load")
     actions.locator(".tnb-rerun-btn").click()
     _wait_counts(log, {"extract": 1, "transform": 1, "load": 2})
-    fresh = cell.locator(".tnb-run-view .tnb-run-view")  # the new tree, inside the old frame
+    # The live view took the button's place, then shows the new finished run's button.
+    expect(cell.locator(".tnb-run-view")).to_have_count(0, timeout=60_000)  # the old tree went
+    fresh = _open_tree(cell)
     expect(fresh.locator(".tnb-header")).to_contain_text("1 executed · 2 replayed", timeout=60_000)
     expect(fresh.locator(".tnb-name-btn.tnb-st-completed", has_text="Load")).to_be_visible()
-    expect(cell.locator(".tnb-header")).to_have_count(1)  # the old tree is gone
+    expect(cell.locator(".tnb-run-view")).to_have_count(1)
     _scroll_to(cell)
     save_screenshot(page, "rerun-displayed-run")

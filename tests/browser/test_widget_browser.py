@@ -69,6 +69,16 @@ def _cells(*cells: str) -> list[str]:
     return ["%load_ext trigger_nb", *cells]
 
 
+def _open_tree(page: Page, cell: int) -> Locator:
+    """Click a finished run's "interactive tree" button (the tree is made on demand) in code
+    cell ``cell``; return the tree."""
+    code_cell = page.locator(".jp-CodeCell").nth(cell)
+    code_cell.locator(".tnb-open-tree").click()
+    tree = code_cell.locator(".tnb-run-view")
+    expect(tree).to_be_visible(timeout=30_000)
+    return tree
+
+
 def _scroll_to_top(locator: Locator) -> None:
     """Scroll the notebook so ``locator`` starts at the top: screenshots show the widget."""
     locator.evaluate("element => element.scrollIntoView({block: 'start'})")
@@ -81,8 +91,11 @@ def test_tree_logs_error_output_and_explorer(page: Page, jupyter_server: Jupyter
     nb = write_notebook(jupyter_server, "widget/quickstart", cells)
     open_and_run_notebook(page, jupyter_server, nb)
 
-    tree = page.locator(".jp-OutputArea-output .tnb-run-view").first
-    expect(tree).to_be_visible()
+    # the run's page shows at once; the interactive tree is made when asked for
+    expect(page.locator(".jp-CodeCell").nth(1).locator(".tnb-doc")).to_contain_text("FAILURE")
+    tree = _open_tree(page, 1)
+    # while it is open, the page beside it is hidden: one tree at a time
+    expect(page.locator(".jp-CodeCell").nth(1).locator(".tnb-doc")).to_be_hidden()
     expect(tree.locator(".tnb-header")).to_contain_text("Welcome a new user")
     expect(tree.locator(".tnb-header")).to_contain_text("FAILURE")
     expect(tree.locator(".tnb-header")).to_contain_text("3 executed · 0 replayed · 1 failed")
@@ -131,7 +144,7 @@ def test_tree_logs_error_output_and_explorer(page: Page, jupyter_server: Jupyter
     save_screenshot(page, "widget-explorer")
 
     # Run again after the fix: completed tasks are replayed, only the failed one executes.
-    again = page.locator(".jp-CodeCell").nth(3).locator(".tnb-run-view")
+    again = _open_tree(page, 3)
     expect(again.locator(".tnb-header")).to_contain_text("SUCCESS")
     expect(again.locator(".tnb-header")).to_contain_text("over 2 executions")
     # "Fetch user" and the two tasks inside it
@@ -164,7 +177,7 @@ job.trigger()
 def test_stale_task_is_badged_and_explained(page: Page, jupyter_server: JupyterServer) -> None:
     nb = write_notebook(jupyter_server, "widget/stale", _cells(STALE_RUN, STALE_AGAIN))
     open_and_run_notebook(page, jupyter_server, nb)
-    tree = page.locator(".jp-CodeCell").nth(2).locator(".tnb-run-view")
+    tree = _open_tree(page, 2)
     expect(tree.locator(".tnb-header")).to_contain_text("0 executed · 2 replayed", timeout=60_000)
     expect(tree.locator(".tnb-header")).to_contain_text(" · 1 stale")
     stale = tree.locator(".tnb-name-btn.tnb-st-replayed.tnb-stale", has_text="Score")
@@ -212,12 +225,14 @@ def test_thousand_task_run_renders_and_pages(page: Page, jupyter_server: Jupyter
     wait_for_kernel_idle(page)
     started = time.monotonic()
     run_all_cells(page)
-    view = page.locator(".jp-OutputArea-output .tnb-run-view").first
-    expect(view.locator(".tnb-header")).to_contain_text("1010 executed", timeout=60_000)
-    expect(view.locator(".tnb-name-btn").first).to_be_visible()
+    doc = page.locator(".jp-OutputArea-output .tnb-doc").first
+    expect(doc.locator(".tnb-counts")).to_contain_text("1010 executed", timeout=60_000)
+    expect(doc.locator(".tnb-row").first).to_be_visible()
     elapsed = time.monotonic() - started
-    print(f"the 1,000-task tree was visible after {elapsed:.1f} s")  # measured, not asserted
+    print(f"the 1,000-task page was visible after {elapsed:.1f} s")  # measured, not asserted
     wait_for_execution(page, 2)
+    view = _open_tree(page, 1)
+    expect(view.locator(".tnb-header")).to_contain_text("1010 executed")
 
     # Long sibling lists are paged: 50 rows, then "show more".
     view.locator(".tnb-chevron").first.click()
@@ -252,9 +267,12 @@ def test_magic_cell_is_live_then_saved_with_static_html(
     expect(live.locator(".tnb-status", has_text="RUNNING")).to_be_visible()
     save_screenshot(page, "widget-live")
     wait_for_execution(page, 2)
-    # Then the interactive tree replaces it.
-    view = page.locator(".jp-OutputArea-output .tnb-run-view").first
-    expect(view.locator(".tnb-header")).to_contain_text("8 executed · 0 replayed · 0 failed")
+    # Then the run's page replaces it, and a button making the interactive tree on demand.
+    doc = page.locator(".jp-OutputArea-output .tnb-doc").first
+    expect(doc.locator(".tnb-counts")).to_contain_text("8 executed · 0 replayed · 0 failed")
+    expect(doc.locator(".tnb-row", has_text="step 7")).to_be_visible()
+    expect(live.locator(".tnb-task")).to_have_count(0)  # the live HTML is gone
+    view = _open_tree(page, 1)
     expect(view.locator(".tnb-name-btn", has_text="step 7")).to_be_visible()
 
     # The saved notebook carries the final tree as static HTML, for viewers without a kernel.
@@ -268,4 +286,6 @@ def test_magic_cell_is_live_then_saved_with_static_html(
         cells = json.loads(path.read_text())["cells"]
         outputs = cells[1].get("outputs", [])
         html = "".join("".join(o.get("data", {}).get("text/html", "")) for o in outputs)
-    assert "step 7" in html and "SUCCESS" in html and "<script" not in html
+    assert "step 7" in html and "SUCCESS" in html
+    # the page's own inline script only: nothing loaded from elsewhere
+    assert "<script src" not in html and html.count("<script>") == 1

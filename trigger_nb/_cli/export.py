@@ -19,7 +19,8 @@ from typing import Any
 from trigger_nb._core.model import LogRecord, RunRecord
 from trigger_nb._core.preview import to_plain
 from trigger_nb._render.data import RunData
-from trigger_nb._render.html import render_html
+from trigger_nb._render.document import render_document
+from trigger_nb._render.html import MAX_ROWS
 from trigger_nb._render.keys import task_key_text
 from trigger_nb._render.tree import (
     REPLAYED,
@@ -143,10 +144,12 @@ def _scalar(value: object) -> str:
 
 
 def html_page(data: RunData) -> str:
-    """The static run view as a standalone page."""
+    """The run's page (``_render.document``: tree, filters, timeline; every task, drawn by its
+    inline script, with a static tree of ``MAX_ROWS`` rows where scripts are off) as a
+    standalone file."""
     r = data.record
     title = html.escape(f"{r.job_name} · {r.id} · {r.status.value}")
     return (
         f'<!doctype html>\n<html><head><meta charset="utf-8"><title>{title}</title></head>\n'
-        f"<body>\n{render_html(data)}\n</body></html>"
+        f"<body>\n{render_document(data, fallback_rows=MAX_ROWS)}\n</body></html>"
     )

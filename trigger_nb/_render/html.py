@@ -29,13 +29,18 @@ from trigger_nb._render.tree import COLORS, GLYPHS, STALE, WAITING, TaskNode, gr
 
 SIBLING_PAGE = 100  # siblings shown per level before "… N more"
 MAX_ROWS = 1000  # rows in one static rendering: a 10,000-task run stays a readable size
-NOTEBOOK_MAX_ROWS = 200  # rows in the fallback saved with a notebook output: keeps it small
+# rows of static tree saved with a notebook output, for viewers that strip the page's script
+# (which draws every task from its data): keeps the output small and cheap to make
+NOTEBOOK_MAX_ROWS = 50
 
 
 # --- the header -----------------------------------------------------------------------------
 
 
-def header_html(summary: RunSummary, *, now: datetime) -> str:
+def header_html(summary: RunSummary, *, now: datetime, failure_link: bool = False) -> str:
+    """The run's name, status, times and counts, its error; ``failure_link``: the name of the
+    task that raised the run's error is a link the page's script makes jump to it (the page's
+    first failure is that task: ``doc_data.first_failure``)."""
     color = COLORS.get(summary.status, "#6e7781")
     parts = [
         f'<div class="tnb-head"><span class="tnb-job">{esc(summary.job_name)}</span> '
@@ -45,7 +50,7 @@ def header_html(summary: RunSummary, *, now: datetime) -> str:
         f"{esc(summary.status)}</span></div>",
         f'<div class="tnb-muted tnb-stats">started {esc(summary.started)} · '
         f'<span class="tnb-duration">{esc(summary.duration)}</span> · '
-        f"{summary.task_count} tasks</div>",
+        f"{summary.task_count} tasks{_progress(summary)}</div>",
         f'<div class="tnb-counts">{esc(summary.counts_base)}{_stale_count(summary)}</div>',
     ]
     if summary.stale:
@@ -56,7 +61,12 @@ def header_html(summary: RunSummary, *, now: datetime) -> str:
     if summary.status == "WAITING":
         countdown = esc(format_countdown(summary.wait_until, now))
         parts.append(f'<div style="color:{COLORS[WAITING]}">◷ {countdown}</div>')
-    if summary.error:
+    if summary.error and failure_link and summary.error_task is not None:
+        parts.append(
+            '<div class="tnb-err tnb-run-error">error in task <a class="tnb-fail-link" '
+            f'href="#" data-tnb-jump="1">{esc(summary.error_task)}</a></div>'
+        )
+    elif summary.error:
         parts.append(f'<div class="tnb-err tnb-run-error">{esc(summary.error)}</div>')
         if summary.traceback:
             parts.append(traceback_html(summary.traceback))
@@ -65,6 +75,12 @@ def header_html(summary: RunSummary, *, now: datetime) -> str:
             f'<div class="tnb-muted">output: <code>{esc(summary.output_preview)}</code></div>'
         )
     return "".join(parts)
+
+
+def _progress(summary: RunSummary) -> str:
+    if summary.progress is None:
+        return ""
+    return f' · <span class="tnb-progress">{esc(summary.progress)}</span>'
 
 
 def _stale_count(summary: RunSummary) -> str:
@@ -147,6 +163,16 @@ def _walk(
             )
 
 
+def run_logs_html(top: list[LogRecord]) -> str:
+    """The logs written at the top level of the run, folded."""
+    if not top:
+        return ""
+    return (
+        '<details class="tnb-runlogs"><summary class="tnb-muted">run logs '
+        f'({len(top)})</summary><div class="tnb-body">{logs_html(top)}</div></details>'
+    )
+
+
 def render_html(data: RunData, *, max_rows: int = MAX_ROWS) -> str:
     """A self-contained HTML rendering (inline CSS, no scripts, no external assets)."""
     return html_from(
@@ -164,13 +190,7 @@ def html_from(
 ) -> str:
     """``render_html`` from an already built tree (the widget has one)."""
     summary = summarize_run(record, now=now, nodes=nodes)
-    top = logs.get(None, [])
-    run_logs = ""
-    if top:
-        run_logs = (
-            '<details class="tnb-runlogs"><summary class="tnb-muted">run logs '
-            f'({len(top)})</summary><div class="tnb-body">{logs_html(top)}</div></details>'
-        )
+    run_logs = run_logs_html(logs.get(None, []))
     tree = tree_html(nodes, logs, line=lambda node: line_html(node, now=now), max_rows=max_rows)
     return (
         f'<div class="tnb tnb-run"><style>{CSS}</style>{header_html(summary, now=now)}'

@@ -37,6 +37,10 @@ class RunSummary:
     output_preview: str | None
     # tasks replayed although their code or inputs changed (``tree.stale_count``)
     stale: int = 0
+    # the label of the task that raised the run's error (``error`` names it), else None
+    error_task: str | None = None
+    # while a run executes: "412/1,010 done · 3 failed · about 2 s left" (``progress``)
+    progress: str | None = None
 
     @property
     def counts_line(self) -> str:
@@ -61,11 +65,12 @@ def summarize_run(
     """The header of ``record`` at ``now`` (a running run's duration grows); with its tree
     (``nodes``) it names the task that failed it."""
     latest = record.latest_execution
-    error, traceback = None, None
+    error, traceback, error_task = None, None, None
     if record.error is not None:
         origin = failure_origin(nodes or [], record.error)
         if origin is not None:
-            error = f"error in task {task_label(origin.record)}"
+            error_task = task_label(origin.record)
+            error = f"error in task {error_task}"
         else:
             error, traceback = f"error: {record.error.summary()}", record.error.traceback or None
     return RunSummary(
@@ -87,4 +92,5 @@ def summarize_run(
         traceback=traceback,
         output_preview=record.output_preview,
         stale=stale_count(record),
+        error_task=error_task,
     )

@@ -1,7 +1,8 @@
 """How a ``JobRun`` displays in a notebook: its interactive task tree.
 
-``register(ip)`` makes the shell's display formatter show a ``JobRun`` with ``run_mimebundle``:
-a registered formatter wins over the run's own ``_repr_mimebundle_`` (the static HTML and text,
+``register(ip)`` makes the shell show a ``JobRun`` with ``show_run``: two outputs, the
+"interactive tree" button and the run's page (``_render.document``, readable without a kernel).
+A registered display function wins over the run's own ``_repr_mimebundle_`` (the page and text,
 ``_render.bundle``), which is what a run shows anywhere else. ``%load_ext trigger_nb`` registers
 it, and so does ``import trigger_nb`` in a shell that has IPython loaded already.
 
@@ -22,22 +23,27 @@ RUN_MODULE, RUN_CLASS = "trigger_nb._client.run", "JobRun"
 
 
 def register(ip: Any) -> None:
-    """Show every ``JobRun`` displayed in shell ``ip`` as ``run_mimebundle`` does."""
-    formatter = ip.display_formatter.mimebundle_formatter
-    formatter.for_type_by_name(RUN_MODULE, RUN_CLASS, run_mimebundle)
+    """Show every ``JobRun`` displayed in shell ``ip`` as ``show_run`` does."""
+    formatter = ip.display_formatter.ipython_display_formatter
+    formatter.for_type_by_name(RUN_MODULE, RUN_CLASS, show_run)
 
 
-def run_mimebundle(run: JobRun) -> dict[str, Any]:
-    """How a ``JobRun`` displays: the widget in a live kernel, always static HTML and text
-    (without ipywidgets installed, the static HTML and text only)."""
+def show_run(run: JobRun) -> bool:
+    """Display ``run`` in a live kernel: the "interactive tree" button (``TreeBar``), then the
+    run's page (``_render.document``), which needs no kernel; without ipywidgets or outside a
+    kernel, the page only. Returns True: IPython shows nothing else for it."""
     from trigger_nb._render.bundle import static_mimebundle
-    from trigger_nb._widgets.output import has_widget_kernel, mimebundle
-    from trigger_nb._widgets.run_view import RunView, run_data
+    from trigger_nb._widgets.output import display, has_widget_kernel, mimebundle
+    from trigger_nb._widgets.run_view import run_data
 
-    if not has_widget_kernel() or importlib.util.find_spec("ipywidgets") is None:
-        return static_mimebundle(run_data(run))
-    from trigger_nb._widgets.live import follow_reruns
+    data = run_data(run)
+    page = static_mimebundle(data)
+    if has_widget_kernel() and importlib.util.find_spec("ipywidgets") is not None:
+        from trigger_nb._widgets.live import follow_reruns
+        from trigger_nb._widgets.toolbar import TreeBar
 
-    view = RunView(run)
-    follow_reruns(view)  # "Re-run from here" shows the execution in place of this tree
-    return mimebundle(view.widget, *view.static())
+        bar = TreeBar(run, data)
+        follow_reruns(bar)  # "Re-run from here" shows the execution in place of the button
+        display(mimebundle(bar.widget, "", ""), raw=True)
+    display(page, raw=True)
+    return True

@@ -1,5 +1,9 @@
-"""The runs explorer (``%trigger_runs``): past runs filtered by job and status; pick one to see
-its task tree, click a task for its logs, attempts and output.
+"""The runs explorer (``%trigger_runs``): past runs filtered by job and status, searched (job,
+run id, payload, error) and sorted (newest, oldest, longest active, status, job); pick one to
+see its task tree, click a task for its logs, attempts and output.
+
+Columns: job, run id, status, started at, active duration (the time it worked, not the span of
+its waits), tasks, replayed, and summaries of its payload and its error.
 
 Listing reads run records only; a run's task records are read when it is picked, and a task's
 output is unpickled only when its "show output" button is clicked.
@@ -7,6 +11,7 @@ output is unpickled only when its "show output" button is clicked.
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from trigger_nb._client.client import TriggerClient, default_client
@@ -22,7 +27,11 @@ from trigger_nb._widgets.run_view import RunView
 from trigger_nb.errors import InvalidOptionError
 
 ALL = ""
-COLUMNS = ("job", "run id", "status", "started", "duration", "tasks", "replayed")
+COLUMNS = ("job", "run id", "status", "started", "active", "tasks", "replayed", "payload", "error")
+# how the list can be sorted: label -> (key of a record, newest first within equal keys)
+SORTS = ("newest", "oldest", "longest active", "status", "job")
+# failures first, then what still runs or waits, then the rest
+_STATUS_ORDER = {"FAILURE": 0, "RUNNING": 1, "WAITING": 2, "CANCELED": 3, "SUCCESS": 4}
 EXPLORER_CSS = """
 .tnb .tnb-runs-list select,.tnb .tnb-columns pre{font-family:var(--jp-code-font-family,
 'DejaVu Sans Mono',monospace);font-size:12px}
@@ -57,14 +66,48 @@ def run_row(record: RunRecord) -> tuple[str, ...]:
         short_run_id(record.id),
         record.status.value,
         format_time(record.created_at),
-        format_duration(record.duration_seconds),
+        format_duration(record.active_seconds),
         str(record.task_count),
         str(replayed_count(record)),
+        payload_summary(record),
+        record.error.summary() if record.error is not None else "",
     )
 
 
-_WIDTHS = (24, 14, 10, 21, 10, 7, 10)
-_RIGHT = (False, False, False, False, True, True, True)
+def payload_summary(record: RunRecord) -> str:
+    """The run's payload as one line of compact JSON ("" when it has none)."""
+    payload = record.event.payload
+    if payload is None:
+        return ""
+    text = payload if isinstance(payload, str) else json.dumps(payload, default=str)
+    return " ".join(text.split())
+
+
+def sort_runs(records: list[RunRecord], how: str) -> list[RunRecord]:
+    """``records`` (newest first, as listed) in the order ``how`` (one of ``SORTS``) says."""
+    if how == "oldest":
+        return records[::-1]
+    if how == "longest active":
+        return sorted(records, key=lambda r: -r.active_seconds)
+    if how == "status":
+        return sorted(records, key=lambda r: _STATUS_ORDER.get(r.status.value, 9))
+    if how == "job":
+        return sorted(records, key=lambda r: r.job_id)
+    return records
+
+
+def matches(record: RunRecord, query: str) -> bool:
+    """``query`` (any case) in the run's job, run id, payload or error."""
+    if not query:
+        return True
+    query = query.lower()
+    error = record.error.summary() if record.error is not None else ""
+    texts = (record.job_id, record.id, payload_summary(record), error)
+    return any(query in text.lower() for text in texts)
+
+
+_WIDTHS = (24, 14, 10, 21, 10, 7, 10, 28, 40)
+_RIGHT = (False, False, False, False, True, True, True, False, False)
 
 
 def _line(cells: tuple[str, ...]) -> str:
@@ -103,6 +146,12 @@ class RunsExplorer:
             description="status",
         )
         self.status_filter.add_class("tnb-status-filter")
+        self.sort = ipywidgets.Dropdown(options=list(SORTS), value=SORTS[0], description="sort")
+        self.sort.add_class("tnb-sort-runs")
+        self.search = ipywidgets.Text(
+            placeholder="job, run id, payload or error", description="search"
+        )
+        self.search.add_class("tnb-search-runs")
         self.refresh_button = ipywidgets.Button(description="refresh", icon="refresh")
         self.refresh_button.add_class("tnb-refresh")
         self.columns = ipywidgets.HTML(
@@ -114,23 +163,30 @@ class RunsExplorer:
         self.detail = ipywidgets.VBox()
         self.detail.add_class("tnb-explorer-detail")
         filters = ipywidgets.HBox([self.job_filter, self.status_filter, self.refresh_button])
-        self.widget = ipywidgets.VBox([filters, self.columns, self.runs, self.detail])
+        ordering = ipywidgets.HBox([self.search, self.sort])
+        self.widget = ipywidgets.VBox([filters, ordering, self.columns, self.runs, self.detail])
         self.widget.add_class("tnb")
         self.widget.add_class("tnb-explorer")
         self.job_filter.observe(self._filter, names="value")
         self.status_filter.observe(self._filter, names="value")
+        self.sort.observe(self._filter, names="value")
+        self.search.observe(self._filter, names="value")
         self.refresh_button.on_click(self.refresh)
         self.runs.observe(self._pick, names="value")
         self._filter()
 
     def shown(self) -> list[RunRecord]:
-        """The runs passing the filters, newest first."""
+        """The runs passing the filters and the search, in the order picked (newest first)."""
         job, status = self.job_filter.value, self.status_filter.value
-        return [
+        query = self.search.value.strip()
+        passing = [
             r
             for r in self.records
-            if (job == ALL or r.job_id == job) and (status == ALL or r.status.value == status)
+            if (job == ALL or r.job_id == job)
+            and (status == ALL or r.status.value == status)
+            and matches(r, query)
         ]
+        return sort_runs(passing, self.sort.value)
 
     def refresh(self, _button: object = None) -> None:
         """Read the run list again (new runs appear; the picked run stays picked)."""

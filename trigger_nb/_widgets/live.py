@@ -1,11 +1,13 @@
 """``LiveRunView``: the task tree under a running ``%%trigger_job`` cell, then the run finished.
 
-Widgets cost ~0.35 ms each to create, so the two phases differ on purpose:
-- while the run executes, ``LiveRunView`` redraws one HTML widget (at most ~10 times a second);
-- once it finished, ``RunView`` shows interactive rows, created lazily: a page of siblings at a
-  time, children when a row is expanded, details when a task's name is clicked.
-Every displayed view also carries the static ``text/html`` and ``text/plain`` renderings, so a
-notebook saved and opened without a kernel still shows the tree.
+It shows as two outputs of the cell: a widget, and a page of HTML.
+- While the run executes, the widget redraws one HTML view (at most 4 times a second; a
+  widget costs ~0.35 ms to make and every redraw is a message): header with progress
+  (done/total, failures, time left), the newest rows, an ``io.parallel``'s progress.
+- Once it finished, the page (``_render.document``) shows the whole run: tree, status chips,
+  search, sort, jump to the first failure, timeline. It needs no kernel: a notebook saved and
+  reopened without one shows it (a widget's output would say "model not found" there). The
+  widget becomes one button (``TreeBar``) that makes the interactive tree on demand.
 """
 
 from __future__ import annotations
@@ -18,28 +20,40 @@ import uuid
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
+from trigger_nb._client.task_view import captured_outputs
 from trigger_nb._core.clock import SYSTEM_CLOCK, Clock
 from trigger_nb._core.model import LogRecord, RunRecord, RunStatus, TaskRecord
+from trigger_nb._render.captured import attach
 from trigger_nb._render.css import CSS, WIDGET_CSS
+from trigger_nb._render.data import RunData
+from trigger_nb._render.document import document_from
 from trigger_nb._render.format import format_duration, run_active_seconds
-from trigger_nb._render.html import header_html, tree_html
+from trigger_nb._render.html import NOTEBOOK_MAX_ROWS, header_html, tree_html
+from trigger_nb._render.progress import node_progress, run_progress
 from trigger_nb._render.summary import RunSummary, summarize_run
 from trigger_nb._render.task_html import line_html
-from trigger_nb._render.text import summary_text
-from trigger_nb._render.tree import WAITING, TaskNode, display_status
-from trigger_nb._widgets.output import display, mimebundle, update_display
+from trigger_nb._render.text import summary_text, text_from
+from trigger_nb._render.timeline import TRACK_CSS, track_html
+from trigger_nb._render.tree import WAITING, TaskNode, build_tree, display_status, group_logs
+from trigger_nb._widgets.output import WIDGET_VIEW_MIME, display, update_display
+from trigger_nb._widgets.row import Shared
 from trigger_nb._widgets.run_view import RunView, run_clock
+from trigger_nb._widgets.toolbar import TreeBar
 
 if TYPE_CHECKING:
     from trigger_nb._client.run import JobRun
 
-REDRAW_INTERVAL_SECONDS = 0.1
+# Four redraws a second read as live; each is a message with the rows drawn, and a run of a
+# few hundred milliseconds is shown by finish() with one or none in between.
+REDRAW_INTERVAL_SECONDS = 0.25
 # A redraw may take at most this share of the run's time: big trees redraw less often.
 REDRAW_TIME_SHARE = 0.03
 # Rows redrawn live (each redraw is sent whole to the browser); the finished view pages through
 # every task. Per level, the newest siblings are shown: they are the news.
 LIVE_MAX_ROWS = 80
 LIVE_SIBLINGS = 15
+# Runs whose last view's task records and logs are kept (``_Seen``), most recent last.
+SEEN_RUNS = 8
 # The task events that add to a counter of the header, and which.
 _COUNTED = {"task_completed": "executed", "task_replayed": "replayed", "task_failed": "failed"}
 
@@ -61,7 +75,7 @@ class LiveRunView:
         self.title = title
         self._clock = clock
         self.redraws = 0
-        self.run_view: RunView | None = None
+        self.bar: TreeBar | None = None  # once finished
         self._lock = threading.Lock()
         self._draw_lock = threading.Lock()
         self._records: dict[str, TaskRecord] = {}
@@ -80,20 +94,30 @@ class LiveRunView:
         self._queue: collections.deque[tuple[str, Any]] = collections.deque()
         self._finished = False
         self._final: tuple[str, str] | None = None
-        self._display_id: str | None = None
+        self._display_id: str | None = None  # the widget's output; the page's is this + "-page"
+        self._started = time.monotonic()
         # Drawn "starting…" as it is made (one message, not an empty widget then a redraw); the
         # first task events are drawn an interval later: a run shorter than that is shown by
         # finish() without any live redraw in between.
-        self._html = ipywidgets.HTML(self._live_html(), _dom_classes=("tnb-live-html",))
+        # the layout and style every view shares: else each widget makes (and sends) its own
+        shared = Shared.get()
+        self._html = ipywidgets.HTML(
+            self._live_html(),
+            layout=shared.layout,
+            style=shared.html_style,
+            _dom_classes=("tnb-live-html",),
+        )
         self._last_draw = time.monotonic()
-        self.widget = ipywidgets.VBox([self._html], _dom_classes=("tnb", "tnb-live"))
+        self.widget = ipywidgets.VBox(
+            [self._html], layout=shared.layout, _dom_classes=("tnb", "tnb-live")
+        )
 
     # -- events ----------------------------------------------------------------------------
     def listener(self, kind: str, payload: Any) -> None:
         """``listener(kind, payload)`` for ``job.trigger(listeners=...)``; safe from threads.
 
         Between redraws an event is only queued (the run pays a deque append for it); the tree
-        grows from the queue when it is drawn, at most ~10 times a second.
+        grows from the queue when it is drawn, at most 4 times a second.
         """
         if self._timer is not None and not self._finished:
             self._queue.append((kind, payload))  # a redraw is already scheduled: it will show this
@@ -116,14 +140,28 @@ class LiveRunView:
             self._last_draw = time.monotonic()
         self._draw()
 
+    @property
+    def run_view(self) -> RunView | None:
+        """The interactive tree, once made (``open_tree``)."""
+        return self.bar.run_view if self.bar is not None else None
+
+    def open_tree(self) -> RunView:
+        """Make (once) and show the finished run's interactive tree, as its button does."""
+        if self.bar is None:
+            raise RuntimeError("the run has not finished: there is no tree to open yet")
+        return self.bar.open()
+
     def _reopen(self) -> None:
-        self._finished, self._final, self.run_view = False, None, None
+        self._finished, self._final, self.bar = False, None, None
+        self._started = time.monotonic()
         self._records, self._replayed, self._logs, self._lines = {}, set(), [], {}
         self._stale = {}
         self._nodes, self._roots = {}, []
         self._queue.clear()
         self._last_draw = 0.0
         self.widget.children = (self._html,)
+        if self._display_id is not None:  # the last page is old news while the run goes on
+            update_display(self._page_bundle(), raw=True, display_id=self._display_id + "-page")
 
     def _drain(self) -> None:
         """Apply the queued events (under ``_lock``). ``popleft`` rather than swapping lists: a
@@ -149,6 +187,7 @@ class LiveRunView:
             self._run = payload
             if kind == "run_started":
                 self._counts = dict.fromkeys(self._counts, 0)
+                self._started = time.monotonic()
         elif kind == "log" and isinstance(payload, LogRecord):
             self._logs.append(payload)
 
@@ -195,10 +234,22 @@ class LiveRunView:
             max_rows=LIVE_MAX_ROWS,
             latest=LIVE_SIBLINGS,
         )
-        return f"<style>{CSS}{WIDGET_CSS}</style>{head}{tree}"
+        return f"<style>{CSS}{WIDGET_CSS}{TRACK_CSS}</style>{head}{tree}"
 
     def _line(self, node: TaskNode, now: datetime) -> str:
-        """A row's HTML, re-rendered only when what it shows changed."""
+        """A row's HTML, re-rendered only when what it shows changed, then its attempts on the
+        execution's time axis (``timeline``: they move as the axis grows)."""
+        return self._row_text(node, now) + track_html(node.record, self._axis_start(now), now)
+
+    def _axis_start(self, now: datetime) -> datetime:
+        """The start of the execution shown (its rows' time axis runs from there to now)."""
+        run = self._run
+        if run is None:  # rows come after run_started; a view attached later has no axis
+            return now
+        latest = run.latest_execution
+        return latest.started_at if latest is not None else run.created_at
+
+    def _row_text(self, node: TaskNode, now: datetime) -> str:
         r = node.record
         # Live, a row is replayed when its replay event came; finish() shows the stored marks.
         node.status = display_status(r, self._replayed)
@@ -210,9 +261,14 @@ class LiveRunView:
             len(r.attempts),
             len(r.output_properties),
         )
+        progress = node_progress(node, now) if r.kind == "parallel" else None
         cached = self._lines.get(r.id)
-        if cached is None or cached[0] != key or node.status == WAITING:
-            cached = self._lines[r.id] = (key, line_html(node, now=now))
+        if cached is None or cached[0] != key or node.status == WAITING or progress:
+            line = line_html(node, now=now)
+            if progress:
+                sep = '<span class="tnb-sep"> · </span>'
+                line += f' {sep}<span class="tnb-progress">{progress}</span>'
+            cached = self._lines[r.id] = (key, line)
         return cached[1]
 
     def _live_summary(self, run: RunRecord, now: datetime) -> RunSummary:
@@ -228,11 +284,17 @@ class LiveRunView:
             replayed = (self._records[i] for i in self._replayed)
             summary.time_saved = format_duration(sum(r.duration_seconds or 0.0 for r in replayed))
             summary.task_count = len(self._records)
+            done = counts["executed"] + counts["replayed"]
+            # an execution after the first knows how many tasks the run had: the total
+            summary.progress = run_progress(
+                done, run.task_count or None, counts["failed"], time.monotonic() - self._started
+            )
         return summary
 
     # -- the end ---------------------------------------------------------------------------
     def finish(self, run: JobRun | None) -> None:
-        """Show the finished run as the interactive tree (``None``: keep the last live state)."""
+        """Show the finished run as its page and the widget as the "interactive tree" button
+        (``None``: keep the last live state)."""
         with self._lock:
             self._finished = True
             if self._timer is not None:
@@ -244,32 +306,49 @@ class LiveRunView:
         with self._lock:
             self._drain()
             records, logs = list(self._records.values()), list(self._logs)
-        # A first execution's events carried every task and log: no need to read them back.
-        complete = run.record.executions == 1 and len(records) == run.record.task_count
-        view = self.run_view = RunView(run, seen=(records, logs) if complete else None)
-        view.rerunner = self.rerun_from
-        self.widget.children = (view.widget,)
-        if self._display_id is not None:  # the saved output gets the final static rendering
-            update_display(self._bundle(), raw=True, display_id=self._display_id)
+        record, now = run.record, run_clock(run).now()  # the run's client's, as RunView's
+        found = _SEEN.complete(record, records, logs)
+        if found is None:  # another process executed it meanwhile, or a first view of it here
+            data = run.run_data(now)
+            record, records, logs = data.record, list(data.tasks), list(data.logs)
+        else:
+            records, logs = found
+        _SEEN.keep(record, records, logs)
+        captures = captured_outputs(run._store.load_captures(run.id))
+        nodes = attach(build_tree(records, record.latest_execution), captures)
+        self._final = (
+            document_from(record, nodes, group_logs(logs), now=now),
+            text_from(record, nodes, now=now, max_rows=NOTEBOOK_MAX_ROWS),
+        )
+        self.bar = TreeBar(
+            run, RunData(record, records, logs, now), box=self.widget, rerunner=self.rerun_from
+        )
+        if self._display_id is not None:
+            update_display(self._page_bundle(), raw=True, display_id=self._display_id + "-page")
 
     def rerun_from(self, task_id: str) -> None:
         """ "Re-run from here" on the finished tree: execute the run again from ``task_id``;
-        this view follows it live, then shows the finished tree again. An error raised before
+        this view follows it live, then shows the finished run again. An error raised before
         anything ran (the job is not defined in this kernel) leaves the tree as it was."""
-        assert self.run_view is not None, "only a finished tree offers the action"
-        run = self.run_view.run
+        assert self.bar is not None, "only a finished run offers the action"
+        run = self.bar.run
         try:
             run.rerun(from_task=task_id, listeners=[self.listener])
         finally:
             if not self._finished:  # the execution started: show where it ended
                 self.finish(run)
 
-    def _bundle(self) -> dict[str, Any]:
-        if self.run_view is None:
-            return mimebundle(self.widget, self._html.value, self._text())
-        if self._final is None:  # rendered once, and only when an output needs it
-            self._final = self.run_view.static()
-        return mimebundle(self.widget, *self._final)
+    def _widget_bundle(self) -> dict[str, Any]:
+        """The widget's output: nothing for viewers without widgets (the page beside it is the
+        saved view; the live state, the widget's own value, is news only while it runs)."""
+        view = {"version_major": 2, "version_minor": 0, "model_id": self.widget.model_id}
+        return {WIDGET_VIEW_MIME: view, "text/html": "", "text/plain": ""}
+
+    def _page_bundle(self) -> dict[str, Any]:
+        """The page's output: empty until the run finished."""
+        if self._final is None:
+            return {"text/html": "", "text/plain": ""}
+        return {"text/html": self._final[0], "text/plain": self._final[1]}
 
     def _text(self) -> str:
         with self._lock:
@@ -281,26 +360,76 @@ class LiveRunView:
 
     def _ipython_display_(self) -> None:
         self._display_id = self._display_id or uuid.uuid4().hex
-        display(self._bundle(), raw=True, display_id=self._display_id)
+        display(self._widget_bundle(), raw=True, display_id=self._display_id)
+        display(self._page_bundle(), raw=True, display_id=self._display_id + "-page")
 
     def _repr_mimebundle_(self, **kwargs: Any) -> dict[str, Any]:
-        return self._bundle()
+        """What the notebook keeps: the page once the run finished, else the live widget and
+        its HTML and text as they are now."""
+        if self._final is not None:
+            return self._page_bundle()
+        return {**self._widget_bundle(), "text/html": self._html.value, "text/plain": self._text()}
 
 
-def follow_reruns(view: RunView) -> None:
-    """Let a tree shown on its own (a displayed ``JobRun``) follow its "Re-run from here": a
-    live view takes its place for the execution, then shows the finished tree."""
-    run = view.run
+class _Seen:
+    """Every task record and log of a run as its last view here finished with it.
+
+    A first execution's events carry every task and log. A replay's do not: a replayed parent
+    stands for its subtree (no event per child) and earlier executions' logs are not written
+    again. Reading them back from the store costs a replay of 1,000 tasks more than the replay
+    (parsing every record); with the previous view's records, this execution's events complete
+    them. Used only when exactly one execution ran since (this one): a run another process
+    executed meanwhile is read from the store.
+    """
+
+    def __init__(self) -> None:
+        self._runs: collections.OrderedDict[
+            str, tuple[int, dict[str, TaskRecord], list[LogRecord]]
+        ] = collections.OrderedDict()
+        self._lock = threading.Lock()
+
+    def complete(
+        self, record: RunRecord, records: list[TaskRecord], logs: list[LogRecord]
+    ) -> tuple[list[TaskRecord], list[LogRecord]] | None:
+        """Every task and log of the run ``record`` is, from this execution's events
+        (``records``, ``logs``) and the last view's; None when they are not known here."""
+        if record.executions == 1:
+            return (records, logs) if len(records) == record.task_count else None
+        with self._lock:
+            prior = self._runs.get(record.id)
+        if prior is None or prior[0] != record.executions - 1:
+            return None
+        merged = dict(prior[1])
+        merged.update((r.id, r) for r in records)  # this execution's records are the news
+        if len(merged) != record.task_count:
+            return None
+        return list(merged.values()), [*prior[2], *logs]
+
+    def keep(self, record: RunRecord, records: list[TaskRecord], logs: list[LogRecord]) -> None:
+        with self._lock:
+            self._runs[record.id] = (record.executions, {r.id: r for r in records}, logs)
+            self._runs.move_to_end(record.id)
+            while len(self._runs) > SEEN_RUNS:
+                self._runs.popitem(last=False)
+
+
+_SEEN = _Seen()
+
+
+def follow_reruns(bar: TreeBar) -> None:
+    """Let a run displayed on its own (``display(run)``) follow its "Re-run from here": a live
+    view takes the bar's place for the execution, then shows the finished run."""
+    run = bar.run
 
     def rerun_from(task_id: str) -> None:
         live = LiveRunView(title=f"{run.record.job_name} · {run.id}", clock=run_clock(run))
-        live.run_view, live._finished = view, True  # as if it had shown this finished tree
-        shown = view.widget.children
-        view.widget.children = (live.widget,)
+        live.bar, live._finished = bar, True  # as if it had shown this finished run
+        shown = bar.widget.children
+        bar.widget.children = (live.widget,)
         try:
             live.rerun_from(task_id)
         finally:
-            if live.run_view is view:  # nothing ran (the job is not defined here): as it was
-                view.widget.children = shown
+            if live.bar is bar:  # nothing ran (the job is not defined here): as it was
+                bar.widget.children = shown
 
-    view.rerunner = rerun_from
+    bar.rerunner = rerun_from

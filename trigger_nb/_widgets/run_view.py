@@ -17,16 +17,15 @@ from typing import Any
 from trigger_nb._client.run import JobRun, TaskView
 from trigger_nb._client.task_view import captured_outputs
 from trigger_nb._core.clock import SYSTEM_CLOCK, Clock
-from trigger_nb._core.model import LogRecord, TaskRecord, TaskStatus
+from trigger_nb._core.model import LogRecord, RunRecord, TaskRecord, TaskStatus
 from trigger_nb._core.preview import redact_value, to_plain
 from trigger_nb._render.captured import attach, captured_heading, notebook_outputs
 from trigger_nb._render.css import CSS, WIDGET_CSS
 from trigger_nb._render.data import RunData
-from trigger_nb._render.html import NOTEBOOK_MAX_ROWS, header_html, html_from
+from trigger_nb._render.html import header_html
 from trigger_nb._render.keys import task_title
 from trigger_nb._render.summary import summarize_run
 from trigger_nb._render.task_html import details_html, logs_html, meta_html
-from trigger_nb._render.text import text_from
 from trigger_nb._render.tree import WAITING, TaskNode, build_tree, group_logs
 from trigger_nb._widgets.row import PAGE_SIZE, Actions, Page, Row, Shared
 from trigger_nb.errors import TriggerNbError
@@ -55,9 +54,11 @@ class RunView:
         *,
         now: Callable[[], datetime] | None = None,
         seen: tuple[list[TaskRecord], list[LogRecord]] | None = None,
+        record: RunRecord | None = None,
     ) -> None:
         """``seen``: every task record and log of the run, as a live view received them; saves
-        reading them back from the store."""
+        reading them back from the store. ``record`` (with ``seen``): the run as a page beside
+        this view showed it, so both show the same execution even if the run went on since."""
         import ipywidgets
 
         self.run = run
@@ -74,8 +75,9 @@ class RunView:
             self.logs = group_logs(seen[1])
         self._records = {record.id: record for record in records}
         self.shared = Shared.get()
+        self.record = record if record is not None and seen is not None else run.record
         captures = captured_outputs(run._store.load_captures(run.id))
-        self.nodes = attach(build_tree(records, run.record.latest_execution), captures)
+        self.nodes = attach(build_tree(records, self.record.latest_execution), captures)
         self.rows: dict[str, Row] = {}
         self.header = ipywidgets.HTML(self._header_value())
         self.header.add_class("tnb-header")
@@ -99,14 +101,8 @@ class RunView:
 
     def _header_value(self) -> str:
         now = self.now()
-        summary = summarize_run(self.run.record, now=now, nodes=self.nodes)
+        summary = summarize_run(self.record, now=now, nodes=self.nodes)
         return f"<style>{CSS}{WIDGET_CSS}</style>{header_html(summary, now=now)}"
-
-    def static(self) -> tuple[str, str]:
-        """The HTML and text saved with the widget's output, from the tree this view built."""
-        record, now = self.run.record, self.now()
-        page = html_from(record, self.nodes, self.logs, now=now, max_rows=NOTEBOOK_MAX_ROWS)
-        return page, text_from(record, self.nodes, now=now, max_rows=NOTEBOOK_MAX_ROWS)
 
     def _expand_breadth_first(self, rows: list[Row]) -> None:
         budget = AUTO_EXPAND_ROWS - len(rows)
