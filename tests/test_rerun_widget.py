@@ -149,3 +149,19 @@ def test_rerun_button_without_a_following_view_rebuilds_the_tree_in_place(
     assert effect.all() == ["one", "two", "three", "one", "two", "three"]
     assert view.widget.children != before
     assert "3 executed · 0 replayed" in view.widget.children[0].value
+
+
+def test_rerun_from_the_explorer_executes_where_the_job_is_defined(
+    client: TriggerClient, tmp_path: Path
+) -> None:
+    """The explorer's runs come with the client that lists them: "Re-run from here" works
+    there too when the job is defined in this kernel."""
+    from trigger_nb._widgets.explorer import runs_explorer
+
+    effect = Effects(tmp_path / "effects.log")
+    run = steps(client, effect).trigger()
+    view = runs_explorer(client).select(run.id)
+    _refresh, rerun, note = _actions(view, "two")
+    rerun.click()
+    assert "tnb-err" not in note.value, note.value
+    assert effect.all() == ["one", "two", "three", "two", "three"]

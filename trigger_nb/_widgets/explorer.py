@@ -48,15 +48,17 @@ def runs_explorer(
     ``client_or_store``: a ``TriggerClient``, a ``Store``, a store directory, or ``None`` for the
     notebook's default client. ``job``/``status`` preselect the filters.
     """
-    return RunsExplorer(_store_of(client_or_store), job=job, status=status)
+    client = _client_of(client_or_store)
+    store = client.store if client is not None else open_store(client_or_store)
+    return RunsExplorer(store, job=job, status=status, client=client)
 
 
-def _store_of(client_or_store: Any) -> Store:
+def _client_of(client_or_store: Any) -> TriggerClient | None:
+    """The client whose jobs the explorer's runs can execute with ("Re-run from here"): the
+    one given, or the notebook's default one; None for a bare store."""
     if client_or_store is None:
-        return default_client().store
-    if isinstance(client_or_store, TriggerClient):
-        return client_or_store.store
-    return open_store(client_or_store)
+        return default_client()
+    return client_or_store if isinstance(client_or_store, TriggerClient) else None
 
 
 def run_row(record: RunRecord) -> tuple[str, ...]:
@@ -121,10 +123,17 @@ def _line(cells: tuple[str, ...]) -> str:
 class RunsExplorer:
     """Display it. ``.widget`` is the ipywidgets tree; ``.select(run_id)`` picks a run."""
 
-    def __init__(self, store: Store, *, job: str | None = None, status: str | None = None):
+    def __init__(
+        self,
+        store: Store,
+        *,
+        job: str | None = None,
+        status: str | None = None,
+        client: TriggerClient | None = None,
+    ):
         import ipywidgets
 
-        self.store = store
+        self.store, self.client = store, client
         self.records = store.list_runs()
         self.run_view: RunView | None = None
         jobs = sorted({r.job_id for r in self.records} | ({job} if job else set()))
@@ -216,7 +225,7 @@ class RunsExplorer:
             self.detail.children = ()
             self.run_view = None
             return
-        self.run_view = RunView(JobRun(self.store, record))
+        self.run_view = RunView(JobRun(self.store, record, client=self.client))
         self.detail.children = (self.run_view.widget,)
         listed = next((i for i, r in enumerate(self.records) if r.id == record.id), None)
         if listed is not None and run_row(self.records[listed]) != run_row(record):
