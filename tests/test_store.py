@@ -20,6 +20,7 @@ from trigger_nb._core.model import (
     TaskRecord,
     TaskStatus,
 )
+from trigger_nb._store.backend import MemoryBackend
 from trigger_nb._store.sealed import INLINE, INLINE_OUTPUT_BYTES, NO_OUTPUT, SEPARATE, unpack_entry
 
 NOW = datetime(2026, 1, 1, tzinfo=timezone.utc)
@@ -275,3 +276,12 @@ def test_a_read_error_carries_its_reason_as_data(any_store: Store) -> None:
         any_store.read_output("run_a", "t1")
     assert hit.value.reason == "its stored output is missing" and hit.value.task_id == "t1"
     assert str(hit.value).startswith("task t1 of run run_a: its stored output is missing; ")
+
+
+def test_a_newer_memory_store_format_names_no_directory() -> None:
+    """The fix a version mismatch suggests fits the store: no directory for a store that has
+    none (PostgreSQL gets the same wording; its own test runs on a real server)."""
+    backend = MemoryBackend()
+    backend.write([("__format__", "99")])
+    with pytest.raises(StoreVersionError, match=r"upgrade trigger_nb, or use another store"):
+        Store(backend)

@@ -57,11 +57,18 @@ class Store(RunRecords, TaskEntries):
             self.backend.write([("__format__", str(FORMAT_VERSION))])
         elif found != str(FORMAT_VERSION):
             older = isinstance(found, str) and found.isdigit() and int(found) < FORMAT_VERSION
+            on_disk = isinstance(self.backend, DiskBackend)
+            where = "that directory" if on_disk else "that store (its schema)"
+            elsewhere = (
+                "point TRIGGER_NB_DIR elsewhere"
+                if on_disk
+                else "use another store (another ?schema= in the URL, or TRIGGER_NB_STORE)"
+            )
             fix = (
-                "an earlier trigger_nb wrote it: delete that directory to start afresh (its runs "
-                "cannot be read by this version), or point TRIGGER_NB_DIR elsewhere"
+                f"an earlier trigger_nb wrote it: delete {where} to start afresh (its runs "
+                f"cannot be read by this version), or {elsewhere}"
                 if older
-                else "upgrade trigger_nb, or point TRIGGER_NB_DIR elsewhere"
+                else f"upgrade trigger_nb, or {elsewhere}"
             )
             raise StoreVersionError(
                 f"store {self.location} has format version {found!r}, this trigger_nb reads "
