@@ -144,7 +144,7 @@ class Fingerprinter:
         key is the values joined: the order is part of the format), and whether it reads a
         list, dict, set or bytearray; those go into ``containers`` when given."""
         _, digest, globals_read, defaults, cells = _code_entry(fn.__code__)
-        read: list[tuple[str, Any]] = []  # (name, value) of closure values and defaults
+        read: list[tuple[str, Any]] = []  # (part name, value), in the order of the format
         closure = fn.__closure__
         if closure:
             for name, cell in zip(cells, closure, strict=False):
@@ -157,17 +157,6 @@ class Fingerprinter:
             read += zip(defaults[len(defaults) - len(given) :], given, strict=True)
         if fn.__kwdefaults__:
             read += [("default:" + name, v) for name, v in fn.__kwdefaults__.items()]
-        names, values = ["code"], [digest]
-        mutable = False
-        value_of = self._value
-        for name, value in read:  # inline, no helper call: this runs for every executed task
-            names.append(name)
-            values.append(value_of(value, depth))
-            if isinstance(value, _CONTAINERS):
-                mutable = True
-                if containers is not None:
-                    containers[name] = value
-
         if globals_read:
             namespace = fn.__globals__
             for name in globals_read:
@@ -175,17 +164,22 @@ class Fingerprinter:
                     continue
                 value = namespace[name]
                 if isinstance(value, type) and _is_user_class(value):
-                    for method, method_digest in self._methods(value, depth):
-                        names.append(f"method:{name}.{method}")
-                        values.append(method_digest)
-                    continue
-                part = f"{_global_kind(value)}:{name}"
-                names.append(part)
-                values.append(value_of(value, depth))
-                if isinstance(value, _CONTAINERS):
-                    mutable = True
-                    if containers is not None:
-                        containers[part] = value
+                    read += [
+                        (f"method:{name}.{method}", _Hashed(method_digest))
+                        for method, method_digest in self._methods(value, depth)
+                    ]
+                else:
+                    read.append((f"{_global_kind(value)}:{name}", value))
+        names, values = ["code"], [digest]
+        mutable = False
+        value_of = self._value
+        for name, value in read:  # one loop, no helper call: it runs for every executed task
+            names.append(name)
+            values.append(value if type(value) is _Hashed else value_of(value, depth))
+            if isinstance(value, _CONTAINERS):
+                mutable = True
+                if containers is not None:
+                    containers[name] = value
         return names, values, mutable
 
     def _callable_parts(self, fn: Any, parts: Parts, depth: int) -> None:
@@ -344,6 +338,10 @@ def global_names(code: types.CodeType) -> tuple[str, ...]:
     """The names the code (and code nested in it) loads as globals; only those found in the
     function's globals count."""
     return _code_entry(code)[2]
+
+
+class _Hashed(str):
+    """A part already hashed (a class's method): ``_walk`` takes it as it is."""
 
 
 def _code_entry(code: types.CodeType) -> _CodeEntry:

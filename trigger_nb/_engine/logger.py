@@ -7,10 +7,11 @@ from __future__ import annotations
 
 from typing import Any
 
+from trigger_nb._core.levels import LevelMethods
 from trigger_nb._engine.execution import Execution
 
 
-class Logger:
+class Logger(LevelMethods):
     """``io.logger`` / ``task.logger``: records attached to a task (or to the run at top level)."""
 
     def __init__(self, execution: Execution, task_id: str | None = None, *, bound: bool = False):
@@ -21,20 +22,3 @@ class Logger:
     def _emit(self, level: str, message: str, data: dict[str, Any]) -> None:
         task_id = self._task_id if self._bound else self._execution.parent_id()
         self._execution.log(level, message, data, task_id)
-
-    def debug(self, message: str, **data: Any) -> None:
-        self._emit("debug", message, data)
-
-    def info(self, message: str, **data: Any) -> None:
-        self._emit("info", message, data)
-
-    def log(self, message: str, **data: Any) -> None:
-        self._emit("info", message, data)
-
-    def warn(self, message: str, **data: Any) -> None:
-        self._emit("warn", message, data)
-
-    warning = warn
-
-    def error(self, message: str, **data: Any) -> None:
-        self._emit("error", message, data)

@@ -25,7 +25,7 @@ from trigger_nb._core.tracebacks import PACKAGE_DIR
 from trigger_nb._core.version import __version__
 from trigger_nb._engine.execution import Execution
 from trigger_nb._engine.replay import count_replayed
-from trigger_nb._store.framed import Pickled, pickle_out_of_band
+from trigger_nb._store.framed import pickle_out_of_band, stored_size
 from trigger_nb._store.store import Store
 from trigger_nb.errors import ControlFlow, InternalError, RunCanceled, RunSuspended, TriggerNbError
 
@@ -67,7 +67,7 @@ class RunOutcome:
         except Exception:
             record.output_size = None
             return
-        record.output_size = data.size if isinstance(data, Pickled) else len(data)
+        record.output_size = stored_size(data)
         store.save_run_output(record.id, data)
 
     def fail(self, error: BaseException) -> None:

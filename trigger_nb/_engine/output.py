@@ -91,10 +91,6 @@ def _type_name(value: object) -> str:
     return f"{kind.__module__}.{kind.__qualname__}"
 
 
-def output_size(data: bytes | Pickled) -> int:
-    return data.size if isinstance(data, Pickled) else len(data)
-
-
 def _safe_str(error: BaseException) -> str:
     try:
         return str(error)

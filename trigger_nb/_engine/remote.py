@@ -10,8 +10,9 @@ arrive here as stand-ins: ``io.logger`` writes to the current child's log; every
 member raises ``WorkerIOError`` naming the task and the fix, because tasks are recorded by the
 kernel only. The rest of ``ctx`` (job, run, event) travels as it is.
 
-This module imports only the standard library (tblib, a dependency of distributed, when an
-error's traceback is sent): workers need ``trigger_nb`` installed, nothing else of ours loads.
+This module imports only the standard library and ``_core.levels`` (tblib, a dependency of
+distributed, when an error's traceback is sent): workers need ``trigger_nb`` installed, nothing
+else of ours loads.
 """
 
 from __future__ import annotations
@@ -24,6 +25,8 @@ import threading
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
+from trigger_nb._core.levels import LevelMethods
+
 _current: contextvars.ContextVar[WorkerTask | None] = contextvars.ContextVar(
     "trigger_nb_worker_task", default=None
 )
@@ -33,7 +36,7 @@ class WorkerIOError(RuntimeError):
     """``io`` used inside a child running on a Dask worker."""
 
 
-class WorkerLogger:
+class WorkerLogger(LevelMethods):
     """``task.logger`` on a worker: records kept in order, sent back with the attempt's result
     and written to the child's log by the kernel."""
 
@@ -46,23 +49,6 @@ class WorkerLogger:
             self.records.append(
                 (level, _text(message), {str(k): _plain(v) for k, v in data.items()})
             )
-
-    def debug(self, message: str, **data: Any) -> None:
-        self._emit("debug", message, data)
-
-    def info(self, message: str, **data: Any) -> None:
-        self._emit("info", message, data)
-
-    def log(self, message: str, **data: Any) -> None:
-        self._emit("info", message, data)
-
-    def warn(self, message: str, **data: Any) -> None:
-        self._emit("warn", message, data)
-
-    warning = warn
-
-    def error(self, message: str, **data: Any) -> None:
-        self._emit("error", message, data)
 
 
 class WorkerTask:

@@ -24,8 +24,8 @@ from trigger_nb._engine.capture import pack
 from trigger_nb._engine.fingerprint import digest_of
 from trigger_nb._engine.handle import TaskCall
 from trigger_nb._engine.invocation import invoke_async, invoke_sync
-from trigger_nb._engine.output import output_properties, output_size, stored_form
-from trigger_nb._store.framed import Pickled
+from trigger_nb._engine.output import output_properties, stored_form
+from trigger_nb._store.framed import Pickled, stored_size
 from trigger_nb.errors import (
     InternalError,
     RunSuspended,
@@ -194,7 +194,7 @@ def _complete(
         completed_execution=x.number,
         duration_seconds=seconds if rec.kind != "wait" else 0.0,
         output_type=type_name(value),
-        output_size=len(data) if type(data) is bytes else output_size(data),
+        output_size=stored_size(data),
         output_preview=preview(value, rec.redact),
     )
     if call._handle is not None and call._handle.output_properties:

@@ -81,24 +81,29 @@ class TaskOptions:
         o.kind = options.get("_kind", "task")
         o.on_code_change = check_code_change_policy(options.get("on_code_change"), "run_task")
         o.fingerprint = options.get("_fingerprint")
-        capture_output = options.get("capture_output", True)
-        if not isinstance(capture_output, bool):
-            raise InvalidOptionError(
-                f"run_task capture_output={capture_output!r} is invalid: use True (keep what "
-                "the task prints and displays, and show it again on replay) or False"
-            )
-        o.capture_output = capture_output
-        mmap = options.get("mmap", False)
-        if not isinstance(mmap, bool):
-            raise InvalidOptionError(
-                f"run_task mmap={mmap!r} is invalid: use True (the output's numpy arrays come "
-                "back memory-mapped, read-only) or False"
-            )
-        o.mmap = mmap
+        o.capture_output = _check_switch(
+            options,
+            "capture_output",
+            True,
+            "keep what the task prints and displays, and show it again on replay",
+        )
+        o.mmap = _check_switch(
+            options, "mmap", False, "the output's numpy arrays come back memory-mapped, read-only"
+        )
         return o
 
 
 DEFAULT_OPTIONS = TaskOptions()
+
+
+def _check_switch(options: dict[str, Any], label: str, default: bool, meaning: str) -> bool:
+    """A True/False option; anything else is an error saying what True does."""
+    value = options.get(label, default)
+    if not isinstance(value, bool):
+        raise InvalidOptionError(
+            f"run_task {label}={value!r} is invalid: use True ({meaning}) or False"
+        )
+    return value
 
 
 def _storable(label: str, value: Any) -> Any:

@@ -4,17 +4,8 @@ and the rules that keep a saved notebook readable when it is reopened without a 
 Status colours come from ``tree.COLORS`` (one place for every view).
 """
 
-from trigger_nb._render.tree import (
-    COLORS,
-    COMPLETED,
-    FAILED,
-    INTERRUPTED,
-    REPLAYED,
-    RUNNING,
-    WAITING,
-)
-
-_STATUSES = (RUNNING, COMPLETED, REPLAYED, FAILED, WAITING, INTERRUPTED)
+from trigger_nb._render.css import STATUSES
+from trigger_nb._render.tree import COLORS
 
 # A finished run's cell has two outputs: the widget bar (interactive parts, made on demand while a
 # kernel lives) and this page. Reopened without a kernel, JupyterLab and Notebook 7 draw the
@@ -73,4 +64,4 @@ min-width:2px}
 .tnb-doc .tnb-gap{top:9px;height:0;border-top:2px dotted #8c959f;border-radius:0}
 .tnb-doc .tnb-bar-wait{background:repeating-linear-gradient(45deg,#bf8700 0 3px,
 transparent 3px 6px);border:1px solid #bf8700;box-sizing:border-box}
-""" + "".join(f".tnb-doc .tnb-bar-{s}{{background:{COLORS[s]}}}\n" for s in _STATUSES)
+""" + "".join(f".tnb-doc .tnb-bar-{s}{{background:{COLORS[s]}}}\n" for s in STATUSES)

@@ -14,7 +14,7 @@ from trigger_nb._render.tree import (
     WAITING,
 )
 
-_STATUSES = (RUNNING, COMPLETED, REPLAYED, FAILED, WAITING, INTERRUPTED)
+STATUSES = (RUNNING, COMPLETED, REPLAYED, FAILED, WAITING, INTERRUPTED)
 
 CSS = """
 .tnb{font-family:var(--jp-ui-font-family,'DejaVu Sans',sans-serif);font-size:13px;
@@ -43,7 +43,7 @@ var(--jp-border-color2,#d0d7de)}
 """
 
 # each status's FontAwesome icon in its colour (the stale badge's stays white)
-_STATUS_ICONS = "".join(f".tnb .tnb-st-{s} .fa{{color:{COLORS[s]}}}\n" for s in _STATUSES)
+_STATUS_ICONS = "".join(f".tnb .tnb-st-{s} .fa{{color:{COLORS[s]}}}\n" for s in STATUSES)
 
 WIDGET_CSS = (
     """

@@ -290,15 +290,16 @@ class DiskBackend:
                     cache._row_insert(key, True, now, columns)
 
     def file_of(self, key: str) -> Path | Value | None:
-        with self._reading:
+        with self._reading:  # one query: the file's name, or the value itself
             row = self._cache._sql(
-                "SELECT filename FROM Cache WHERE key = ? AND raw = 1", (key,)
+                "SELECT mode, filename, value FROM Cache WHERE key = ? AND raw = 1", (key,)
             ).fetchone()
             if row is None:
                 return None
-            if row[0] is not None:
-                return Path(self.location, row[0])
-            value: Value | None = self._cache.get(key, default=None, retry=True)
+            mode, filename, stored = row
+            if filename is not None:
+                return Path(self.location, filename)
+            value: Value = self._cache.disk.fetch(mode, None, stored, False)
             return value
 
     @contextlib.contextmanager

@@ -58,6 +58,11 @@ class Pickled(NamedTuple):
         return len(self.stream) + sum(memoryview(b).nbytes for b in self.buffers)
 
 
+def stored_size(data: bytes | Pickled) -> int:
+    """How many bytes an output takes as stored (its buffers included)."""
+    return data.size if isinstance(data, Pickled) else len(data)
+
+
 def pickle_out_of_band(value: object) -> Pickled | bytes:
     """``value`` pickled (protocol 5): a ``Pickled`` when it holds at least
     ``FRAMED_MIN_BYTES`` of buffers, else the ordinary bytes (with those buffers in band)."""
