@@ -26,7 +26,7 @@ from typing import IO, NamedTuple
 from trigger_nb._core.codec import Stored
 from trigger_nb._core.model import LogRecord, TaskRecord
 from trigger_nb._store.backend import Backend, Lazy, Value
-from trigger_nb._store.framed import Pickled, read_stored, verify_stored, write_framed
+from trigger_nb._store.framed import Pickled, read_stored, save_stored, verify_stored
 from trigger_nb._store.run_records import record_json
 from trigger_nb._store.sealed import (
     INLINE,
@@ -113,8 +113,7 @@ class TaskEntries:
         if unmark:
             deletes.append(f"f:{task.run_id}:{task.id}")
         if isinstance(output, Pickled):  # big buffers: streamed to a file of its own first
-            pickled = output
-            self.backend.put_file(output_key, lambda file: write_framed(file, pickled))
+            save_stored(self.backend, output_key, output)
             entry = pack_entry(entry_json, SEPARATE, task.duration_seconds or 0.0)
             drop_output = False
         elif output is None:
