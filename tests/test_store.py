@@ -7,11 +7,20 @@ import threading
 import time
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Any
 
 import diskcache
 import pytest
 
-from trigger_nb import CacheReadError, DiskStore, Store, StoreError, StoreVersionError
+from trigger_nb import (
+    CacheReadError,
+    DiskStore,
+    Job,
+    Store,
+    StoreError,
+    StoreVersionError,
+    TriggerClient,
+)
 from trigger_nb._core.model import (
     EventInfo,
     LogRecord,
@@ -21,7 +30,8 @@ from trigger_nb._core.model import (
     TaskStatus,
 )
 from trigger_nb._store.backend import MemoryBackend
-from trigger_nb._store.sealed import INLINE, INLINE_OUTPUT_BYTES, NO_OUTPUT, SEPARATE, unpack_entry
+from trigger_nb._store.sealed import INLINE, INLINE_OUTPUT_BYTES, NO_OUTPUT, SEPARATE
+from trigger_nb._store.store import FORMAT_VERSION
 
 NOW = datetime(2026, 1, 1, tzinfo=timezone.utc)
 
@@ -243,30 +253,65 @@ def test_a_full_disk_is_a_store_error_and_the_task_is_not_cached(tmp_path: Path)
         subprocess.run(["umount", "-l", str(mount)])
 
 
-def test_entries_written_in_one_statement_are_diskcache_rows_like_any_other(
-    tmp_path: Path,
-) -> None:
-    """DiskBackend writes a small entry with one upsert instead of Cache.set's four statements:
-    diskcache must read it, count it once, and still clean up a big value's file it replaces."""
+def test_task_entries_live_in_a_table_of_their_own_beside_diskcaches(tmp_path: Path) -> None:
+    """One executed task, one committed row in the entry table (one B-tree page); a big entry
+    stays a row too; diskcache's Cache table keeps everything else."""
     store = DiskStore(tmp_path / "s")
     big = task("run_a", "t1", TaskStatus.COMPLETED)
-    big.params = "p" * 40_000  # an entry of more than 32 KB: diskcache keeps it in a file
+    big.params = "p" * 40_000  # more than diskcache's 32 KB file threshold: still one row
     store.write_task(big, b"out")
-    files = list((tmp_path / "s").rglob("*.val"))
-    assert len(files) == 1
-    store.write_task(task("run_a", "t1"))  # small again: replaces the row and removes the file
-    store.write_task(task("run_a", "t1"))  # and again, now an update in place
     store.write_task(task("run_a", "t2", TaskStatus.COMPLETED), b"two")
-    assert not [p for p in (tmp_path / "s").rglob("*.val")]
+    store.write_task(task("run_a", "t2", TaskStatus.COMPLETED), b"again")  # replaced in place
+    assert not list((tmp_path / "s").rglob("*.val"))
     store.close()
     with diskcache.Cache(str(tmp_path / "s")) as cache:
-        assert len(cache) == 3  # __format__ and two entries: the count trigger saw each row once
-        entry = unpack_entry(cache.get("t:run_a:t1"), "t1")  # diskcache's own read
-        assert entry.placement == NO_OUTPUT
+        assert list(cache) == ["__format__"] and cache["__format__"] == str(FORMAT_VERSION)
     reopened = DiskStore(tmp_path / "s")
-    assert reopened.load_snapshot("run_a").task("t1") == task("run_a", "t1")
-    assert bytes(reopened.read_output("run_a", "t2")) == b"two"
+    assert reopened.load_snapshot("run_a").task("t1") == big
+    assert bytes(reopened.read_output("run_a", "t2")) == b"again"
+    reopened.delete_run("run_a")
+    assert reopened.load_snapshot("run_a").entries == {}
     reopened.close()
+
+
+def test_a_format_2_store_is_upgraded_when_opened_and_replays_as_before(tmp_path: Path) -> None:
+    """Format 2 kept task entries in diskcache's Cache table (a big one in a file): opening the
+    store moves them into the entry table, once, and marks it format 3; nothing re-runs."""
+    calls: list[str] = []
+
+    def make_job(store: DiskStore) -> Job:
+        job = TriggerClient("c", store=store, on_code_change="ignore").define_job(id="j")
+
+        @job.run
+        def run(payload: Any, io: Any, ctx: Any) -> Any:
+            small = io.run_task("small", lambda: calls.append("small") or 1)
+            # params of more than 32 KB: format 2 kept this entry in a file of diskcache's
+            big = io.run_task("big", lambda: calls.append("big") or 2, params="p" * 40_000)
+            return small, big
+
+        return job
+
+    store = DiskStore(tmp_path / "s")
+    first = make_job(store).trigger()
+    assert first.output == (1, 2)
+    entries = store.load_snapshot(first.id).entries
+    store.close()
+    with diskcache.Cache(str(tmp_path / "s")) as cache:  # the same store, as format 2 kept it
+        for rest, value in entries.items():
+            cache.set(f"t:{first.id}:{rest}", value)
+        cache["__format__"] = "2"
+        cache._sql("DELETE FROM TaskEntry")
+    assert list((tmp_path / "s").rglob("*.val")), "format 2 kept the big entry in a file"
+
+    upgraded = DiskStore(tmp_path / "s")
+    again = make_job(upgraded).trigger()
+    assert again.output == (1, 2) and calls == ["small", "big"]
+    assert again.execution_history[-1].replayed == 2
+    upgraded.close()
+    assert not list((tmp_path / "s").rglob("*.val")), "the moved entry's file is gone"
+    with diskcache.Cache(str(tmp_path / "s")) as cache:
+        assert cache["__format__"] == str(FORMAT_VERSION)
+        assert [key for key in cache if key.startswith("t:")] == []
 
 
 def test_a_read_error_carries_its_reason_as_data(any_store: Store) -> None:

@@ -8,8 +8,11 @@ task repairs it.
 from __future__ import annotations
 
 import collections
+import contextlib
 import os
-from collections.abc import Callable
+import pickle
+import sqlite3
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -136,6 +139,23 @@ def test_a_damaged_output_gives_cache_read_error_and_never_reruns_the_side_effec
     check_refresh_repairs(notebook, "big-a")
 
 
+@contextlib.contextmanager
+def entry_table(directory: Path) -> Iterator[sqlite3.Connection]:
+    """The store's table of task entries (in diskcache's database), opened as anyone could."""
+    connection = sqlite3.connect(directory / "cache.db", isolation_level=None)
+    try:
+        yield connection
+    finally:
+        connection.close()
+
+
+def put_entry(directory: Path, key: str, garbage: Any) -> None:
+    """Whatever lands under a task's key: SQLite keeps any type; a dict as pickled bytes."""
+    value = pickle.dumps(garbage) if isinstance(garbage, dict) else garbage
+    with entry_table(directory) as table:
+        table.execute("INSERT OR REPLACE INTO TaskEntry (key, value) VALUES (?, ?)", (key, value))
+
+
 GARBAGE_ENTRIES: list[Any] = ["garbage", b"\x00\xff", 12345, {"not": "a record"}, '{"id": "tru']
 
 
@@ -145,8 +165,7 @@ def test_garbage_under_a_task_key_is_a_cache_read_error_and_never_reruns(
 ) -> None:
     notebook = Notebook(tmp_path / "store")
     first = notebook.trigger()
-    with diskcache.Cache(str(notebook.directory)) as cache:
-        cache.set(entry("t", first, "big-b"), garbage)
+    put_entry(notebook.directory, entry("t", first, "big-b"), garbage)
 
     seen: list[str] = []
     viewed = notebook.trigger(listeners=[lambda kind, payload: seen.append(kind)])
@@ -175,10 +194,11 @@ def test_a_damaged_record_beside_an_intact_output_still_replays_and_the_view_say
     notebook = Notebook(tmp_path / "store")
     first = notebook.trigger()
     key = entry("t", first, "small")
-    with diskcache.Cache(str(notebook.directory)) as cache:
-        blob = bytearray(cache.get(key))
+    with entry_table(notebook.directory) as table:
+        (stored,) = table.execute("SELECT value FROM TaskEntry WHERE key = ?", (key,)).fetchone()
+        blob = bytearray(stored)
         blob[40] ^= 0xFF  # inside the record's JSON, ahead of the inline output
-        cache.set(key, bytes(blob))
+        table.execute("UPDATE TaskEntry SET value = ? WHERE key = ?", (bytes(blob), key))
 
     seen: list[str] = []
     viewed = notebook.trigger(listeners=[lambda kind, payload: seen.append(kind)])

@@ -66,6 +66,10 @@ def replay(
         if stale:
             record.stale_reasons = list(stale)  # the live view marks it stale
         x.events.task_replayed(record)
+    if task_id not in x.stale:  # the stale warning names it from its entry at the end
+        # Replayed once per execution (its key is claimed): its entry is not read again, so
+        # it is let go now. A big run's replay then holds its entries or its values, not both.
+        x.snapshot.entries.pop(task_id, None)
     return value
 
 

@@ -5,9 +5,10 @@ index diskcache already keeps, so no tag index is needed: a tag index cost every
 fifth of a raw ``Cache.set`` more.
 
 ``DiskBackend`` puts it on diskcache (this is the only module importing diskcache) and holds a run
-in an OS file lock; ``MemoryBackend`` keeps it in dicts; ``postgres.PostgresBackend`` puts it on
-a PostgreSQL server. SQLite and OS failures surface as
-``StoreError`` naming the directory and the fix.
+in an OS file lock. Task entries (keys ``t:...``), one written per executed task, live in a table
+of their own in diskcache's SQLite database (see ``ENTRY_TABLE``). ``MemoryBackend`` keeps it in
+dicts; ``postgres.PostgresBackend`` puts it on a PostgreSQL server. SQLite and OS failures surface
+as ``StoreError`` naming the directory and the fix.
 """
 
 from __future__ import annotations
@@ -39,6 +40,26 @@ _UPSERT = (
     " expire_time = NULL, access_time = excluded.access_time, access_count = 0, tag = NULL,"
     " size = 0, mode = 1, value = excluded.value WHERE filename IS NULL"
 )
+
+# Task entries: one small row written (and committed) per executed task, read back by prefix.
+# In diskcache's Cache table each such commit changed three B-tree pages (the row, the
+# (key, raw) index, and the Settings row its count/size triggers update), which made the write
+# cost as much as all of trigger_nb's own work per task. Here a commit changes two: the row,
+# appended at the end of the table, and the key's index (no triggers, no other columns).
+# (WITHOUT ROWID, keyed by the hashed task ids, was slower still: rows of ~700 bytes inserted
+# at random places split a page every few inserts.)
+# Same database file, same connection: a task's entry and its other values (its big output's
+# row, its capture, its refresh mark) still change in one transaction.
+ENTRY_TABLE = "TaskEntry"
+ENTRY_PREFIX = "t:"
+_CREATE_ENTRY_TABLE = (  # value: bytes (an entry), or text if someone stored text there
+    f"CREATE TABLE IF NOT EXISTS {ENTRY_TABLE} (key TEXT PRIMARY KEY, value NOT NULL)"
+)
+_PUT_ENTRY = f"INSERT OR REPLACE INTO {ENTRY_TABLE} (key, value) VALUES (?, ?)"
+_GET_ENTRY = f"SELECT value FROM {ENTRY_TABLE} WHERE key = ?"
+_DELETE_ENTRY = f"DELETE FROM {ENTRY_TABLE} WHERE key = ?"
+_DELETE_ENTRIES = f"DELETE FROM {ENTRY_TABLE} WHERE key >= ? AND key < ?"
+_SCAN_ENTRIES = f"SELECT substr(key, ?), value FROM {ENTRY_TABLE} WHERE key >= ? AND key < ?"
 
 Value = str | bytes
 Lazy = Callable[[], Value]
@@ -165,12 +186,16 @@ class DiskBackend:
             self._cache = diskcache.Cache(
                 self.location, eviction_policy="none", timeout=60, cull_limit=0
             )
+            self._cache._sql(_CREATE_ENTRY_TABLE)
         self._min_file_size: int = self._cache.disk.min_file_size
         self._thread_locks: dict[str, threading.Lock] = {}
         self._mutex = threading.Lock()
 
     def get(self, key: str) -> Value | None:
         with self._reading:
+            if key.startswith(ENTRY_PREFIX):
+                row = self._cache._sql(_GET_ENTRY, (key,)).fetchone()
+                return None if row is None else _as_value(row[0])
             value: Value | None = self._cache.get(key, default=None, retry=True)
             return value
 
@@ -182,10 +207,18 @@ class DiskBackend:
     ) -> None:
         with self._writing:
             if len(puts) == 1 and not deletes and not prefixes:  # one row: one transaction
-                self._put_one(*puts[0])
+                key, value = puts[0]
+                if key.startswith(ENTRY_PREFIX):
+                    self._put_entry(key, value)
+                else:
+                    self._put_one(key, value)
                 return
             with self._cache.transact(retry=True):
+                sql = self._cache._sql
                 for prefix in prefixes:
+                    if prefix.startswith(ENTRY_PREFIX):
+                        sql(_DELETE_ENTRIES, (prefix, _after_prefix(prefix)))
+                        continue
                     rows = self._cache._sql(
                         "SELECT key FROM Cache WHERE key >= ? AND key < ?",
                         (prefix, _after_prefix(prefix)),
@@ -193,10 +226,26 @@ class DiskBackend:
                     # diskcache's own delete also removes the files of big values
                     deletes = [*deletes, *(key for (key,) in rows)]
                 for key in deletes:
-                    self._cache.delete(key, retry=True)
+                    if key.startswith(ENTRY_PREFIX):
+                        sql(_DELETE_ENTRY, (key,))
+                    else:
+                        self._cache.delete(key, retry=True)
                 for key, value in puts:
-                    if not self._upsert(key, value):
+                    if key.startswith(ENTRY_PREFIX):
+                        sql(_PUT_ENTRY, (key, value))
+                    elif not self._upsert(key, value):
                         self._cache.set(key, value, retry=True)
+
+    def _put_entry(self, key: str, value: Value) -> None:
+        """One task entry in one statement (its own transaction): the write every executed
+        task makes. Retried while another process holds the database's write lock."""
+        while True:
+            try:
+                self._cache._sql(_PUT_ENTRY, (key, value))
+                return
+            except sqlite3.OperationalError as error:
+                if "locked" not in str(error) and "busy" not in str(error):
+                    raise
 
     def _upsert(self, key: str, value: Value) -> bool:
         """Write a small bytes value as ``Cache.set`` would, in one statement (see
@@ -226,6 +275,13 @@ class DiskBackend:
         self._cache.set(key, value, retry=True)
 
     def scan(self, prefix: str) -> dict[str, Value | Lazy]:
+        if prefix.startswith(ENTRY_PREFIX):  # a run's task entries: one range read, all bytes
+            with self._reading:
+                return dict(
+                    self._cache._sql(
+                        _SCAN_ENTRIES, (len(prefix) + 1, prefix, _after_prefix(prefix))
+                    ).fetchall()
+                )
         # diskcache has no range read; one SELECT over the index it keeps on its keys replaces
         # one round trip per task (SPEC: replay is one bulk read). SQLite cuts the prefix off
         # and dict() builds the result without a Python step per row: this is most of the
@@ -255,6 +311,9 @@ class DiskBackend:
         return found
 
     def delete(self, key: str) -> None:
+        if key.startswith(ENTRY_PREFIX):
+            self.write([], [key])
+            return
         with self._writing:
             self._cache.delete(key, retry=True)
 
@@ -290,6 +349,8 @@ class DiskBackend:
                     cache._row_insert(key, True, now, columns)
 
     def file_of(self, key: str) -> Path | Value | None:
+        if key.startswith(ENTRY_PREFIX):  # never in a file
+            return self.get(key)
         with self._reading:  # one query: the file's name, or the value itself
             row = self._cache._sql(
                 "SELECT mode, filename, value FROM Cache WHERE key = ? AND raw = 1", (key,)
@@ -301,6 +362,25 @@ class DiskBackend:
                 return Path(self.location, filename)
             value: Value = self._cache.disk.fetch(mode, None, stored, False)
             return value
+
+    def move_entries_out_of_cache(self) -> int:
+        """Store format 2 kept task entries in diskcache's Cache table; move them into
+        ``ENTRY_TABLE``, in one transaction (a second process doing the same finds none left).
+        Returns how many moved."""
+        with self._writing, self._cache.transact(retry=True):
+            start, end = ENTRY_PREFIX, _after_prefix(ENTRY_PREFIX)
+            keys = [
+                key
+                for (key,) in self._cache._sql(
+                    "SELECT key FROM Cache WHERE key >= ? AND key < ? AND raw = 1", (start, end)
+                ).fetchall()
+            ]
+            for key in keys:
+                value = self._cache.get(key, default=None, retry=True)
+                if isinstance(value, (bytes, str)):
+                    self._cache._sql(_PUT_ENTRY, (key, value))
+                self._cache.delete(key, retry=True)  # removes a big entry's file too
+        return len(keys)
 
     @contextlib.contextmanager
     def lock(self, name: str, *, remove: bool = False) -> Iterator[None]:
@@ -323,6 +403,12 @@ def _after_prefix(prefix: str) -> str:
     """The smallest string above every string starting with ``prefix`` (keys compare by code
     point in Python and by UTF-8 bytes in SQLite: the same order)."""
     return prefix[:-1] + chr(ord(prefix[-1]) + 1)
+
+
+def _as_value(stored: object) -> Value:
+    """A value as read from SQLite: bytes (or text) as stored; anything else someone put there
+    comes back as text, which no reader takes for an entry."""
+    return stored if isinstance(stored, (bytes, str)) else repr(stored)
 
 
 def _file_loader(disk: Any, mode: int, filename: str) -> Lazy:

@@ -39,7 +39,10 @@ from trigger_nb._store.run_records import RunRecords
 from trigger_nb._store.task_entries import TaskEntries
 from trigger_nb.errors import StoreVersionError
 
-FORMAT_VERSION = 2
+# 3: a diskcache store keeps its task entries in a table of their own (see backend.ENTRY_TABLE);
+# the entries themselves are written as in 2, so a store of format 2 is upgraded when opened.
+FORMAT_VERSION = 3
+_UPGRADABLE = "2"
 DEFAULT_DIR = ".trigger_nb"
 
 
@@ -54,6 +57,10 @@ class Store(RunRecords, TaskEntries):
     def _check_format(self) -> None:
         found = self.backend.get("__format__")
         if found is None:
+            self.backend.write([("__format__", str(FORMAT_VERSION))])
+        elif found == _UPGRADABLE:
+            if isinstance(self.backend, DiskBackend):
+                self.backend.move_entries_out_of_cache()
             self.backend.write([("__format__", str(FORMAT_VERSION))])
         elif found != str(FORMAT_VERSION):
             older = isinstance(found, str) and found.isdigit() and int(found) < FORMAT_VERSION
