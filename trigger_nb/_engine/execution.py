@@ -7,6 +7,7 @@ threads started by ``io.parallel`` and asyncio tasks alike.
 from __future__ import annotations
 
 import collections
+import itertools
 import threading
 import time
 from collections.abc import Sequence
@@ -89,20 +90,21 @@ class Execution:
     fingerprints: Fingerprinter = field(default_factory=Fingerprinter)
     # Tasks replayed although stale (policy "warn"): task id -> reasons.
     stale: dict[str, list[str]] = field(default_factory=dict)
-    executed: int = 0
-    # Tasks returned from the store, in call order (counted, with what they stand for, by
-    # ``replay.count_replayed`` when the execution ends).
-    replayed_ids: list[str] = field(default_factory=list)
+    # Tasks this execution ran to completion (appended, atomically: no lock per task).
+    executed_ids: list[str] = field(default_factory=list)
+    # Tasks returned from the store, in call order, with the seconds each took when it ran
+    # (counted, with what they stand for, by ``replay.count_replayed`` when the execution
+    # ends; their seconds are the time the execution saved). ``list.append`` is atomic: no
+    # lock on the path of every replay.
+    replayed: list[tuple[str, float]] = field(default_factory=list)
     failed: int = 0
-    time_saved_seconds: float = 0.0
-    # task id -> a marker unique to the call that claimed it (see ``claim``)
+    # task id -> a marker unique to the call that claimed it (``IO._prepare``)
     used_task_ids: dict[str, object] = field(default_factory=dict)
     lock: threading.RLock = field(default_factory=threading.RLock)
     writer: TaskWriter = field(init=False)
     marks: set[str] = field(init=False)
     _log_seq: int = 0
     _cancel_checked_at: float = float("-inf")
-    _seq: int = 0
     _prior_root_logs: collections.Counter[tuple[str, str]] = field(
         default_factory=collections.Counter
     )
@@ -114,7 +116,7 @@ class Execution:
         self._prior_root_logs.update(
             (log.level, log.message) for log in self.snapshot.logs if log.task_id is None
         )
-        self._seq = len(self.snapshot.entries)
+        self._seqs = itertools.count(len(self.snapshot.entries) + 1)
         self.writer = TaskWriter(self.store)
 
     def check_canceled(self) -> None:
@@ -130,23 +132,13 @@ class Execution:
         if self.store.is_cancel_requested(self.run_id):
             raise RunCanceled(f"run {self.run_id} was canceled with run.cancel()")
 
-    def claim(self, task_id: str) -> bool:
-        """Claim a task id for one call; False if another call of this execution has it.
-
-        ``dict.setdefault`` is atomic, so two threads racing for one key cannot both win, and no
-        lock is taken on this path of every replay.
-        """
-        marker = object()
-        return self.used_task_ids.setdefault(task_id, marker) is marker
-
     def parent_id(self) -> str | None:
         frame = current_frame.get()
         return frame.task_id if frame is not None and frame.execution is self else None
 
     def next_seq(self) -> int:
-        with self.lock:
-            self._seq += 1
-            return self._seq
+        # ``next`` on an ``itertools.count`` is atomic under the GIL: no lock for every task
+        return next(self._seqs)
 
     def log(self, level: str, message: str, data: dict[str, Any], task_id: str | None) -> None:
         text = _log_text(message)

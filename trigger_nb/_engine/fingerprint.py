@@ -45,6 +45,7 @@ PARALLEL_BUFFER_BYTES = 16 << 20
 _CORES = max(1, min(8, os.cpu_count() or 1))
 _FUNCTION_NAMES = frozenset({"<listcomp>", "<dictcomp>", "<setcomp>", "<genexpr>", "<module>"})
 _SCALARS = (type(None), bool, int, float, complex, str, bytes)
+_SHORT_INT = 10**15  # "int:" and up to 16 characters: within SHORT_TEXT
 Parts = dict[str, str]
 
 
@@ -225,6 +226,8 @@ class Fingerprinter:
 
     def _value(self, value: Any, depth: int) -> str:
         kind = type(value)
+        if kind is int and -_SHORT_INT < value < _SHORT_INT:  # the loop variable, mostly
+            return "int:" + repr(value)  # short, ASCII and plain: its own text (see below)
         if kind in _SCALARS:
             text = f"{kind.__name__}:{value!r}"
             if len(text) <= SHORT_TEXT and text.isascii() and _plain(text):

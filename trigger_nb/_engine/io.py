@@ -15,9 +15,9 @@ from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 from trigger_nb._core.codec import to_jsonable
-from trigger_nb._core.keys import encode_key, idempotency_key, task_id_for
+from trigger_nb._core.keys import TASK_ID_CHARS, encode_key, idempotency_key
 from trigger_nb._core.model import TaskRecord, TaskStatus
-from trigger_nb._engine.execution import Execution
+from trigger_nb._engine.execution import Execution, current_frame
 from trigger_nb._engine.executor import ChildBatch, resolve_executor
 from trigger_nb._engine.fingerprint import digest_of, explain
 from trigger_nb._engine.handle import TaskCall, TaskHandle
@@ -26,7 +26,7 @@ from trigger_nb._engine.parallel import fan_out
 from trigger_nb._engine.replay import Replay, replay
 from trigger_nb._engine.task import run_async, run_sync
 from trigger_nb._engine.task_options import DEFAULT_OPTIONS, TaskOptions, new_record
-from trigger_nb._store.sealed import refresh_hint, stored_digest
+from trigger_nb._store.sealed import completed_output, refresh_hint, stored_digest
 from trigger_nb._store.snapshot import parse_task
 from trigger_nb._store.task_entries import Superseded
 from trigger_nb.errors import (
@@ -104,10 +104,14 @@ class IO:
             )
         opts = TaskOptions.parse(cache_key, options) if options else DEFAULT_OPTIONS
         encoded = encode_key(cache_key)
-        parent = x.parent_id()
+        frame = current_frame.get()  # the parent task (x.parent_id(), inline: every call)
+        parent = frame.task_id if frame is not None and frame.execution is x else None
         idem = idempotency_key(x.run_id, parent, encoded)
-        task_id = task_id_for(idem)
-        if not x.claim(task_id):
+        task_id = idem[:TASK_ID_CHARS]  # task_id_for
+        # Claimed for this call: ``dict.setdefault`` is atomic, so two threads racing for one
+        # key cannot both win, and no lock is taken on this path of every replay.
+        claim = object()
+        if x.used_task_ids.setdefault(task_id, claim) is not claim:
             where = "at the top level of the run" if parent is None else "in this parent task"
             raise DuplicateCacheKeyError(
                 f"cache key {cache_key!r} is used twice {where} in one execution: each task "
@@ -120,7 +124,8 @@ class IO:
         marked = task_id in x.marks  # marked to run again (SPEC 3.7); the set is usually empty
         refresh = opts.refresh or x.refresh or marked
         if not refresh:
-            found = x.snapshot.completed(task_id)
+            blob = x.snapshot.entries.get(task_id)
+            found = completed_output(blob) if type(blob) is bytes else x.snapshot.completed(task_id)
             if found is not None:
                 if not checked:
                     return (task_id, *found)

@@ -150,12 +150,12 @@ def _close_execution(
         record.completed_at = now
     if x is None:
         return
-    history.executed, history.failed = x.executed, x.failed
+    history.executed, history.failed = len(x.executed_ids), x.failed
     history.replayed, history.untouched = count_replayed(x)
     history.stale = dict(x.stale)
     if x.stale:
         _warn_stale(x, record)
-    history.time_saved_seconds = x.time_saved_seconds
+    history.time_saved_seconds = sum(seconds for _, seconds in x.replayed)
     record.task_count = len(x.snapshot.entries.keys() | x.used_task_ids.keys())
 
 

@@ -56,9 +56,7 @@ def replay(
         assert data is not None
         what, hint = _replay_texts(x, cache_key, name)
         value = deserialize(data, what, hint)  # fails again, with the message that helps
-    x.replayed_ids.append(task_id)  # list.append is atomic: no lock on the path of every replay
-    with x.lock:
-        x.time_saved_seconds += duration
+    x.replayed.append((task_id, duration))
     if x.snapshot.captures and x.replay_output:
         record = _write_output_again(x, task_id, record, cache_key, name)
     if record is not None:
@@ -110,7 +108,7 @@ def count_replayed(x: Execution) -> tuple[int, list[str]]:
     its whole subtree). Untouched: completed by an earlier execution and neither. Only entries
     this execution did not call are parsed to find their parents, so a flat replay parses none.
     """
-    replayed = set(x.replayed_ids)
+    replayed = {task_id for task_id, _ in x.replayed}
     untouched: list[str] = []
     reached: dict[str, bool] = {task_id: True for task_id in replayed}
     parents: dict[str, str | None] = {}
