@@ -45,6 +45,7 @@ PUBLIC_NAMES = [
     "SystemClock",
     "TaskError",
     "TaskHandle",
+    "TaskNotFoundError",
     "TaskOutputError",
     "TaskStatus",
     "TaskTimedOutError",
