@@ -44,6 +44,7 @@ Printed = list[tuple[str, str]]
 _output: contextvars.ContextVar[WorkerOutput | None] = contextvars.ContextVar(
     "trigger_nb_worker_output", default=None
 )
+_get_output = _output.get
 
 
 class WorkerOutput:
@@ -86,22 +87,32 @@ class WorkerOutput:
 
 
 class _Tee:
-    """The worker's stream, with the writes of a running attempt kept instead."""
+    """The worker's stream, with the writes of a running attempt kept instead.
+
+    Its ``write`` is on the path of every print (two writes each), so the common case (text
+    to the stream of the last item, within the bound) appends in place without a call."""
 
     def __init__(self, stream: TextIO, name: str) -> None:
         self._stream = stream
         self._name = name
 
     def write(self, text: str) -> int:
-        output = _output.get()
+        output = _get_output()
         if output is None or type(text) is not str:
             return self._stream.write(text)
-        with contextlib.suppress(Exception):  # capture never fails a child: it prints through
+        size = len(text)
+        left = output.left - size
+        if left >= 0 and output.stream == self._name:
+            output.left = left
+            output.pieces.append(text)
+            return size
+        try:
             rest = output.keep(self._name, text)
-            if rest:
-                self._stream.write(rest)
-            return len(text)
-        return self._stream.write(text)
+        except Exception:  # capture never fails a child: its text goes to the stream
+            return self._stream.write(text)
+        if rest:
+            self._stream.write(rest)
+        return size
 
     def writelines(self, lines: Any) -> None:
         for line in lines:
