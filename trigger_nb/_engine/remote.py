@@ -30,7 +30,7 @@ from collections.abc import Callable
 from typing import Any, NamedTuple
 
 from trigger_nb._core.levels import LevelMethods
-from trigger_nb._engine.worker_output import Printed, WorkerOutput, kept_output
+from trigger_nb._engine.worker_output import Printed, WorkerOutput, start_keeping, stop_keeping
 
 _current: contextvars.ContextVar[WorkerTask | None] = contextvars.ContextVar(
     "trigger_nb_worker_task", default=None
@@ -176,18 +176,19 @@ def run_on_worker(item: Any, task: WorkerTask, function: bytes, takes_task: bool
     """One attempt of a child, on a worker: call its function (``function`` pickled, the same
     bytes for every child of the call) keeping what it prints, pickle what it returned."""
     token = _current.set(task)
+    output = WorkerOutput()
+    keeping = start_keeping(output)
     try:
-        with kept_output() as output:
-            try:
-                fn: Callable[..., Any] = pickle.loads(function)
-                result = fn(item, task) if takes_task else fn(item)
-                if inspect.isawaitable(result):
-                    result = asyncio.run(_awaited(result))
-            except WorkerIOError as error:
-                return _envelope(task, output, "io", None, error, str(error))
-            except Exception as error:
-                return _error(task, output, error)
+        fn: Callable[..., Any] = pickle.loads(function)
+        result = fn(item, task) if takes_task else fn(item)
+        if inspect.isawaitable(result):
+            result = asyncio.run(_awaited(result))
+    except WorkerIOError as error:
+        return _envelope(task, output, "io", None, error, str(error))
+    except Exception as error:
+        return _error(task, output, error)
     finally:
+        stop_keeping(keeping)
         _current.reset(token)
     try:
         data = pickle.dumps(result, protocol=pickle.HIGHEST_PROTOCOL)

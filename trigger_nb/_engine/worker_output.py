@@ -23,11 +23,9 @@ the object's text there, kept like a print) and its matplotlib figures are not s
 
 from __future__ import annotations
 
-import contextlib
 import contextvars
 import sys
 import threading
-from collections.abc import Iterator
 from typing import Any, TextIO
 
 from trigger_nb._engine.capture import TEXT_LIMIT
@@ -126,27 +124,28 @@ _running = 0  # attempts running in this worker process (threads of one worker)
 _lock = threading.Lock()
 
 
-@contextlib.contextmanager
-def kept_output() -> Iterator[WorkerOutput]:
-    """Keep what the attempt running in this context prints; the streams are wrapped while
-    at least one attempt runs in the process and given back after the last."""
+def start_keeping(output: WorkerOutput) -> contextvars.Token[WorkerOutput | None]:
+    """Keep what the attempt running in this context prints in ``output`` until
+    ``stop_keeping``. The streams are wrapped while at least one attempt runs in the process,
+    given back after the last. (Two functions, not a context manager: a generator-based one
+    costs more than the rest of a silent child's capture.)"""
     global _running
-    output = WorkerOutput()
     with _lock:
         _running += 1
-        if not isinstance(sys.stdout, _Tee):
+        if type(sys.stdout) is not _Tee:
             sys.stdout = _Tee(sys.stdout, "stdout")
-        if not isinstance(sys.stderr, _Tee):
+        if type(sys.stderr) is not _Tee:
             sys.stderr = _Tee(sys.stderr, "stderr")
-    token = _output.set(output)
-    try:
-        yield output
-    finally:
-        _output.reset(token)
-        with _lock:
-            _running -= 1
-            if not _running:  # given back unless someone wrapped ours meanwhile
-                if isinstance(sys.stdout, _Tee):
-                    sys.stdout = sys.stdout._stream
-                if isinstance(sys.stderr, _Tee):
-                    sys.stderr = sys.stderr._stream
+    return _output.set(output)
+
+
+def stop_keeping(token: contextvars.Token[WorkerOutput | None]) -> None:
+    global _running
+    _output.reset(token)
+    with _lock:
+        _running -= 1
+        if not _running:  # given back unless someone wrapped ours meanwhile
+            if type(sys.stdout) is _Tee:
+                sys.stdout = sys.stdout._stream
+            if type(sys.stderr) is _Tee:
+                sys.stderr = sys.stderr._stream
