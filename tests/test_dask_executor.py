@@ -665,10 +665,11 @@ def test_a_failed_remote_attempts_output_is_kept_and_replays_come_in_item_order(
 
 
 def test_a_remote_child_printing_past_the_bound_is_truncated_and_completes(
-    client: TriggerClient, dask: DaskExecutor
+    client: TriggerClient, dask: DaskExecutor, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """Bounded as a local attempt's capture: the text kept, then one marker; the child
-    completes. (The few characters past the bound went to the worker's own stdout.)"""
+    completes. (The few characters past the bound went to the worker's own stdout.) With
+    ``capture_output=False`` a remote child's lines are shown here, not kept."""
     from trigger_nb._engine.capture import TEXT_LIMIT
     from trigger_nb._engine.worker_output import MARKER
 
@@ -691,6 +692,19 @@ def test_a_remote_child_printing_past_the_bound_is_truncated_and_completes(
     assert len(kept) == TEXT_LIMIT and kept.endswith(MARKER)
     assert kept.startswith(line * 100) and "the end" not in kept
     assert "output truncated" not in kept[: -len(MARKER)]  # one marker: the kernel cut nothing
+
+    quiet = client.define_job(id="dask-quiet", executor=dask)
+    quiet.run(
+        lambda payload, io, ctx: io.parallel(
+            "quiet", [1, 2], lambda n: print(f"{n} not kept"), capture_output=False
+        )
+    )
+    capsys.readouterr()
+    shown = quiet.trigger()
+    assert sorted(capsys.readouterr().out.splitlines()) == ["1 not kept", "2 not kept"]
+    assert [c.stdout for c in shown.task("quiet").children] == ["", ""]
+    quiet.trigger()
+    assert capsys.readouterr().out == ""
 
 
 def test_plain_python_prints_a_remote_childs_lines_once_and_replays_them_in_order(
