@@ -3,7 +3,8 @@
 What a user notices: results in item order, each side effect once, a re-execution that ships
 nothing, retries, a worker SIGKILLed mid-run (its children's attempts fail with WorkerLostError
 and run again under the same idempotency key, nothing else repeats), interrupts and
-``run.cancel()`` that cancel what is queued on the cluster, ``io`` misuse on a worker.
+``run.cancel()`` that cancel what is queued on the cluster, ``io`` misuse on a worker, what
+children print (kept per attempt on the worker, printed once here, replayed in item order).
 
 Submissions are counted on the scheduler itself (it runs in this process with LocalCluster): a
 plugin sees every task of ours start ("processing") — resubmissions by Dask included.
@@ -807,6 +808,37 @@ def test_the_worker_side_of_an_attempt_in_this_process() -> None:
     )
     unstorable = run_on_worker(1, handle(), cloudpickle.dumps(lambda n: (i for i in [n])), False)
     assert unstorable.kind == "unpicklable" and unstorable.type_name == "generator"
+
+
+def test_a_cluster_of_threads_in_this_process_prints_each_line_once(
+    client: TriggerClient, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``LocalCluster(processes=False)`` (common in notebooks): the workers are threads of this
+    process, where the kernel's own stream tee is on too. Each child's lines are kept by the
+    worker's tee only and printed once, here, on arrival; the streams are given back after."""
+    stdout = sys.stdout
+    with (
+        LocalCluster(
+            n_workers=1, threads_per_worker=2, processes=False, dashboard_address=None
+        ) as cluster,
+        Client(cluster, set_as_default=False) as threads_client,
+    ):
+        job = client.define_job(id="dask-in-process", executor=DaskExecutor(threads_client))
+
+        @job.run
+        def run(payload: Any, io: Any, ctx: Any) -> list[int]:
+            def child(n: int) -> int:
+                print(f"{n}: on a worker thread")
+                return n
+
+            return list(io.parallel("children", range(4), child))
+
+        done = job.trigger()
+    assert done.output == [0, 1, 2, 3]
+    mine = [f"{n}: on a worker thread\n" for n in range(4)]
+    assert [c.stdout for c in done.task("children").children] == mine
+    assert sorted(capsys.readouterr().out.splitlines()) == sorted("".join(mine).splitlines())
+    assert sys.stdout is stdout
 
 
 _barrier = threading.Barrier(2, timeout=10)
