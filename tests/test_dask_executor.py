@@ -819,7 +819,7 @@ def test_a_cluster_of_threads_in_this_process_prints_each_line_once(
     stdout = sys.stdout
     with (
         LocalCluster(
-            n_workers=1, threads_per_worker=2, processes=False, dashboard_address=None
+            n_workers=1, threads_per_worker=2, processes=False, dashboard_address=":0"
         ) as cluster,
         Client(cluster, set_as_default=False) as threads_client,
     ):
