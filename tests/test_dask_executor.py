@@ -3,7 +3,8 @@
 What a user notices: results in item order, each side effect once, a re-execution that ships
 nothing, retries, a worker SIGKILLed mid-run (its children's attempts fail with WorkerLostError
 and run again under the same idempotency key, nothing else repeats), interrupts and
-``run.cancel()`` that cancel what is queued on the cluster, ``io`` misuse on a worker.
+``run.cancel()`` that cancel what is queued on the cluster, ``io`` misuse on a worker, what
+children print (kept per attempt on the worker, printed once here, replayed in item order).
 
 Submissions are counted on the scheduler itself (it runs in this process with LocalCluster): a
 plugin sees every task of ours start ("processing") — resubmissions by Dask included.
@@ -486,6 +487,7 @@ def test_a_notebook_kernel_runs_children_on_dask_with_the_live_tree(
         "    with open('effects.txt', 'a') as f:\n"
         "        f.write(f'{n} {os.getpid()}\\n')\n"
         "    task.logger.info('tripled', n=n)\n"
+        "    print(f'tripled {n}')\n"
         "    return n * factor",
         job_cell,
         job_cell,
@@ -515,6 +517,14 @@ def test_a_notebook_kernel_runs_children_on_dask_with_the_live_tree(
     assert "11 executed · 0 replayed" in shown(first)
     assert "✓ item 5" in shown(first)
     assert "0 executed · 11 replayed" in shown(second)
+
+    def printed(outputs: Any) -> list[str]:  # stdout: a loaded worker may log to stderr
+        streams = [o for o in outputs if o.output_type == "stream" and o.name == "stdout"]
+        return "".join(o.text for o in streams).splitlines()
+
+    tripled = [f"tripled {n}" for n in range(6)]
+    assert sorted(printed(first)) == tripled  # shown in the cell, once, as results arrived
+    assert printed(second) == tripled  # replayed in item order
 
     kernel_pid = notebook.cells[4].outputs[0].data["text/plain"]
     written = lines(tmp_path / "effects.txt")
@@ -553,6 +563,191 @@ def test_moving_children_between_executors_keeps_them_replayed_not_stale(
     assert again.executions[-1].executed == 2  # the parent and child 3
     assert again.stale_tasks == []
     assert starts.total() == 1
+
+
+def test_children_printing_at_once_on_two_workers_each_keep_only_their_own_lines(
+    client: TriggerClient, dask: DaskExecutor, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Every thread of both workers runs a child at the same time (the first children to start
+    wait, between their prints, until as many have started as the cluster has threads: a
+    rendezvous through files, the workers being other processes). Each child's capture holds
+    only its own lines, shown once in this process when its result arrived; a re-execution
+    replays them in item order, shipping nothing."""
+    slots = 2 * THREADS_PER_WORKER
+    items = list(range(2 * slots))
+    meeting = tmp_path / "meeting"
+    meeting.mkdir()
+    job = client.define_job(id="dask-prints", executor=dask)
+
+    @job.run
+    def run(payload: Any, io: Any, ctx: Any) -> list[int]:
+        def child(n: int) -> int:
+            print(f"{n}: first")
+            print(f"{n}: warning", file=sys.stderr)
+            (meeting / f"{n} {os.getpid()} {threading.get_ident()}").touch()
+            deadline = time.monotonic() + 60  # a guard against a hang, not a measure
+            while len(os.listdir(meeting)) < slots and time.monotonic() < deadline:
+                time.sleep(0.01)
+            print(f"{n}: second", "met" if len(os.listdir(meeting)) >= slots else "alone")
+            return n
+
+        return list(io.parallel("children", items, child))
+
+    first = job.trigger()
+    assert first.status is RunStatus.SUCCESS, first.error
+    started = [name.split() for name in os.listdir(meeting)]
+    assert len({pid for _, pid, _ in started}) == 2  # both workers,
+    assert len({(pid, thread) for _, pid, thread in started}) == slots  # every thread of each
+
+    mine = [f"{n}: first\n{n}: second met\n" for n in items]
+    warnings = [f"{n}: warning\n" for n in items]
+    children = first.task("children").children
+    assert [c.stdout for c in children] == mine
+    assert [c.stderr for c in children] == warnings
+    assert [c.displays for c in children] == [[]] * len(items)
+    assert first.task("children").stdout == "".join(mine)  # the parent: in item order
+
+    live = capsys.readouterr()  # shown here once each, as each result arrived
+    assert sorted(live.out.splitlines()) == sorted("".join(mine).splitlines())
+    assert sorted(live.err.splitlines()) == sorted("".join(warnings).splitlines())
+
+    again = job.trigger()
+    assert again.executions[-1].executed == 0
+    replayed = capsys.readouterr()
+    assert replayed.out == "".join(mine) and replayed.err == "".join(warnings)
+
+
+def test_a_failed_remote_attempts_output_is_kept_and_replays_come_in_item_order(
+    client: TriggerClient, dask: DaskExecutor, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """What a child printed on its worker before raising stays with that attempt; a run that
+    failed on one child replays the others in item order before the fixed one runs again."""
+    fixed = tmp_path / "fixed"
+    job = client.define_job(id="dask-print-fail", executor=dask)
+
+    @job.run
+    def run(payload: Any, io: Any, ctx: Any) -> list[int]:
+        def child(n: int, task: Any) -> int:
+            print(f"{n}: attempt {task.attempt}")
+            if n == 1 and task.attempt == 1:
+                print("1: connection refused", file=sys.stderr)
+                raise ConnectionError("refused")
+            if n == 3 and not fixed.exists():
+                raise ValueError("3 is broken")
+            return n
+
+        retry = RetryOptions(limit=2, min_timeout=0.01, randomize=False)
+        return list(io.parallel("children", range(4), child, retry=retry))
+
+    failed = job.trigger()
+    assert failed.status is RunStatus.FAILURE
+    children = failed.task("children").children
+    flaky, broken = children[1], children[3]
+    assert [a.status for a in flaky.attempts] == ["FAILED", "COMPLETED"]
+    assert flaky.captured_output(1) == [
+        ("stdout", "1: attempt 1\n"),
+        ("stderr", "1: connection refused\n"),
+    ]
+    assert flaky.stdout == "1: attempt 2\n" and flaky.stderr == ""
+    tries = len(broken.attempts)
+    assert broken.status == "FAILED" and tries >= 2
+    assert broken.stdout == f"3: attempt {tries}\n"  # the last attempt's, which failed
+    assert broken.captured_output(1) == [("stdout", "3: attempt 1\n")]
+    assert f"3: attempt {tries}" in failed._repr_mimebundle_()["text/html"]
+
+    capsys.readouterr()
+    fixed.touch()
+    done = job.trigger()
+    assert done.output == [0, 1, 2, 3]
+    replayed_then_ran = capsys.readouterr().out
+    replayed = "0: attempt 1\n1: attempt 2\n2: attempt 1\n"
+    assert replayed_then_ran == f"{replayed}3: attempt {tries + 1}\n"
+    job.trigger()
+    assert capsys.readouterr().out == replayed_then_ran  # the parent replayed whole
+
+
+def test_a_remote_child_printing_past_the_bound_is_truncated_and_completes(
+    client: TriggerClient, dask: DaskExecutor, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Bounded as a local attempt's capture: the text kept, then one marker; the child
+    completes. (The few characters past the bound went to the worker's own stdout.) With
+    ``capture_output=False`` a remote child's lines are shown here, not kept."""
+    from trigger_nb._engine.capture import TEXT_LIMIT
+    from trigger_nb._engine.worker_output import MARKER
+
+    line = "x" * 999 + "\n"
+    job = client.define_job(id="dask-chatty", executor=dask)
+
+    @job.run
+    def run(payload: Any, io: Any, ctx: Any) -> list[int]:
+        def chatty(n: int) -> int:
+            for _ in range(TEXT_LIMIT // len(line)):
+                print(line, end="")
+            print("the end")
+            return n
+
+        return list(io.parallel("chatty", [7], chatty))
+
+    result = job.trigger()
+    assert result.status is RunStatus.SUCCESS and result.output == [7]
+    kept = result.task("chatty").children[0].stdout
+    assert len(kept) == TEXT_LIMIT and kept.endswith(MARKER)
+    assert kept.startswith(line * 100) and "the end" not in kept
+    assert "output truncated" not in kept[: -len(MARKER)]  # one marker: the kernel cut nothing
+
+    quiet = client.define_job(id="dask-quiet", executor=dask)
+    quiet.run(
+        lambda payload, io, ctx: io.parallel(
+            "quiet", [1, 2], lambda n: print(f"{n} not kept"), capture_output=False
+        )
+    )
+    capsys.readouterr()
+    shown = quiet.trigger()
+    assert sorted(capsys.readouterr().out.splitlines()) == ["1 not kept", "2 not kept"]
+    assert [c.stdout for c in shown.task("quiet").children] == ["", ""]
+    quiet.trigger()
+    assert capsys.readouterr().out == ""
+
+
+def test_plain_python_prints_a_remote_childs_lines_once_and_replays_them_in_order(
+    tmp_path: Path,
+) -> None:
+    """A script, its own LocalCluster (whose workers write to the script's stdout too): each
+    child's lines appear once (the worker keeps them; the script prints them on arrival), and
+    the re-execution re-writes them in item order."""
+    script = tmp_path / "fan_out.py"
+    script.write_text(
+        "import sys\n"
+        "from distributed import Client, LocalCluster\n"
+        "from trigger_nb import DaskExecutor, TriggerClient\n"
+        "if __name__ == '__main__':\n"
+        "    with LocalCluster(n_workers=2, threads_per_worker=2, processes=True,\n"
+        "                      host='127.0.0.1', dashboard_address=None) as cluster,\\\n"
+        "         Client(cluster) as dask_client:\n"
+        f"        client = TriggerClient('script', store={str(tmp_path / 'store')!r})\n"
+        "        job = client.define_job(id='fan-out', executor=DaskExecutor(dask_client))\n"
+        "        def child(n):\n"
+        "            print(f'{n}: hello')\n"
+        "            print(f'{n}: bye', flush=True)\n"
+        "            return n\n"
+        "        job.run(lambda payload, io, ctx: io.parallel('c', range(6), child))\n"
+        "        print(job.trigger().status, flush=True)\n"
+        "        print('--- again', flush=True)\n"
+        "        print(job.trigger().status, flush=True)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, str(script)],
+        capture_output=True,
+        text=True,
+        timeout=180,
+        cwd=tmp_path,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    first, again = done.stdout.split("--- again\n")
+    expected = [f"{n}: {word}" for n in range(6) for word in ("hello", "bye")]
+    assert sorted(first.splitlines()) == sorted([*expected, "SUCCESS"])  # once each
+    assert again.splitlines() == [*expected, "SUCCESS"]  # in item order
 
 
 def test_the_worker_side_of_an_attempt_in_this_process() -> None:
@@ -615,6 +810,108 @@ def test_the_worker_side_of_an_attempt_in_this_process() -> None:
     assert unstorable.kind == "unpicklable" and unstorable.type_name == "generator"
 
 
+def test_a_cluster_of_threads_in_this_process_prints_each_line_once(
+    client: TriggerClient, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``LocalCluster(processes=False)`` (common in notebooks): the workers are threads of this
+    process, where the kernel's own stream tee is on too. Each child's lines are kept by the
+    worker's tee only and printed once, here, on arrival; the streams are given back after."""
+    stdout = sys.stdout
+    with (
+        LocalCluster(
+            n_workers=1, threads_per_worker=2, processes=False, dashboard_address=":0"
+        ) as cluster,
+        Client(cluster, set_as_default=False) as threads_client,
+    ):
+        job = client.define_job(id="dask-in-process", executor=DaskExecutor(threads_client))
+
+        @job.run
+        def run(payload: Any, io: Any, ctx: Any) -> list[int]:
+            def child(n: int) -> int:
+                print(f"{n}: on a worker thread")
+                return n
+
+            return list(io.parallel("children", range(4), child))
+
+        done = job.trigger()
+    assert done.output == [0, 1, 2, 3]
+    mine = [f"{n}: on a worker thread\n" for n in range(4)]
+    assert [c.stdout for c in done.task("children").children] == mine
+    assert sorted(capsys.readouterr().out.splitlines()) == sorted("".join(mine).splitlines())
+    assert sys.stdout is stdout
+
+
+_barrier = threading.Barrier(2, timeout=10)
+
+
+def _two_threads_printing(n: int) -> int:
+    print(f"{n}: one")
+    _barrier.wait()  # the other thread has printed its first line too
+    sys.stderr.writelines([f"{n}: ", "two\n"])
+    _barrier.wait()
+    print(f"{n}: three")
+    if n == 1:
+        raise ValueError("one fails")
+    return n
+
+
+def test_the_worker_keeps_each_attempts_prints_in_this_process(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """``run_on_worker`` as two threads of one worker run it at once (here, in-process:
+    coverage sees it): each envelope holds only its own attempt's lines, stdout and stderr in
+    the order written; past the bound, the rest goes to this process's stream after a marker;
+    the streams are given back after the last attempt."""
+    import pickle
+
+    import cloudpickle
+
+    from trigger_nb._engine.capture import TEXT_LIMIT
+    from trigger_nb._engine.remote import WorkerTask, run_on_worker
+    from trigger_nb._engine.worker_output import MARKER
+
+    def handle(key: int) -> WorkerTask:
+        return WorkerTask(
+            id=f"t{key}", cache_key=key, idempotency_key="k" * 64, name=f"item {key}",
+            attempt=1, run_id="run_x", parent="'p'",
+        )  # fmt: skip
+
+    stdout, stderr = sys.stdout, sys.stderr
+    function = pickle.dumps(_two_threads_printing)  # by reference: it shares a barrier
+    envelopes: dict[int, Any] = {}
+    threads = [
+        threading.Thread(
+            target=lambda n=n: envelopes.update({n: run_on_worker(n, handle(n), function, False)})
+        )
+        for n in (0, 1)
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert envelopes[0].kind == "ok" and pickle.loads(envelopes[0].data) == 0
+    assert envelopes[1].kind == "error"  # a failed attempt's output travels too
+    for n in (0, 1):
+        assert envelopes[n].printed == [
+            ("stdout", f"{n}: one\n"), ("stderr", f"{n}: two\n"), ("stdout", f"{n}: three\n")
+        ]  # fmt: skip
+    assert capsys.readouterr() == ("", "")  # kept, not written here: the kernel prints them
+    assert (sys.stdout, sys.stderr) == (stdout, stderr)
+
+    def chatty(n: int) -> int:
+        sys.stdout.write("x" * (TEXT_LIMIT - 10))
+        sys.stdout.write("0123456789abc")
+        sys.stdout.write("past")
+        sys.stdout.write(b"not text")  # type: ignore[arg-type]  # the stream's own error
+        return n
+
+    unbounded = run_on_worker(2, handle(2), cloudpickle.dumps(chatty), False)
+    assert unbounded.kind == "error" and "bytes" in unbounded.message
+    ((stream, text),) = unbounded.printed
+    assert stream == "stdout" and len(text) == TEXT_LIMIT and text.endswith(MARKER)
+    assert capsys.readouterr().out.endswith("abcpast")  # the rest: the worker's own stream
+
+
 @pytest.fixture(params=["threads", "dask"])
 def executor(request: pytest.FixtureRequest) -> Any:
     if request.param == "threads":
@@ -625,7 +922,8 @@ def executor(request: pytest.FixtureRequest) -> Any:
 def test_the_executor_contract(client: TriggerClient, executor: Any, tmp_path: Path) -> None:
     """What every executor gives io.parallel's children, threads and Dask alike: results and
     records in item order, task handles, logs and output properties recorded, retries, and a
-    failing child that fails the parent with its own error while the others complete."""
+    failing child that fails the parent with its own error while the others complete, and each
+    child's own prints, its failed attempts' too."""
     tries = tmp_path / "tries.txt"
     job = client.define_job(id="contract", executor=executor)
 
@@ -634,6 +932,7 @@ def test_the_executor_contract(client: TriggerClient, executor: Any, tmp_path: P
         def work(word: str, task: Any) -> str:
             with open(tries, "a") as f:
                 f.write(f"{word} {task.attempt}\n")
+            print(f"{word} try {task.attempt}")
             if word == "b" and task.attempt == 1:
                 raise TimeoutError("first try of b")
             if word == "z":
@@ -652,6 +951,8 @@ def test_the_executor_contract(client: TriggerClient, executor: Any, tmp_path: P
     assert [len(c.attempts) for c in children] == [1, 2, 1]
     assert [(log.level, log.data) for log in children[1].logs] == [("warn", {"word": "b"})]
     assert children[2].output_properties == [{"label": "length", "text": "1"}]
+    assert [c.stdout for c in children] == ["a try 1\n", "b try 2\n", "c try 1\n"]
+    assert children[1].captured_output(1) == [("stdout", "b try 1\n")]
 
     failed = job.trigger(["x", "z"])
     assert failed.status is RunStatus.FAILURE

@@ -28,6 +28,12 @@ Decisions where the issue left a choice:
   results come back so); each is completed when its result arrives, live, not held back
   behind a slower earlier item. Log records are written in the order the child wrote them,
   when its attempt comes back (with the kernel's time of arrival).
+- What a child prints on its worker is kept per attempt there (``worker_output``), comes back
+  with the attempt and is printed once in the kernel when it arrives, in the child's task
+  frame: the cell shows it then (not as it happens on the worker), the child's capture keeps
+  it (a failed attempt's too), replay shows it again in item order. Plain text only: a worker
+  has no IPython display. An attempt whose worker was lost brings nothing back: its output is
+  lost with it.
 - Submissions made in one turn of the kernel's loop go in one ``client.map``; results are
   fetched in batches on the Dask client's own loop: the per-child cost stays near raw Dask's.
 - Only the children's own outputs skip the kernel's pickling: the ``io.parallel`` task still
@@ -44,6 +50,7 @@ import asyncio
 import atexit
 import contextlib
 import io as io_module
+import sys
 import threading
 import uuid
 from collections.abc import Callable
@@ -61,6 +68,7 @@ from trigger_nb._engine.remote import (
     WorkerTask,
     run_on_worker,
 )
+from trigger_nb._engine.worker_output import Printed
 from trigger_nb.errors import (
     InvalidOptionError,
     RunCanceled,
@@ -538,7 +546,9 @@ def _run(coroutine: Any) -> Any:
 
 
 def _unpack(envelope: Envelope, task: TaskHandle) -> PickledOutput:
-    """Write the attempt's logs and properties into the kernel's task; its output or error."""
+    """Print what the attempt printed, write its logs and properties into the kernel's task;
+    its output or error."""
+    _print_here(envelope.printed)
     logger = task.logger
     for level, message, data in envelope.logs:
         logger._emit(level, message, data)
@@ -559,6 +569,30 @@ def _unpack(envelope: Envelope, task: TaskHandle) -> PickledOutput:
             task_id=task.id,
         )
     raise _remote_error(envelope)
+
+
+def _print_here(printed: Printed) -> None:
+    """What a remote attempt printed, printed once, now that it has arrived: in the child's own
+    task frame, so the kernel's stream tee (``console.py``) shows it in the cell and keeps it in
+    this attempt's capture, stored and replayed like a local child's. A flush where the stream
+    changes keeps stdout and stderr in the order they were written."""
+    if not printed:
+        return
+    last = None
+    for stream_name, text in printed:
+        stream = sys.stdout if stream_name == "stdout" else sys.stderr
+        if last is not None and last is not stream:
+            _flush(last)
+        stream.write(text)
+        last = stream
+    _flush(last)
+
+
+def _flush(stream: Any) -> None:
+    flush = getattr(stream, "flush", None)
+    if flush is not None:
+        with contextlib.suppress(Exception):  # a closed or odd stream: the text is kept anyway
+            flush()
 
 
 def _remote_error(envelope: Envelope) -> BaseException:

@@ -10,9 +10,13 @@ arrive here as stand-ins: ``io.logger`` writes to the current child's log; every
 member raises ``WorkerIOError`` naming the task and the fix, because tasks are recorded by the
 kernel only. The rest of ``ctx`` (job, run, event) travels as it is.
 
-This module imports only the standard library and ``_core.levels`` (tblib, a dependency of
-distributed, when an error's traceback is sent): workers need ``trigger_nb`` installed, nothing
-else of ours loads.
+What the child prints (stdout, stderr) is kept per attempt on the worker (``worker_output``)
+and comes back in the ``Envelope`` too, for the kernel to print once, in the cell, into the
+child's capture.
+
+This module imports only the standard library, ``_core.levels`` and ``worker_output`` (with
+the capture bound it shares with the kernel; tblib, a dependency of distributed, when an
+error's traceback is sent): workers need ``trigger_nb`` installed, nothing else of ours loads.
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ from collections.abc import Callable
 from typing import Any, NamedTuple
 
 from trigger_nb._core.levels import LevelMethods
+from trigger_nb._engine.worker_output import Printed, WorkerOutput, start_keeping, stop_keeping
 
 _current: contextvars.ContextVar[WorkerTask | None] = contextvars.ContextVar(
     "trigger_nb_worker_task", default=None
@@ -154,7 +159,8 @@ class Envelope(NamedTuple):
     """One attempt's result as it travels back: ``kind`` is "ok" (``data``: the pickled
     output), "unpicklable" (``message``: why the output cannot be stored), "io" (``message``:
     io used on the worker) or "error" (``data``: the pickled exception, or None if it cannot be
-    pickled; ``traceback``: the worker's frames, as tblib's dict)."""
+    pickled; ``traceback``: the worker's frames, as tblib's dict). ``printed``: what the
+    attempt wrote to stdout and stderr, in order, whatever its kind."""
 
     kind: str
     data: bytes | None
@@ -163,39 +169,43 @@ class Envelope(NamedTuple):
     traceback: dict[str, Any] | None
     logs: list[tuple[str, str, dict[str, Any]]]
     output_properties: list[dict[str, Any]]
+    printed: Printed
 
 
 def run_on_worker(item: Any, task: WorkerTask, function: bytes, takes_task: bool) -> Envelope:
     """One attempt of a child, on a worker: call its function (``function`` pickled, the same
-    bytes for every child of the call), pickle what it returned."""
+    bytes for every child of the call) keeping what it prints, pickle what it returned."""
     token = _current.set(task)
+    output = WorkerOutput()
+    keeping = start_keeping(output)
     try:
         fn: Callable[..., Any] = pickle.loads(function)
         result = fn(item, task) if takes_task else fn(item)
         if inspect.isawaitable(result):
             result = asyncio.run(_awaited(result))
     except WorkerIOError as error:
-        return _envelope(task, "io", None, error, str(error))
+        return _envelope(task, output, "io", None, error, str(error))
     except Exception as error:
-        return _error(task, error)
+        return _error(task, output, error)
     finally:
+        stop_keeping(keeping)
         _current.reset(token)
     try:
         data = pickle.dumps(result, protocol=pickle.HIGHEST_PROTOCOL)
     except Exception as error:
-        return _envelope(task, "unpicklable", None, result, f"{error}")
-    return _envelope(task, "ok", data, result, "")
+        return _envelope(task, output, "unpicklable", None, result, f"{error}")
+    return _envelope(task, output, "ok", data, result, "")
 
 
 async def _awaited(awaitable: Any) -> Any:
     return await awaitable
 
 
-def _error(task: WorkerTask, error: BaseException) -> Envelope:
+def _error(task: WorkerTask, output: WorkerOutput, error: BaseException) -> Envelope:
     try:
         pickled = pickle.dumps(error, protocol=pickle.HIGHEST_PROTOCOL)
         pickle.loads(pickled)  # an exception whose class takes other arguments fails here
-        data: bytes | None = pickled  # an exception whose class takes other arguments fails here
+        data: bytes | None = pickled
     except Exception:
         data = None
     try:
@@ -204,11 +214,12 @@ def _error(task: WorkerTask, error: BaseException) -> Envelope:
         traceback = tblib.Traceback(error.__traceback__).as_dict()
     except Exception:  # tblib missing, or a frame it cannot read: the type and message remain
         traceback = None
-    return _envelope(task, "error", data, error, _text(error), traceback)
+    return _envelope(task, output, "error", data, error, _text(error), traceback)
 
 
 def _envelope(
     task: WorkerTask,
+    output: WorkerOutput,
     kind: str,
     data: bytes | None,
     value: object,
@@ -224,7 +235,14 @@ def _envelope(
     )
     properties = task.output_properties if isinstance(task.output_properties, list) else []
     return Envelope(
-        kind, data, name, message, traceback, task.logger.records, [_plain(p) for p in properties]
+        kind,
+        data,
+        name,
+        message,
+        traceback,
+        task.logger.records,
+        [_plain(p) for p in properties],
+        output.printed(),
     )
 
 
