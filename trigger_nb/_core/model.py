@@ -11,6 +11,7 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from trigger_nb._core.keys import idempotency_key
 from trigger_nb._core.status import RunStatus as RunStatus
 from trigger_nb._core.status import TaskStatus as TaskStatus
 from trigger_nb._core.storable import storable_text
@@ -121,17 +122,27 @@ class LogRecord(BaseModel):
 
 
 class TaskRecord(BaseModel):
+    """A task, as stored in its entry and shown in every view.
+
+    A stored entry leaves out what follows from the rest (``DERIVED_FIELDS``: a third of an
+    entry, which every executed task writes and every replay reads): ``restore_derived`` puts
+    it back when the entry is read. The engine leaves those fields *unmarked* (out of
+    ``model_fields_set``) exactly when they can be derived, and entries are written with the
+    fields marked as set only. ``id``, ``run_id``, ``idempotency_key`` and ``name`` have
+    empty defaults for that reason alone: every record has them.
+    """
+
     model_config = _DEFERRED
 
-    id: str
-    run_id: str
+    id: str = ""  # the entry's key holds it
+    run_id: str = ""  # the entry's key holds it
     parent_id: str | None = None
     key: str
     cache_key: Any
-    idempotency_key: str
+    idempotency_key: str = ""  # sha256 of run id, parent and key, when the key is ASCII
     kind: str = "task"
     seq: int = 0
-    name: str
+    name: str = ""  # the cache key, when it is a str and no name was given
     icon: str | None = None
     description: str | None = None
     properties: list[dict[str, Any]] = Field(default_factory=list)
@@ -184,6 +195,41 @@ class TaskRecord(BaseModel):
     @property
     def is_completed(self) -> bool:
         return self.status is TaskStatus.COMPLETED
+
+
+# Left out of a stored task entry when derivable (see TaskRecord); ``started_at`` and
+# ``completed_at`` are the last attempt's start and end, ``duration_seconds`` is in the entry's
+# header when it holds an output.
+DERIVED_FIELDS = frozenset(
+    {"id", "run_id", "idempotency_key", "name", "started_at", "completed_at", "duration_seconds"}
+)
+
+
+def restore_derived(
+    record: TaskRecord, run_id: str, task_id: str, duration: float | None
+) -> TaskRecord:
+    """Fill in the fields a stored entry left out (``duration``: the one in the entry's header
+    when the entry holds an output, else None). Fields the entry has are left as they are, so
+    entries written in full (format 2, tests) read the same."""
+    fields = record.__dict__
+    if not record.id:
+        fields["id"] = task_id
+    if not record.run_id:
+        fields["run_id"] = run_id
+    if not record.idempotency_key:
+        fields["idempotency_key"] = idempotency_key(run_id, record.parent_id, record.key)
+    if not record.name:
+        fields["name"] = record.cache_key if isinstance(record.cache_key, str) else ""
+    attempts = record.attempts
+    if attempts and record.started_at is None:
+        fields["started_at"] = attempts[-1].started_at
+    # Completed by the engine (which always records the execution that completed it):
+    if record.completed_execution is not None and record.status is TaskStatus.COMPLETED:
+        if record.completed_at is None and attempts:
+            fields["completed_at"] = attempts[-1].finished_at
+        if record.duration_seconds is None and duration is not None:
+            fields["duration_seconds"] = duration
+    return record
 
 
 class ExecutionRecord(BaseModel):

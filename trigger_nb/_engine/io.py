@@ -244,7 +244,7 @@ class IO:
 
         try:
             entry = x.snapshot.entry(task_id, what)
-            return None if entry is None else parse_task(entry, what)
+            return None if entry is None else parse_task(entry, what, x.run_id, task_id)
         except CacheReadError as error:
             if refresh:
                 return None

@@ -39,11 +39,11 @@ def replay(
             if data is None:
                 data = x.store.entry_output(x.run_id, task_id, entry, "", mapped=bool(mapped))
             if observed:  # the live view shows the record
-                record = parse_task(entry, "")
+                record = parse_task(entry, "", x.run_id, task_id)
         value = pickle.loads(data) if type(data) is bytes else loads(data)
         if type(data) is Unpickled:  # a big output: a run returning it refers to it
             assert entry is not None  # read for the output
-            x.big_outputs[id(value)] = (value, record or parse_task(entry, ""))
+            x.big_outputs[id(value)] = (value, record or parse_task(entry, "", x.run_id, task_id))
     except CacheReadError as error:
         what, hint = _replay_texts(x, cache_key, name)
         raise CacheReadError(
@@ -83,7 +83,7 @@ def _write_output_again(
         if record is None:
             entry = x.snapshot.entry(task_id, "")
             assert entry is not None
-            record = parse_task(entry, "")
+            record = parse_task(entry, "", x.run_id, task_id)
         last = record.attempts[-1] if record.attempts else None
         stored = x.snapshot.captures.get(f"{task_id}:{last.number}") if last else None
         if stored is None:

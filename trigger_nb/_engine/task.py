@@ -57,10 +57,12 @@ def _begin(call: TaskCall, number: int) -> AttemptRecord:
     rec.attempts.append(attempt)
     # ``attempts`` marked as set (the entry keeps only fields set: see write_task); ``error``
     # only when there is one to clear, not set to its default for nothing.
+    # ``started_at`` unmarked: it is the last attempt's start (see ``TaskRecord``).
+    rec.__dict__["started_at"] = started
     if rec.error is None:
-        assign(rec, status=_RUNNING, started_at=started, attempts=rec.attempts)
+        assign(rec, status=_RUNNING, attempts=rec.attempts)
     else:
-        assign(rec, status=_RUNNING, started_at=started, attempts=rec.attempts, error=None)
+        assign(rec, status=_RUNNING, attempts=rec.attempts, error=None)
     if call.refresh and number == 1:
         # Now, not late: the stale output must be out of the task's slot (into its history)
         # before the side effect runs again, and its refresh mark gone with it.
@@ -187,12 +189,13 @@ def _complete(
             assign(rec, fingerprint_before=before, fingerprint=after)
     now = x.clock.now()
     assign(attempt, status=_COMPLETED, finished_at=now)
+    # Unmarked (see ``TaskRecord``): the end of the last attempt, and the seconds the entry's
+    # header holds with the output.
+    rec.__dict__.update(completed_at=now, duration_seconds=seconds if rec.kind != "wait" else 0.0)
     assign(
         rec,
         status=_COMPLETED,
-        completed_at=now,
         completed_execution=x.number,
-        duration_seconds=seconds if rec.kind != "wait" else 0.0,
         output_type=type_name(value),
         output_size=stored_size(data),
         output_preview=preview(value, rec.redact),

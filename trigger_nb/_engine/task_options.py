@@ -215,4 +215,15 @@ def new_record(
         )
     if fingerprint is not None:
         fields["fingerprint_names"], fields["fingerprint"] = fingerprint
-    return build(TaskRecord, fields)
+    # Left out of the stored entry, which restores them (``model.restore_derived``): the ids
+    # always, the idempotency key when the stored key gives it back exactly, the name when it
+    # is the key.
+    if name == shown:
+        return build(TaskRecord, fields, _DERIVED_NAMED if encoded.isascii() else _IDS_NAMED)
+    return build(TaskRecord, fields, _DERIVED if encoded.isascii() else _IDS)
+
+
+_IDS = ("id", "run_id")
+_DERIVED = ("id", "run_id", "idempotency_key")
+_IDS_NAMED = ("id", "run_id", "name")
+_DERIVED_NAMED = ("id", "run_id", "idempotency_key", "name")

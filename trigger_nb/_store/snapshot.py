@@ -6,9 +6,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from trigger_nb._core.model import LogRecord, TaskRecord
+from trigger_nb._core.model import LogRecord, TaskRecord, restore_derived
 from trigger_nb._store.backend import Lazy, Value
 from trigger_nb._store.sealed import (
+    NO_OUTPUT,
     Entry,
     Label,
     completed_output,
@@ -74,7 +75,7 @@ class RunSnapshot:
             label = f"task {task_id} of run {self.run_id}"
             entry = self.entry(task_id, label)
             assert entry is not None
-            record = parse_task(entry, label)
+            record = parse_task(entry, label, self.run_id, task_id)
             if task_id in self.marks:
                 record.refresh_pending = True
             self._parsed[task_id] = record
@@ -84,13 +85,17 @@ class RunSnapshot:
         return [r for r in (self.task(t) for t in self.entries) if r is not None]
 
 
-def parse_task(entry: Entry, what: Label) -> TaskRecord:
+def parse_task(entry: Entry, what: Label, run_id: str, task_id: str) -> TaskRecord:
+    """The record of the task ``task_id`` of ``run_id`` from its entry, the fields the entry
+    left out filled back in (``restore_derived``)."""
     checked = entry.checked_record(what)
     try:
-        return TaskRecord.model_validate_json(checked)
+        record = TaskRecord.model_validate_json(checked)
     except ValueError as error:
         reason = f"its stored record is unreadable ({error.__class__.__name__})"
         raise unreadable(what, reason) from error
+    duration = entry.duration if entry.placement != NO_OUTPUT else None
+    return restore_derived(record, run_id, task_id, duration)
 
 
 def load_value(value: Value | Lazy, what: Label) -> Value:
