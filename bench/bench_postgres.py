@@ -14,6 +14,9 @@ Run: ``.venv/bin/python bench/bench_postgres.py`` (starts a throwaway server wit
 - design floor: the store's write of a real task entry per task and nothing else, so the
   ratios show how much of a first run is the write and how much the engine's work around it
   (the same on every store).
+- the lock check: the same writes while the run is held, so they go through the lock's own
+  session (what a first run does: a lock session ended alone is then noticed by the next
+  write itself), against the floor's writes through the main connection.
 - the same job on the diskcache store, for comparison.
 
 The server runs with ``synchronous_commit=off`` (commits reach the WAL, the flush is batched):
@@ -71,15 +74,24 @@ def first_and_replay(job: Job, rep: int) -> tuple[float, float]:
     return timed(first) / TASKS, timed(replay) / TASKS
 
 
-def design_floor(store: Store, entry: bytes, rep: int) -> float:
-    """The store's own write of a real task entry per task, and nothing else."""
-    keys = [f"t:run_floor{rep}:{i:024x}" for i in range(TASKS)]
+def design_floor(store: Store, entry: bytes, rep: int) -> tuple[float, float]:
+    """The store's own write of a real task entry per task, and nothing else: ``(through the
+    main connection, through the held run's lock session)``."""
+    free = [f"t:run_floor{rep}:{i:024x}" for i in range(TASKS)]
+    held = [f"t:run_held{rep}:{i:024x}" for i in range(TASKS)]
 
-    def write_loop() -> None:
+    def write_loop(keys: list[str]) -> None:
         for key in keys:
             store.backend.write([(key, entry)])
 
-    return timed(write_loop) / TASKS
+    def through_lock() -> float:
+        with store.backend.lock(f"run_held{rep}"):
+            return timed(lambda: write_loop(held)) / TASKS
+
+    if rep % 2:  # alternate which goes first
+        return timed(lambda: write_loop(free)) / TASKS, through_lock()
+    held_time = through_lock()
+    return timed(lambda: write_loop(free)) / TASKS, held_time
 
 
 def raw_loops(url: str, rep: int) -> tuple[float, float]:
@@ -112,18 +124,15 @@ def main() -> None:
             probe = pg_job.trigger({"probe": True})
             entry = pg_store.backend.get(f"t:{probe.id}:{probe.all_tasks[0].id}")
             assert isinstance(entry, bytes)
-            names = ("pf", "pr", "rf", "rr", "df", "dr", "floor")
+            names = ("pf", "pr", "rf", "rr", "df", "dr", "floor", "held")
             results: dict[str, list[float]] = {k: [] for k in names}
             for rep in range(REPEATS):  # interleaved, so machine noise hits every side alike
                 raw_first, raw_replay = raw_loops(url, rep)
                 pg_first, pg_replay = first_and_replay(pg_job, rep)
                 disk_first, disk_replay = first_and_replay(disk_job, rep)
-                floor = design_floor(pg_store, entry, rep)
-                for key, value in zip(
-                    results,
-                    (pg_first, pg_replay, raw_first, raw_replay, disk_first, disk_replay, floor),
-                    strict=True,
-                ):
+                floor, held = design_floor(pg_store, entry, rep)
+                measured = (pg_first, pg_replay, raw_first, raw_replay, disk_first, disk_replay)
+                for key, value in zip(results, (*measured, floor, held), strict=True):
                     results[key].append(value)
             pg_store.close()
             disk_store.close()
@@ -140,6 +149,8 @@ def main() -> None:
         ["design floor (the store's write only)", human(m["floor"]),
          "raw psycopg INSERT per task", human(m["rf"]), f"{m['floor'] / m['rf']:.2f}x",
          f"one {len(entry)}-byte entry per task"],
+        ["the store's write, run held", human(m["held"]), "design floor", human(m["floor"]),
+         f"{m['held'] / m['floor']:.2f}x", "the lock check: writes through the lock's session"],
         ["first run, per task", human(m["pf"]), "design floor", human(m["floor"]),
          f"{m['pf'] / m['floor']:.2f}x", "the engine's work per task, as on every store"],
         ["first run, per task", human(m["pf"]), "the diskcache store", human(m["df"]),

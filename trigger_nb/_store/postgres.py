@@ -45,7 +45,6 @@ replay, the interrupted one runs again: at-least-once, SPEC 3.1).
 from __future__ import annotations
 
 import contextlib
-import functools
 import hashlib
 import re
 import shutil
@@ -175,25 +174,27 @@ class PostgresBackend:
         except self._psycopg.Error as error:
             raise self._store_error(error, action, self._drop_if_dead()) from error
 
-    def _retrying(self, action: str, call: Callable[[Any], _T], keys: Iterable[str] = ()) -> _T:
-        """``call(connection)`` under the mutex, on the connection ``keys`` are written
+    def _retrying(
+        self, action: str, call: Callable[..., _T], keys: Iterable[str] = (), *args: Any
+    ) -> _T:
+        """``call(connection, *args)`` under the mutex, on the connection ``keys`` are written
         through (``_writer``; a read has no keys: the main connection).
 
         On the main connection, one found dead (a server restart while the kernel was idle, a
         network cut) is reopened and ``call`` made once more: every read and write here is
         idempotent (an upsert of the same value, a delete), so a statement that did commit
         before the cut is harmless to repeat. On a lock's connection nothing is repeated: a
-        session that died took the run's lock with it (``_lose``)."""
+        session that died took the run's lock with it (``_failed_under_lock``)."""
         with self._mutex:
             run, conn = self._writer(keys)
             if conn is not None:
                 try:
-                    return call(conn)
+                    return call(conn, *args)
                 except self._psycopg.Error as error:
                     raise self._failed_under_lock(run, conn, error, action) from error
             for attempt in (1, 2):
                 try:
-                    return call(self._connection())
+                    return call(self._connection(), *args)
                 except self._psycopg.Error as error:
                     dead = self._drop_if_dead()
                     if attempt == 2 or not dead:
@@ -307,12 +308,12 @@ class PostgresBackend:
             key, value = puts[0]
             if type(value) is bytes and len(value) <= CHUNK_BYTES:
                 # What every completed task costs: one statement (see ``_put_small``).
-                self._retrying("write", functools.partial(self._put_one, key, value), (key,))
+                self._retrying("write", self._put_one, (key,), key, value)
                 return
         keys = [*(key for key, _ in puts), *deletes, *prefixes]
         self._retrying("write", lambda conn: self._write_many(conn, puts, deletes, prefixes), keys)
 
-    def _put_one(self, key: str, value: bytes, conn: Any) -> None:
+    def _put_one(self, conn: Any, key: str, value: bytes) -> None:
         # A row holding a big (chunked) value is left alone by the upsert: the transaction
         # then replaces it and drops its chunks.
         if not self._put_small(conn, key, value):
