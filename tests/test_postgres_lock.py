@@ -81,6 +81,7 @@ def test_a_lock_session_ended_mid_task_fails_that_task_and_records_nothing_more(
     for words in (
         "pg_terminate_backend",
         "another kernel may execute the run now",
+        "this execution records nothing more (the task in flight is not recorded as completed)",
         "check that the server is running and reachable, then execute again",
     ):
         assert words in message, message
@@ -173,7 +174,7 @@ def test_a_second_process_never_double_executes_after_the_first_lost_its_lock(
     first_outcome = outcome_of(first)
 
     assert second["status"] == "SUCCESS", second
-    assert first_outcome["status"] in ("raised", "FAILURE"), first_outcome
+    assert first_outcome["status"] == "raised", first_outcome
     assert f"run {run_id} lost its lock" in first_outcome["error"], first_outcome
     counts = collections.Counter(effects.read_text().split())
     assert counts == {

@@ -228,8 +228,8 @@ class PostgresBackend:
             f"run {run} lost its lock on the PostgreSQL server at {self._server}: the session "
             f"holding it ended{reason} (a server restart, a network failure, or an administrator "
             "ending it with pg_terminate_backend), so another kernel may execute the run now; "
-            "this execution stops recording here and nothing it did since is recorded as "
-            "completed; check that the server is running and reachable, then execute again: "
+            "this execution records nothing more (the task in flight is not recorded as "
+            "completed); check that the server is running and reachable, then execute again: "
             "completed tasks replay, and the interrupted one runs again"
         )
 
