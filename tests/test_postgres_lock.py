@@ -21,14 +21,14 @@ import pytest
 from pg_server import PostgresServer
 
 from trigger_nb import MemoryStore, StoreError, TaskStatus, TriggerClient
-from trigger_nb._store.postgres import _lock_key
+from trigger_nb._store.postgres_schema import lock_key
 from trigger_nb._store.store import PostgresStore
 
 
 def end_lock_sessions(admin_url: str, store_url: str, run_id: str) -> list[int]:
     """``pg_terminate_backend`` of the sessions holding ``run_id``'s advisory lock (the
     server shows a bigint key as classid = high 32 bits, objid = low 32 bits); their pids."""
-    key = _lock_key(store_url.rsplit("schema=", 1)[1], run_id) & 0xFFFF_FFFF_FFFF_FFFF
+    key = lock_key(store_url.rsplit("schema=", 1)[1], run_id) & 0xFFFF_FFFF_FFFF_FFFF
     with psycopg.connect(admin_url, autocommit=True) as conn:
         rows = conn.execute(
             "SELECT pid, pg_terminate_backend(pid) FROM pg_locks WHERE locktype = 'advisory' "

@@ -1,17 +1,6 @@
 """``PostgresBackend``: the store on a PostgreSQL server, shared by kernels on many machines.
 
-Layout, in one schema per store (``?schema=NAME`` in the URL, default ``trigger_nb``), so one
-database can hold several stores::
-
-    meta(name, value)              schema_version: refused (StoreVersionError) if not ours
-    entry(key, data, is_text, size)
-                                   one row per key; ``data`` holds the value, or is NULL with
-                                   ``size`` set when the value is big and lives in chunks
-    chunk(key, seq, data)          a big value in CHUNK_BYTES pieces
-
-Keys are ``COLLATE "C"`` so their order is code point order, as in Python and in SQLite: a
-prefix scan is one range read over the primary key. Creating the schema is serialized by a
-transaction-level advisory lock, so two kernels opening a new store at once both succeed.
+The tables, the URL and the SQL: ``trigger_nb._store.postgres_schema``.
 
 Why chunks: a bytea value is limited to 1 GB and would be sent as one parameter and received as
 one result (libpq's buffer plus Python's bytes: twice the value). Chunks are written from
@@ -45,8 +34,6 @@ replay, the interrupted one runs again: at-least-once, SPEC 3.1).
 from __future__ import annotations
 
 import contextlib
-import hashlib
-import re
 import shutil
 import sys
 import tempfile
@@ -56,21 +43,23 @@ import weakref
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import IO, Any, TypeVar
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from trigger_nb._store.backend import Lazy, Value, _after_prefix
+from trigger_nb._store.postgres_schema import (
+    SCHEMA_VERSION,
+    load_psycopg,
+    lock_key,
+    split_url,
+    statements,
+)
 from trigger_nb.errors import NotFoundError, StoreError, StoreVersionError
 
-SCHEMA_VERSION = 1
-DEFAULT_SCHEMA = "trigger_nb"
 # Values above this size are stored as chunk rows of this size (and read lazily by a scan).
 CHUNK_BYTES = 1024 * 1024
 POLL_SECONDS = 0.02
 _PUT_NAME = b"trigger_nb_put_small"
 _TEXT_BINARY = [0, 1]  # its parameters' formats: the key as text, the value as binary
 _T = TypeVar("_T")
-INSTALL_HINT = "pip install 'trigger_nb[postgres]'"
-_SCHEMA_NAME = re.compile(r"[a-z_][a-z0-9_]{0,62}")
 # What a lock connection asks the server: notice a vanished client (a machine switched off, a
 # cut network) within about a minute and end its session, releasing its locks.
 # An idle lock session must never be ended by the server's idle timeouts either.
@@ -80,52 +69,11 @@ _LOCK_OPTIONS = (
 )
 
 
-def _psycopg() -> Any:
-    try:
-        import psycopg
-    except ImportError as error:
-        raise ImportError(
-            f"a postgresql:// store needs psycopg 3, which is not installed: {INSTALL_HINT}"
-        ) from error
-    return psycopg
-
-
-def split_url(url: str) -> tuple[str, str, str]:
-    """``(conninfo for psycopg, schema, location shown to users)``: the ``schema`` query
-    parameter is ours and taken out; the shown location has no password."""
-    parts = urlsplit(url)
-    query = parse_qsl(parts.query, keep_blank_values=True)
-    schemas = [value for name, value in query if name == "schema"]
-    schema = schemas[-1] if schemas else DEFAULT_SCHEMA
-    if not _SCHEMA_NAME.fullmatch(schema):
-        raise StoreError(
-            f"store URL {url!r}: schema {schema!r} is not a plain lower-case SQL name "
-            "(letters, digits and _, not starting with a digit): use ?schema=my_store"
-        )
-    rest = urlencode([(name, value) for name, value in query if name != "schema"])
-    conninfo = urlunsplit(parts._replace(query=rest))
-    shown_netloc = parts.netloc.rsplit("@", 1)
-    if len(shown_netloc) == 2:
-        user = shown_netloc[0].split(":", 1)[0]
-        netloc = f"{user}@{shown_netloc[1]}"
-    else:
-        netloc = parts.netloc
-    shown = urlunsplit(parts._replace(netloc=netloc, query=urlencode([("schema", schema)])))
-    return conninfo, schema, shown
-
-
-def _lock_key(schema: str, name: str) -> int:
-    """The advisory lock id of ``name`` in this store: a signed 64-bit hash (a collision only
-    makes two runs wait for each other, never run together)."""
-    digest = hashlib.blake2b(f"trigger_nb:{schema}:{name}".encode(), digest_size=8).digest()
-    return int.from_bytes(digest, "big", signed=True)
-
-
 class PostgresBackend:
     """The store's keys and values in PostgreSQL tables (see the module docstring)."""
 
     def __init__(self, url: str, *, create: bool = True) -> None:
-        self._psycopg = _psycopg()
+        self._psycopg = load_psycopg()
         self._conninfo, self.schema, self.location = split_url(url)
         self._server = self.location.split("?", 1)[0]
         self._mutex = threading.RLock()
@@ -138,7 +86,7 @@ class PostgresBackend:
         self._held: dict[str, Any] = {}  # run (lock name) -> the connection holding its lock
         self._lost: set[str] = set()  # held runs whose lock session ended (module docstring)
         self._spool_dir: str | None = None  # big values read as files (``file_of``)
-        self._sql = _statements(self._psycopg, self.schema)
+        self._sql = statements(self._psycopg, self.schema)
         self._put_small_sql = (
             f'INSERT INTO "{self.schema}".entry (key, data) VALUES ($1, $2) ON CONFLICT (key) '
             f'DO UPDATE SET data = excluded.data, is_text = false WHERE "{self.schema}".entry.size '
@@ -271,7 +219,7 @@ class PostgresBackend:
             with conn.transaction():
                 # Two kernels creating the same store at once: the second waits here, then
                 # finds the tables made (IF NOT EXISTS) and the version written.
-                conn.execute(sql["create_lock"], (_lock_key(self.schema, "__schema__"),))
+                conn.execute(sql["create_lock"], (lock_key(self.schema, "__schema__"),))
                 for statement in sql["create"]:
                     conn.execute(statement)
                 conn.execute(sql["put_version"], (str(SCHEMA_VERSION),))
@@ -473,7 +421,7 @@ class PostgresBackend:
         of the run ``name``'s keys then goes (see the module docstring); polled, so Ctrl-C
         still stops a kernel waiting for it. ``remove`` has nothing to remove: an advisory lock
         leaves nothing behind."""
-        key = _lock_key(self.schema, name)
+        key = lock_key(self.schema, name)
         conn = self._acquire(name, key)
         with self._mutex:
             self._held[name] = conn
@@ -556,59 +504,3 @@ def _as_bytes(value: Value) -> tuple[bytes, bool]:
     if isinstance(value, str):
         return value.encode("utf-8", "surrogatepass"), True
     return value, False
-
-
-def _statements(psycopg: Any, schema: str) -> dict[str, Any]:
-    """The SQL of one store, its schema name quoted once here."""
-    sql = psycopg.sql
-
-    def q(text: str) -> Any:
-        return sql.SQL(text).format(s=sql.Identifier(schema))
-
-    return {
-        "find_meta": "SELECT 1 FROM pg_catalog.pg_tables WHERE schemaname = %s "
-        "AND tablename = 'meta'",
-        "create_lock": "SELECT pg_advisory_xact_lock(%s)",
-        "create": [
-            q("CREATE SCHEMA IF NOT EXISTS {s}"),
-            q("CREATE TABLE IF NOT EXISTS {s}.meta (name text PRIMARY KEY, value text NOT NULL)"),
-            q(
-                'CREATE TABLE IF NOT EXISTS {s}.entry (key text COLLATE "C" PRIMARY KEY, '
-                "data bytea, is_text boolean NOT NULL DEFAULT false, size bigint)"
-            ),
-            q(
-                'CREATE TABLE IF NOT EXISTS {s}.chunk (key text COLLATE "C", seq integer, '
-                "data bytea NOT NULL, PRIMARY KEY (key, seq))"
-            ),
-            # Chunks are pickles, rarely compressible: skip the compression attempt.
-            q("ALTER TABLE {s}.chunk ALTER COLUMN data SET STORAGE EXTERNAL"),
-        ],
-        "put_version": q(
-            "INSERT INTO {s}.meta VALUES ('schema_version', %s) ON CONFLICT (name) DO NOTHING"
-        ),
-        "get_version": q("SELECT value FROM {s}.meta WHERE name = 'schema_version'"),
-        "get": q("SELECT data, is_text, size FROM {s}.entry WHERE key = %s"),
-        "scan": q(
-            "SELECT key, data, is_text, size FROM {s}.entry WHERE key >= %s AND key < %s "
-            "ORDER BY key"
-        ),
-        # One statement: drop the chunks of a big value it replaces, upsert the row.
-        "put_one": q(
-            "WITH gone AS (DELETE FROM {s}.chunk WHERE key = %s) "
-            "INSERT INTO {s}.entry (key, data, is_text, size) VALUES (%s, %s, %s, NULL) "
-            "ON CONFLICT (key) DO UPDATE SET data = excluded.data, is_text = excluded.is_text, "
-            "size = NULL"
-        ),
-        "put_big": q(
-            "WITH gone AS (DELETE FROM {s}.chunk WHERE key = %s) "
-            "INSERT INTO {s}.entry (key, data, is_text, size) VALUES (%s, NULL, %s, %s) "
-            "ON CONFLICT (key) DO UPDATE SET data = NULL, is_text = excluded.is_text, "
-            "size = excluded.size"
-        ),
-        "put_chunk": q("INSERT INTO {s}.chunk (key, seq, data) VALUES (%s, %s, %s)"),
-        "get_chunk": q("SELECT data FROM {s}.chunk WHERE key = %s AND seq = %s"),
-        "delete": q("DELETE FROM {s}.entry WHERE key = ANY(%s)"),
-        "delete_chunks": q("DELETE FROM {s}.chunk WHERE key = ANY(%s)"),
-        "delete_range": q("DELETE FROM {s}.entry WHERE key >= %s AND key < %s"),
-        "delete_range_chunks": q("DELETE FROM {s}.chunk WHERE key >= %s AND key < %s"),
-    }
