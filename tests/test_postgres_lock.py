@@ -190,3 +190,52 @@ def test_a_second_process_never_double_executes_after_the_first_lost_its_lock(
                if t.cache_key == "slow"]  # fmt: skip
     assert (slow.status, slow.output) == (TaskStatus.COMPLETED, "slow by B"), "A overwrote B"
     store.close()
+
+
+def test_the_main_connection_ended_alone_costs_nothing(
+    pg_url: str, pg_server: PostgresServer
+) -> None:
+    """The run's writes ride its lock session, and reads reopen the main connection: ending
+    the main session mid-run neither fails nor repeats anything."""
+    store = PostgresStore(pg_url)
+    client = TriggerClient("main", store=store)
+    job = client.define_job("main")
+    calls: collections.Counter[str] = collections.Counter()
+
+    def end_the_main_session() -> str:
+        pid = store.backend._connection().info.backend_pid  # type: ignore[attr-defined]
+        with psycopg.connect(pg_server.url(), autocommit=True) as admin:
+            admin.execute("SELECT pg_terminate_backend(%s)", (pid,))
+        return "ended"
+
+    @job.run
+    def run(payload: Any, io: Any, ctx: Any) -> str:
+        io.run_task("end", lambda: calls.update(["end"]) or end_the_main_session())
+        return str(io.run_task("after", lambda: calls.update(["after"]) or "after"))
+
+    first = job.trigger()
+    assert (first.status, first.output) == ("SUCCESS", "after"), first.error
+    assert job.trigger().output == "after" and calls == {"end": 1, "after": 1}
+    store.close()
+
+
+def test_a_failed_statement_under_the_lock_is_an_ordinary_store_error(
+    pg_url: str, pg_server: PostgresServer
+) -> None:
+    """A statement the server refuses (here a constraint an administrator added) leaves the
+    lock's session alive: a plain StoreError, the run is not lost, later writes go through."""
+    store = PostgresStore(pg_url)
+    schema = pg_url.rsplit("=", 1)[1]
+    with psycopg.connect(pg_server.url(), autocommit=True) as admin:
+        admin.execute(f"ALTER TABLE {schema}.entry ADD CONSTRAINT tiny CHECK (size IS NOT NULL "
+                      "OR octet_length(data) < 100)")  # fmt: skip
+        with store.lock_run("run_held"):
+            with pytest.raises(StoreError) as caught:
+                store.backend.write([("t:run_held:a", b"x" * 200)])
+            message = str(caught.value)
+            assert "violates check constraint" in message and "lost its lock" not in message
+            assert "check the server's log and the database user's rights" in message
+            admin.execute(f"ALTER TABLE {schema}.entry DROP CONSTRAINT tiny")
+            store.backend.write([("t:run_held:a", b"x" * 200)])
+    assert store.backend.get("t:run_held:a") == b"x" * 200
+    store.close()
