@@ -14,7 +14,16 @@ Run: ``.venv/bin/python bench/bench_postgres.py`` (starts a throwaway server wit
 - design floor: the store's write of a real task entry per task and nothing else, so the
   ratios show how much of a first run is the write and how much the engine's work around it
   (the same on every store).
+- the lock check: the same writes while the run is held, so they go through the lock's own
+  session (what a first run does: a lock session ended alone is then noticed by the next
+  write itself), against the floor's writes through the main connection.
 - the same job on the diskcache store, for comparison.
+
+On a busy machine (2 cores shared with other work) wall times swing by 2x from one repeat to
+the next, so the script also reads the CPU time of the first run and of the raw INSERT loop:
+the client process's own (``time.process_time``) plus the server backends' serving it (from
+``/proc/PID/schedstat``, so only with the server this script starts on this machine). Waiting
+for the other core costs no CPU time, so that ratio holds still when the machine is loaded.
 
 The server runs with ``synchronous_commit=off`` (commits reach the WAL, the flush is batched):
 with a flush per commit both sides wait on the disk and the ratio says nothing about our code.
@@ -22,10 +31,14 @@ with a flush per commit both sides wait on the disk and the ratio says nothing a
 
 from __future__ import annotations
 
+import contextlib
+import math
 import os
 import pickle
 import sys
 import tempfile
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 import psycopg
@@ -56,7 +69,37 @@ def make_job(store: Store, name: str) -> Job:
     return job
 
 
-def first_and_replay(job: Job, rep: int) -> tuple[float, float]:
+class CpuMeter:
+    """CPU seconds of this process plus those of the server backends with a given
+    ``application_name`` (trigger_nb's connections, or the raw loop's), over one call."""
+
+    def __init__(self, url: str | None) -> None:
+        self._admin = None if url is None else psycopg.connect(url, autocommit=True)
+
+    def _backends(self, application: str) -> dict[int, int]:
+        assert self._admin is not None
+        found = {}
+        for (pid,) in self._admin.execute(
+            "SELECT pid FROM pg_stat_activity WHERE application_name = %s", (application,)
+        ).fetchall():
+            with contextlib.suppress(OSError):  # ended meanwhile
+                found[pid] = int(Path(f"/proc/{pid}/schedstat").read_text().split()[0])
+        return found
+
+    def cpu(self, fn: Callable[[], object], application: str) -> float:
+        """CPU seconds ``fn`` cost, client and server (NaN without a local server)."""
+        if self._admin is None:
+            fn()
+            return math.nan
+        server, client = self._backends(application), time.process_time()
+        fn()
+        client = time.process_time() - client
+        after = self._backends(application)
+        return client + sum(ns - server.get(pid, 0) for pid, ns in after.items()) / 1e9
+
+
+def first_and_replay(job: Job, rep: int, meter: CpuMeter) -> tuple[float, float, float]:
+    """Seconds per task of a first run and of its replay, and the first run's CPU per task."""
     payload = {"rep": rep}  # a fresh run per repeat
 
     def first() -> None:
@@ -68,22 +111,34 @@ def first_and_replay(job: Job, rep: int) -> tuple[float, float]:
         history = run.execution_history[-1]
         assert history.replayed == TASKS and history.executed == 0, history
 
-    return timed(first) / TASKS, timed(replay) / TASKS
+    wall: list[float] = []
+    cpu = meter.cpu(lambda: wall.append(timed(first)), "trigger_nb") / TASKS
+    return wall[0] / TASKS, timed(replay) / TASKS, cpu
 
 
-def design_floor(store: Store, entry: bytes, rep: int) -> float:
-    """The store's own write of a real task entry per task, and nothing else."""
-    keys = [f"t:run_floor{rep}:{i:024x}" for i in range(TASKS)]
+def design_floor(store: Store, entry: bytes, rep: int) -> tuple[float, float]:
+    """The store's own write of a real task entry per task, and nothing else: ``(through the
+    main connection, through the held run's lock session)``."""
+    free = [f"t:run_floor{rep}:{i:024x}" for i in range(TASKS)]
+    held = [f"t:run_held{rep}:{i:024x}" for i in range(TASKS)]
 
-    def write_loop() -> None:
+    def write_loop(keys: list[str]) -> None:
         for key in keys:
             store.backend.write([(key, entry)])
 
-    return timed(write_loop) / TASKS
+    def through_lock() -> float:
+        with store.backend.lock(f"run_held{rep}"):
+            return timed(lambda: write_loop(held)) / TASKS
+
+    if rep % 2:  # alternate which goes first
+        return timed(lambda: write_loop(free)) / TASKS, through_lock()
+    held_time = through_lock()
+    return timed(lambda: write_loop(free)) / TASKS, held_time
 
 
-def raw_loops(url: str, rep: int) -> tuple[float, float]:
-    with psycopg.connect(url, autocommit=True) as conn:
+def raw_loops(url: str, rep: int, meter: CpuMeter) -> tuple[float, float, float]:
+    """Seconds per task of the raw INSERT and SELECT loops, and the INSERT loop's CPU."""
+    with psycopg.connect(url, autocommit=True, application_name="bench_raw") as conn:
         conn.execute(f"CREATE TABLE raw_{rep} (key text PRIMARY KEY, value bytea)")
         keys = [f"task-{i}" for i in range(TASKS)]
         insert = f"INSERT INTO raw_{rep} (key, value) VALUES (%s, %s)"
@@ -97,7 +152,9 @@ def raw_loops(url: str, rep: int) -> tuple[float, float]:
             for key in keys:
                 conn.execute(select, (key,), binary=True).fetchone()
 
-        return timed(insert_loop) / TASKS, timed(select_loop) / TASKS
+        wall: list[float] = []
+        cpu = meter.cpu(lambda: wall.append(timed(insert_loop)), "bench_raw") / TASKS
+        return wall[0] / TASKS, timed(select_loop) / TASKS, cpu
 
 
 def main() -> None:
@@ -112,18 +169,17 @@ def main() -> None:
             probe = pg_job.trigger({"probe": True})
             entry = pg_store.backend.get(f"t:{probe.id}:{probe.all_tasks[0].id}")
             assert isinstance(entry, bytes)
-            names = ("pf", "pr", "rf", "rr", "df", "dr", "floor")
+            meter = CpuMeter(None if given else url)
+            names = ("pf", "pr", "rf", "rr", "df", "dr", "floor", "held", "pcpu", "rcpu")
             results: dict[str, list[float]] = {k: [] for k in names}
             for rep in range(REPEATS):  # interleaved, so machine noise hits every side alike
-                raw_first, raw_replay = raw_loops(url, rep)
-                pg_first, pg_replay = first_and_replay(pg_job, rep)
-                disk_first, disk_replay = first_and_replay(disk_job, rep)
-                floor = design_floor(pg_store, entry, rep)
-                for key, value in zip(
-                    results,
-                    (pg_first, pg_replay, raw_first, raw_replay, disk_first, disk_replay, floor),
-                    strict=True,
-                ):
+                raw_first, raw_replay, raw_cpu = raw_loops(url, rep, meter)
+                pg_first, pg_replay, pg_cpu = first_and_replay(pg_job, rep, meter)
+                disk_first, disk_replay, _ = first_and_replay(disk_job, rep, CpuMeter(None))
+                floor, held = design_floor(pg_store, entry, rep)
+                measured = (pg_first, pg_replay, raw_first, raw_replay, disk_first, disk_replay)
+                extra = (floor, held, pg_cpu, raw_cpu)
+                for key, value in zip(results, (*measured, *extra), strict=True):
                     results[key].append(value)
             pg_store.close()
             disk_store.close()
@@ -135,11 +191,16 @@ def main() -> None:
     rows = [
         ["first run, per task", human(m["pf"]), "raw psycopg INSERT per task", human(m["rf"]),
          f"{first_ratio:.2f}x", f"<= 1.5x: {verdict(first_ratio, 1.5)}"],
+        ["first run, CPU per task (client + server)", human(m["pcpu"]),
+         "raw psycopg INSERT, CPU per task", human(m["rcpu"]),
+         f"{m['pcpu'] / m['rcpu']:.2f}x", "steady on a loaded machine"],
         ["replay, per task", human(m["pr"]), "raw psycopg SELECT per key", human(m["rr"]),
          f"{replay_ratio:.2f}x", f"<= 1.0x: {verdict(replay_ratio, 1.0)}"],
         ["design floor (the store's write only)", human(m["floor"]),
          "raw psycopg INSERT per task", human(m["rf"]), f"{m['floor'] / m['rf']:.2f}x",
          f"one {len(entry)}-byte entry per task"],
+        ["the store's write, run held", human(m["held"]), "design floor", human(m["floor"]),
+         f"{m['held'] / m['floor']:.2f}x", "the lock check: writes through the lock's session"],
         ["first run, per task", human(m["pf"]), "design floor", human(m["floor"]),
          f"{m['pf'] / m['floor']:.2f}x", "the engine's work per task, as on every store"],
         ["first run, per task", human(m["pf"]), "the diskcache store", human(m["df"]),

@@ -1,17 +1,6 @@
 """``PostgresBackend``: the store on a PostgreSQL server, shared by kernels on many machines.
 
-Layout, in one schema per store (``?schema=NAME`` in the URL, default ``trigger_nb``), so one
-database can hold several stores::
-
-    meta(name, value)              schema_version: refused (StoreVersionError) if not ours
-    entry(key, data, is_text, size)
-                                   one row per key; ``data`` holds the value, or is NULL with
-                                   ``size`` set when the value is big and lives in chunks
-    chunk(key, seq, data)          a big value in CHUNK_BYTES pieces
-
-Keys are ``COLLATE "C"`` so their order is code point order, as in Python and in SQLite: a
-prefix scan is one range read over the primary key. Creating the schema is serialized by a
-transaction-level advisory lock, so two kernels opening a new store at once both succeed.
+The tables, the URL and the SQL: ``trigger_nb._store.postgres_schema``.
 
 Why chunks: a bytea value is limited to 1 GB and would be sent as one parameter and received as
 one result (libpq's buffer plus Python's bytes: twice the value). Chunks are written from
@@ -21,48 +10,56 @@ object: a 1 GB value needs about 1 GB of client memory, not 2.
 Run locks are session-level advisory locks, each held on a connection of its own: the server
 releases them when that connection ends, whether the kernel closed it, was killed (the socket
 closes) or its machine vanished (TCP keepalives, set on lock connections, end the session within
-about a minute). Writes go through one autocommit connection guarded by a mutex: one statement
-is one transaction, a multi-key write is one explicit transaction. Any failure is a
-``StoreError`` naming the server and what to do. A connection found dead is reopened and the
-call made once more (every statement here is idempotent), so a server restart between two
-executions goes unnoticed.
+about a minute). Reads, and writes of keys no held lock covers, go through one autocommit
+connection guarded by a mutex: one statement is one transaction, a multi-key write is one
+explicit transaction. Any failure is a ``StoreError`` naming the server and what to do. A main
+connection found dead is reopened and the call made once more (every statement here is
+idempotent), so a server restart between two executions goes unnoticed.
 
-A server restart also ends the sessions holding run locks, and another kernel may then take a
-run this process is still executing. So when a connection is lost, every lock this process holds
-is checked; a run whose lock went with it is *lost*: every later write of that run's keys is
-refused with a StoreError until the execution lets go of the lock. The task in flight fails,
-nothing it did is recorded as completed, and the next execution takes the lock again and
-continues (completed tasks replay, the interrupted one runs again: at-least-once, SPEC 3.1).
+**A held run is written through its lock's own session.** Every write of a run's keys (``t:R:...``,
+``r:R``...) while this process holds the run's lock goes through the connection that holds the
+lock, so the server itself makes "completed" and "locked" one fact: a session that has ended
+(a server restart, a network cut, an administrator's ``pg_terminate_backend``) can commit
+nothing, and a session that commits still holds its session-level lock (the server releases it
+only when the session exits, after any commit in flight). Another kernel that took the run after
+the session ended therefore never finds a completion this one recorded without the lock, and
+this execution learns of the loss at its very next write, for free: no extra statement, no poll
+of the lock's socket per task. That run is then *lost*: the failed write and every later write
+of its keys are refused with a StoreError naming the run, until the execution lets go of the
+lock. The task in flight fails with that error, nothing it or a later task of this execution
+does is recorded, and the next execution takes the lock again and continues (completed tasks
+replay, the interrupted one runs again: at-least-once, SPEC 3.1).
 """
 
 from __future__ import annotations
 
 import contextlib
-import hashlib
-import itertools
-import re
 import shutil
 import sys
 import tempfile
 import threading
 import time
+import weakref
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import IO, Any, TypeVar
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from trigger_nb._store.backend import Lazy, Value, _after_prefix
+from trigger_nb._store.postgres_schema import (
+    SCHEMA_VERSION,
+    load_psycopg,
+    lock_key,
+    split_url,
+    statements,
+)
 from trigger_nb.errors import NotFoundError, StoreError, StoreVersionError
 
-SCHEMA_VERSION = 1
-DEFAULT_SCHEMA = "trigger_nb"
 # Values above this size are stored as chunk rows of this size (and read lazily by a scan).
 CHUNK_BYTES = 1024 * 1024
 POLL_SECONDS = 0.02
 _PUT_NAME = b"trigger_nb_put_small"
+_TEXT_BINARY = [0, 1]  # its parameters' formats: the key as text, the value as binary
 _T = TypeVar("_T")
-INSTALL_HINT = "pip install 'trigger_nb[postgres]'"
-_SCHEMA_NAME = re.compile(r"[a-z_][a-z0-9_]{0,62}")
 # What a lock connection asks the server: notice a vanished client (a machine switched off, a
 # cut network) within about a minute and end its session, releasing its locks.
 # An idle lock session must never be ended by the server's idle timeouts either.
@@ -72,63 +69,24 @@ _LOCK_OPTIONS = (
 )
 
 
-def _psycopg() -> Any:
-    try:
-        import psycopg
-    except ImportError as error:
-        raise ImportError(
-            f"a postgresql:// store needs psycopg 3, which is not installed: {INSTALL_HINT}"
-        ) from error
-    return psycopg
-
-
-def split_url(url: str) -> tuple[str, str, str]:
-    """``(conninfo for psycopg, schema, location shown to users)``: the ``schema`` query
-    parameter is ours and taken out; the shown location has no password."""
-    parts = urlsplit(url)
-    query = parse_qsl(parts.query, keep_blank_values=True)
-    schemas = [value for name, value in query if name == "schema"]
-    schema = schemas[-1] if schemas else DEFAULT_SCHEMA
-    if not _SCHEMA_NAME.fullmatch(schema):
-        raise StoreError(
-            f"store URL {url!r}: schema {schema!r} is not a plain lower-case SQL name "
-            "(letters, digits and _, not starting with a digit): use ?schema=my_store"
-        )
-    rest = urlencode([(name, value) for name, value in query if name != "schema"])
-    conninfo = urlunsplit(parts._replace(query=rest))
-    shown_netloc = parts.netloc.rsplit("@", 1)
-    if len(shown_netloc) == 2:
-        user = shown_netloc[0].split(":", 1)[0]
-        netloc = f"{user}@{shown_netloc[1]}"
-    else:
-        netloc = parts.netloc
-    shown = urlunsplit(parts._replace(netloc=netloc, query=urlencode([("schema", schema)])))
-    return conninfo, schema, shown
-
-
-def _lock_key(schema: str, name: str) -> int:
-    """The advisory lock id of ``name`` in this store: a signed 64-bit hash (a collision only
-    makes two runs wait for each other, never run together)."""
-    digest = hashlib.blake2b(f"trigger_nb:{schema}:{name}".encode(), digest_size=8).digest()
-    return int.from_bytes(digest, "big", signed=True)
-
-
 class PostgresBackend:
     """The store's keys and values in PostgreSQL tables (see the module docstring)."""
 
     def __init__(self, url: str, *, create: bool = True) -> None:
-        self._psycopg = _psycopg()
+        self._psycopg = load_psycopg()
         self._conninfo, self.schema, self.location = split_url(url)
         self._server = self.location.split("?", 1)[0]
         self._mutex = threading.RLock()
         self._conn: Any = None
-        self._put_prepared = False
+        # The connections (main or lock) on which the small-put statement is prepared: a
+        # prepared statement lives and dies with its session.
+        self._put_prepared: weakref.WeakSet[Any] = weakref.WeakSet()
         self._command_ok = self._psycopg.pq.ExecStatus.COMMAND_OK
         self._idle_lock_conns: list[Any] = []
-        self._held: dict[str, Any] = {}  # lock name -> the connection holding it
-        self._lost: set[str] = set()  # held locks whose session ended (see the docstring)
+        self._held: dict[str, Any] = {}  # run (lock name) -> the connection holding its lock
+        self._lost: set[str] = set()  # held runs whose lock session ended (module docstring)
         self._spool_dir: str | None = None  # big values read as files (``file_of``)
-        self._sql = _statements(self._psycopg, self.schema)
+        self._sql = statements(self._psycopg, self.schema)
         self._put_small_sql = (
             f'INSERT INTO "{self.schema}".entry (key, data) VALUES ($1, $2) ON CONFLICT (key) '
             f'DO UPDATE SET data = excluded.data, is_text = false WHERE "{self.schema}".entry.size '
@@ -154,7 +112,6 @@ class PostgresBackend:
     def _connection(self) -> Any:
         if self._conn is None or self._conn.closed:
             self._conn = self._connect()
-            self._put_prepared = False  # prepared statements live and die with a session
         return self._conn
 
     @contextlib.contextmanager
@@ -163,43 +120,82 @@ class PostgresBackend:
         try:
             yield
         except self._psycopg.Error as error:
-            raise self._store_error(error, action, self._drop_if_lost()) from error
+            raise self._store_error(error, action, self._drop_if_dead()) from error
 
-    def _retrying(self, action: str, call: Callable[[], _T], keys: Iterable[str] = ()) -> _T:
-        """``call()`` on the main connection. A connection found dead (a server restart while
-        the kernel was idle, a network cut) is reopened and ``call`` made once more: every
-        read and write here is idempotent (an upsert of the same value, a delete), so a
-        statement that did commit before the cut is harmless to repeat. ``keys``: a write's
-        keys, refused if their run lost its lock with the connection (module docstring)."""
-        keys = list(keys)
+    def _retrying(
+        self, action: str, call: Callable[..., _T], keys: Iterable[str] = (), *args: Any
+    ) -> _T:
+        """``call(connection, *args)`` under the mutex, on the connection ``keys`` are written
+        through (``_writer``; a read has no keys: the main connection).
+
+        On the main connection, one found dead (a server restart while the kernel was idle, a
+        network cut) is reopened and ``call`` made once more: every read and write here is
+        idempotent (an upsert of the same value, a delete), so a statement that did commit
+        before the cut is harmless to repeat. On a lock's connection nothing is repeated: a
+        session that died took the run's lock with it (``_failed_under_lock``)."""
         with self._mutex:
-            for attempt in (1, 2):
-                if self._lost and keys:
-                    self._refuse_lost(keys)
+            run, conn = self._writer(keys)
+            if conn is not None:
                 try:
-                    return call()
+                    return call(conn, *args)
                 except self._psycopg.Error as error:
-                    lost = self._drop_if_lost()
-                    if attempt == 2 or not lost:
-                        raise self._store_error(error, action, lost) from error
+                    raise self._failed_under_lock(run, conn, error, action) from error
+            for attempt in (1, 2):
+                try:
+                    return call(self._connection(), *args)
+                except self._psycopg.Error as error:
+                    dead = self._drop_if_dead()
+                    if attempt == 2 or not dead:
+                        raise self._store_error(error, action, dead) from error
         raise AssertionError("unreachable")  # pragma: no cover
 
-    def _drop_if_lost(self) -> bool:
-        """Drop the main connection if it is dead (True), checking the held locks' sessions."""
+    def _writer(self, keys: Iterable[str]) -> tuple[str, Any]:
+        """``(run, the connection holding its lock)`` if a key belongs to a run this process
+        holds, else ``("", None)`` (the main connection). StoreError if that run is lost."""
+        if self._held:
+            for key in keys:
+                run = _run_of(key)
+                conn = self._held.get(run)
+                if conn is not None:
+                    if run in self._lost:
+                        raise self._lost_error(run, None)
+                    return run, conn
+        return "", None
+
+    def _failed_under_lock(self, run: str, conn: Any, error: Exception, action: str) -> Exception:
+        """A write through ``run``'s lock connection failed: the run is lost if that session
+        ended (nothing of it committed), else it is an ordinary store error."""
+        if not conn.closed:
+            return self._store_error(error, action, False)
+        self._lost.add(run)
+        return self._lost_error(run, error)
+
+    def _lost_error(self, run: str, error: Exception | None) -> StoreError:
+        reason = "" if error is None else f" ({' '.join(str(error).split())})"
+        return StoreError(
+            f"run {run} lost its lock on the PostgreSQL server at {self._server}: the session "
+            f"holding it ended{reason} (a server restart, a network failure, or an administrator "
+            "ending it with pg_terminate_backend), so another kernel may execute the run now; "
+            "this execution records nothing more (the task in flight is not recorded as "
+            "completed); check that the server is running and reachable, then execute again: "
+            "completed tasks replay, and the interrupted one runs again"
+        )
+
+    def _drop_if_dead(self) -> bool:
+        """Drop the main connection if it is dead (True)."""
         conn = self._conn
-        if conn is not None and not conn.closed and not conn.broken:
+        if conn is not None and not conn.closed:
             return False
         if conn is not None:
             with contextlib.suppress(Exception):
                 conn.close()
             self._conn = None
-        self._find_lost_locks()
         return True
 
-    def _store_error(self, error: Exception, action: str, lost: bool) -> StoreError:
+    def _store_error(self, error: Exception, action: str, dead: bool) -> StoreError:
         """A psycopg failure as a StoreError naming the server and the fix."""
         reason = " ".join(str(error).split()) or type(error).__name__
-        if lost or isinstance(error, self._psycopg.OperationalError):
+        if dead or isinstance(error, self._psycopg.OperationalError):
             fix = (
                 "check that the server is running and reachable, then execute again: "
                 "completed tasks replay, and nothing unfinished was recorded as completed"
@@ -210,27 +206,6 @@ class PostgresBackend:
             f"cannot {action} the trigger_nb store on PostgreSQL at {self.location}: "
             f"{reason}; {fix}"
         )
-
-    def _find_lost_locks(self) -> None:
-        with self._mutex:
-            for name, conn in list(self._held.items()):
-                try:
-                    conn.execute("SELECT 1")
-                except self._psycopg.Error:
-                    self._lost.add(name)
-
-    def _refuse_lost(self, keys: Iterable[str]) -> None:
-        """StoreError if a key belongs to a run whose lock was lost (keys are ``kind:RUN...``)."""
-        for key in keys:
-            parts = key.split(":", 2)
-            if len(parts) > 1 and parts[1] in self._lost:
-                raise StoreError(
-                    f"run {parts[1]} lost its lock on the PostgreSQL server at {self._server} "
-                    "when its connection was cut (a server restart or a network failure): "
-                    "another kernel may execute it now, so this execution stops here and "
-                    "records nothing more; check that the server is running and reachable, "
-                    "then execute again: completed tasks replay"
-                )
 
     def _prepare(self, create: bool) -> None:
         sql, conn = self._sql, self._connection()
@@ -244,7 +219,7 @@ class PostgresBackend:
             with conn.transaction():
                 # Two kernels creating the same store at once: the second waits here, then
                 # finds the tables made (IF NOT EXISTS) and the version written.
-                conn.execute(sql["create_lock"], (_lock_key(self.schema, "__schema__"),))
+                conn.execute(sql["create_lock"], (lock_key(self.schema, "__schema__"),))
                 for statement in sql["create"]:
                     conn.execute(statement)
                 conn.execute(sql["put_version"], (str(SCHEMA_VERSION),))
@@ -260,15 +235,15 @@ class PostgresBackend:
     # --- Backend -------------------------------------------------------------------------
 
     def get(self, key: str) -> Value | None:
-        return self._retrying("read", lambda: self._get(key))
+        return self._retrying("read", lambda conn: self._get(conn, key))
 
-    def _get(self, key: str) -> Value | None:
-        row = self._connection().execute(self._sql["get"], (key,), binary=True).fetchone()
+    def _get(self, conn: Any, key: str) -> Value | None:
+        row = conn.execute(self._sql["get"], (key,), binary=True).fetchone()
         if row is None:
             return None
         data, is_text, size = row
         if size is not None:
-            return self._get_big(key)
+            return self._get_big(conn, key)
         return data.decode("utf-8", "surrogatepass") if is_text else data  # type: ignore[no-any-return]
 
     def write(
@@ -277,25 +252,22 @@ class PostgresBackend:
         deletes: Sequence[str] = (),
         prefixes: Sequence[str] = (),
     ) -> None:
-        keys = itertools.chain((k for k, _ in puts), deletes, prefixes)
-        self._retrying("write", lambda: self._write(puts, deletes, prefixes), keys)
-
-    def _write(
-        self, puts: Sequence[tuple[str, Value]], deletes: Sequence[str], prefixes: Sequence[str]
-    ) -> None:
-        # The one statement a completed task costs. It leaves a row holding a big (chunked)
-        # value alone (False): the transaction below then replaces it and drops its chunks.
         if len(puts) == 1 and not deletes and not prefixes:
             key, value = puts[0]
-            if (
-                isinstance(value, bytes)
-                and len(value) <= CHUNK_BYTES
-                and self._put_small(key, value)
-            ):
+            if type(value) is bytes and len(value) <= CHUNK_BYTES:
+                # What every completed task costs: one statement (see ``_put_small``).
+                self._retrying("write", self._put_one, (key,), key, value)
                 return
-        self._write_many(puts, deletes, prefixes)
+        keys = [*(key for key, _ in puts), *deletes, *prefixes]
+        self._retrying("write", lambda conn: self._write_many(conn, puts, deletes, prefixes), keys)
 
-    def _put_small(self, key: str, value: bytes) -> bool:
+    def _put_one(self, conn: Any, key: str, value: bytes) -> None:
+        # A row holding a big (chunked) value is left alone by the upsert: the transaction
+        # then replaces it and drops its chunks.
+        if not self._put_small(conn, key, value):
+            self._write_many(conn, [(key, value)], (), ())
+
+    def _put_small(self, conn: Any, key: str, value: bytes) -> bool:
         """Upsert one small bytes value; False if the row holds a chunked value.
 
         The statement every completed task costs, so it goes straight to libpq: prepared once
@@ -303,25 +275,27 @@ class PostgresBackend:
         ``execute`` spent about a quarter of this call's time on its own bookkeeping (a cursor,
         parameter adaptation, the result's description). libpq releases the GIL while it waits.
         """
-        conn = self._conn
-        if conn is None or conn.closed:
-            conn = self._connection()
-        if not self._put_prepared:
-            result = conn.pgconn.prepare(_PUT_NAME, self._put_small_sql)
+        pgconn = conn.pgconn
+        if conn not in self._put_prepared:
+            result = pgconn.prepare(_PUT_NAME, self._put_small_sql)
             if result.status != self._command_ok:
                 raise self._psycopg.errors.error_from_result(result)
-            self._put_prepared = True
-        result = conn.pgconn.exec_prepared(
-            _PUT_NAME, [key.encode("utf-8", "surrogatepass"), value], [0, 1]
+            self._put_prepared.add(conn)
+        result = pgconn.exec_prepared(
+            _PUT_NAME, [key.encode("utf-8", "surrogatepass"), value], _TEXT_BINARY
         )
         if result.status != self._command_ok:
             raise self._psycopg.errors.error_from_result(result)
         return bool(result.command_tuples == 1)
 
     def _write_many(
-        self, puts: Sequence[tuple[str, Value]], deletes: Sequence[str], prefixes: Sequence[str]
+        self,
+        conn: Any,
+        puts: Sequence[tuple[str, Value]],
+        deletes: Sequence[str],
+        prefixes: Sequence[str],
     ) -> None:
-        sql, conn = self._sql, self._connection()
+        sql = self._sql
         with conn.transaction():
             for prefix in prefixes:
                 bounds = (prefix, _after_prefix(prefix))
@@ -346,10 +320,10 @@ class PostgresBackend:
             for seq, start in enumerate(range(0, len(data), CHUNK_BYTES)):
                 cursor.execute(sql["put_chunk"], (key, seq, view[start : start + CHUNK_BYTES]))
 
-    def _get_big(self, key: str) -> Value:
+    def _get_big(self, conn: Any, key: str) -> Value:
         """A chunked value, read in one snapshot, chunk by chunk through a temporary file so the
         chunks and the whole value are never in memory together."""
-        sql, conn = self._sql, self._connection()
+        sql = self._sql
         with conn.transaction(), tempfile.TemporaryFile() as spool:
             conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
             row = conn.execute(sql["get"], (key,), binary=True).fetchone()
@@ -366,8 +340,7 @@ class PostgresBackend:
         start = len(prefix)
         bounds = (prefix, _after_prefix(prefix))
         rows = self._retrying(
-            "read",
-            lambda: self._connection().execute(self._sql["scan"], bounds, binary=True).fetchall(),
+            "read", lambda conn: conn.execute(self._sql["scan"], bounds, binary=True).fetchall()
         )
         found: dict[str, Value | Lazy] = {}
         for key, data, is_text, size in rows:
@@ -380,7 +353,7 @@ class PostgresBackend:
         return found
 
     def _loader(self, key: str) -> Lazy:
-        return lambda: self._retrying("read", lambda: self._get_big(key))
+        return lambda: self._retrying("read", lambda conn: self._get_big(conn, key))
 
     def delete(self, key: str) -> None:
         self.write([], deletes=[key])
@@ -392,8 +365,8 @@ class PostgresBackend:
             write(spool)
             size = spool.tell()
 
-            def put() -> None:
-                sql, conn = self._sql, self._connection()
+            def put(conn: Any) -> None:
+                sql = self._sql
                 with conn.transaction():
                     conn.execute(sql["put_big"], (key, key, False, size))
                     spool.seek(0)
@@ -401,14 +374,12 @@ class PostgresBackend:
                         for seq, chunk in enumerate(iter(lambda: spool.read(CHUNK_BYTES), b"")):
                             cursor.execute(sql["put_chunk"], (key, seq, chunk))
 
-            self._retrying("write", put, [key])
+            self._retrying("write", put, (key,))
 
     def file_of(self, key: str) -> Path | Value | None:
         """A chunked value comes as a file: its chunks are copied, one at a time, to a
         temporary file kept until the store is closed (a mapped output reads from it)."""
-        row = self._retrying(
-            "read", lambda: self._connection().execute(self._sql["get"], (key,)).fetchone()
-        )
+        row = self._retrying("read", lambda conn: conn.execute(self._sql["get"], (key,)).fetchone())
         if row is None:
             return None
         if row[2] is None:
@@ -419,8 +390,8 @@ class PostgresBackend:
             directory = self._spool_dir
         spool = Path(tempfile.mkstemp(dir=directory, suffix=".val")[1])
 
-        def copy() -> None:
-            sql, conn = self._sql, self._connection()
+        def copy(conn: Any) -> None:
+            sql = self._sql
             with conn.transaction(), open(spool, "wb") as file:
                 conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
                 found = conn.execute(sql["get"], (key,), binary=True).fetchone()
@@ -446,25 +417,25 @@ class PostgresBackend:
 
     @contextlib.contextmanager
     def lock(self, name: str, *, remove: bool = False) -> Iterator[None]:
-        """A session-level advisory lock on a connection of its own (see the module docstring);
-        polled, so Ctrl-C still stops a kernel waiting for it. ``remove`` has nothing to remove:
-        an advisory lock leaves nothing behind."""
-        key = _lock_key(self.schema, name)
+        """A session-level advisory lock on a connection of its own, through which every write
+        of the run ``name``'s keys then goes (see the module docstring); polled, so Ctrl-C
+        still stops a kernel waiting for it. ``remove`` has nothing to remove: an advisory lock
+        leaves nothing behind."""
+        key = lock_key(self.schema, name)
         conn = self._acquire(name, key)
         with self._mutex:
             self._held[name] = conn
         try:
             yield
         finally:
-            with self._mutex:
+            with self._mutex:  # no write of the run is using the connection meanwhile
                 self._held.pop(name, None)
                 self._lost.discard(name)
-            try:
-                conn.execute("SELECT pg_advisory_unlock(%s)", (key,))
-            except self._psycopg.Error:
-                conn.close()  # the session is gone, and its lock with it
-            else:
-                with self._mutex:
+                try:
+                    conn.execute("SELECT pg_advisory_unlock(%s)", (key,))
+                except self._psycopg.Error:
+                    conn.close()  # the session is gone, and its lock with it
+                else:
                     self._idle_lock_conns.append(conn)
 
     def _acquire(self, name: str, key: int) -> Any:
@@ -519,63 +490,17 @@ class PostgresBackend:
                 self._spool_dir = None
 
 
+def _run_of(key: str) -> str:
+    """The run a key belongs to: keys are ``KIND:RUN`` or ``KIND:RUN:REST`` (run ids never
+    hold ``:``); "" for a key of no run (``__format__``)."""
+    start = key.find(":") + 1
+    if not start:
+        return ""
+    end = key.find(":", start)
+    return key[start:] if end < 0 else key[start:end]
+
+
 def _as_bytes(value: Value) -> tuple[bytes, bool]:
     if isinstance(value, str):
         return value.encode("utf-8", "surrogatepass"), True
     return value, False
-
-
-def _statements(psycopg: Any, schema: str) -> dict[str, Any]:
-    """The SQL of one store, its schema name quoted once here."""
-    sql = psycopg.sql
-
-    def q(text: str) -> Any:
-        return sql.SQL(text).format(s=sql.Identifier(schema))
-
-    return {
-        "find_meta": "SELECT 1 FROM pg_catalog.pg_tables WHERE schemaname = %s "
-        "AND tablename = 'meta'",
-        "create_lock": "SELECT pg_advisory_xact_lock(%s)",
-        "create": [
-            q("CREATE SCHEMA IF NOT EXISTS {s}"),
-            q("CREATE TABLE IF NOT EXISTS {s}.meta (name text PRIMARY KEY, value text NOT NULL)"),
-            q(
-                'CREATE TABLE IF NOT EXISTS {s}.entry (key text COLLATE "C" PRIMARY KEY, '
-                "data bytea, is_text boolean NOT NULL DEFAULT false, size bigint)"
-            ),
-            q(
-                'CREATE TABLE IF NOT EXISTS {s}.chunk (key text COLLATE "C", seq integer, '
-                "data bytea NOT NULL, PRIMARY KEY (key, seq))"
-            ),
-            # Chunks are pickles, rarely compressible: skip the compression attempt.
-            q("ALTER TABLE {s}.chunk ALTER COLUMN data SET STORAGE EXTERNAL"),
-        ],
-        "put_version": q(
-            "INSERT INTO {s}.meta VALUES ('schema_version', %s) ON CONFLICT (name) DO NOTHING"
-        ),
-        "get_version": q("SELECT value FROM {s}.meta WHERE name = 'schema_version'"),
-        "get": q("SELECT data, is_text, size FROM {s}.entry WHERE key = %s"),
-        "scan": q(
-            "SELECT key, data, is_text, size FROM {s}.entry WHERE key >= %s AND key < %s "
-            "ORDER BY key"
-        ),
-        # One statement: drop the chunks of a big value it replaces, upsert the row.
-        "put_one": q(
-            "WITH gone AS (DELETE FROM {s}.chunk WHERE key = %s) "
-            "INSERT INTO {s}.entry (key, data, is_text, size) VALUES (%s, %s, %s, NULL) "
-            "ON CONFLICT (key) DO UPDATE SET data = excluded.data, is_text = excluded.is_text, "
-            "size = NULL"
-        ),
-        "put_big": q(
-            "WITH gone AS (DELETE FROM {s}.chunk WHERE key = %s) "
-            "INSERT INTO {s}.entry (key, data, is_text, size) VALUES (%s, NULL, %s, %s) "
-            "ON CONFLICT (key) DO UPDATE SET data = NULL, is_text = excluded.is_text, "
-            "size = excluded.size"
-        ),
-        "put_chunk": q("INSERT INTO {s}.chunk (key, seq, data) VALUES (%s, %s, %s)"),
-        "get_chunk": q("SELECT data FROM {s}.chunk WHERE key = %s AND seq = %s"),
-        "delete": q("DELETE FROM {s}.entry WHERE key = ANY(%s)"),
-        "delete_chunks": q("DELETE FROM {s}.chunk WHERE key = ANY(%s)"),
-        "delete_range": q("DELETE FROM {s}.entry WHERE key >= %s AND key < %s"),
-        "delete_range_chunks": q("DELETE FROM {s}.chunk WHERE key >= %s AND key < %s"),
-    }
