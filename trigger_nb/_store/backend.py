@@ -42,10 +42,10 @@ _UPSERT = (
 )
 
 # Task entries: one small row written (and committed) per executed task, read back by prefix.
-# In diskcache's Cache table each such commit changed three B-tree pages (the row, the
-# (key, raw) index, and the Settings row its count/size triggers update), which made the write
-# cost as much as all of trigger_nb's own work per task. Here a commit changes two: the row,
-# appended at the end of the table, and the key's index (no triggers, no other columns).
+# In diskcache's Cache table each such commit changed three B-trees (the rows, the (key, raw)
+# and expire_time indexes) and the Settings row its count/size triggers update, which made the
+# write cost as much as all of trigger_nb's own work per task. Here a commit changes two: the
+# row, appended at the end of the table, and the key's index (no triggers, no other columns).
 # (WITHOUT ROWID, keyed by the hashed task ids, was slower still: rows of ~700 bytes inserted
 # at random places split a page every few inserts.)
 # Same database file, same connection: a task's entry and its other values (its big output's
