@@ -89,18 +89,27 @@ class Fingerprinter:
         shape, so keep them in step."""
         if type(fn) is not types.FunctionType or "__wrapped__" in fn.__dict__:  # _is_plain
             return digest_of(self.of_task(fn))
-        _, digest, globals_read, defaults, _ = _code_entry(fn.__code__)
+        code = fn.__code__
+        entry = _CODE_HASHES.get(id(code))  # _code_entry's look-up, inline
+        if entry is None or entry[0] is not code:
+            entry = _code_entry(code)
+        _, digest, globals_read, defaults, _ = entry
         values = [PYTHON, digest]
+        value_of = self._value
         closure = fn.__closure__
         if closure:
             for cell in closure:
                 try:
-                    values.append(self._value(cell.cell_contents, 0))
+                    values.append(value_of(cell.cell_contents, 0))
                 except ValueError:
                     continue
         given = fn.__defaults__
         if given and len(given) <= len(defaults):
-            values.extend([self._value(value, 0) for value in given])
+            for value in given:  # the loop variable, mostly: _value's first case, inline
+                if type(value) is int and -_SHORT_INT < value < _SHORT_INT:
+                    values.append("int:" + repr(value))
+                else:
+                    values.append(value_of(value, 0))
         if fn.__kwdefaults__:
             values.extend([self._value(value, 0) for value in fn.__kwdefaults__.values()])
         if globals_read:

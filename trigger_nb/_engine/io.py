@@ -130,9 +130,17 @@ class IO:
                 if not checked:
                     return (task_id, *found)
                 # The quick check, inline (it is on the path of every replay): the key stored
-                # at the end of the entry against the current one; None: none stored.
+                # at the end of the entry against the current one. Replayed as it is when none
+                # is stored, or when the current one cannot be made.
                 stored = stored_digest(x.snapshot.entries[task_id])
-                if stored is None or stored == self._current_key(fn, opts):
+                if stored is None:
+                    return (task_id, *found)
+                try:
+                    declared = opts.fingerprint
+                    current = x.fingerprints.key_of(fn) if declared is None else digest_of(declared)
+                except Exception:
+                    return (task_id, *found)
+                if stored == current.encode("ascii"):
                     return (task_id, *found)
                 if not self._is_stale(task_id, cache_key, fn, opts, policy):
                     return (task_id, *found)
@@ -181,16 +189,6 @@ class IO:
         except Exception:
             return None
 
-    def _current_key(self, fn: Callable[..., Any], opts: TaskOptions) -> bytes | None:
-        """The task's fingerprint key now (None if it cannot be made: then it is replayed,
-        as a task without a stored fingerprint would be)."""
-        try:
-            if opts.fingerprint is not None:
-                return digest_of(opts.fingerprint).encode("ascii")
-            return self._execution.fingerprints.key_of(fn).encode("ascii")
-        except Exception:
-            return None
-
     def _is_stale(
         self,
         task_id: str,
@@ -208,7 +206,7 @@ class IO:
         try:
             parts = opts.fingerprint or x.fingerprints.of_task(fn)
         except Exception:
-            return False  # see _current_key
+            return False  # replayed, as when the quick check cannot make the key
         try:
             record = x.snapshot.task(task_id)
         except CacheReadError:
