@@ -18,6 +18,7 @@ REOPEN_CSS = """
 .jp-OutputArea-child:has(+ .jp-OutputArea-child .tnb-doc)>
 .jp-OutputArea-output.jupyter-widgets:not(:has(*)){display:none}
 .jp-OutputArea-child:has(.tnb-run-view) + .jp-OutputArea-child:has(.tnb-doc){display:none}
+.tnb-bridge-in,.tnb-bridge-out{display:none!important}
 """
 
 APP_CSS = """
@@ -26,6 +27,12 @@ APP_CSS = """
 .tnb-doc .tnb-tl-head select{font:inherit;font-size:12px;border:1px solid
 var(--jp-border-color1,#d0d7de);background:var(--jp-layout-color1,#fff);
 color:var(--jp-ui-font-color1,#1f2328);border-radius:12px;padding:1px 9px;cursor:pointer}
+.tnb-doc .tnb-actions-row{margin:6px 0 2px}
+.tnb-doc .tnb-actions-row button{font:inherit;font-size:12px;border:1px solid
+var(--jp-border-color1,#d0d7de);background:var(--jp-layout-color1,#fff);
+color:var(--jp-ui-font-color1,#1f2328);border-radius:4px;padding:1px 9px;cursor:pointer}
+.tnb-doc .tnb-answer{margin:4px 0}
+.tnb-doc .tnb-pending{color:#9a6700}
 .tnb-doc .tnb-bar-row button:disabled{opacity:.45;cursor:default}
 .tnb-doc .tnb-bar-row .tnb-on{background:var(--jp-brand-color1,#1f6feb);color:#fff;
 border-color:var(--jp-brand-color1,#1f6feb)}

@@ -15,7 +15,9 @@ row's error, ``tb`` the traceback, ``st`` stale reasons, ``pr`` properties
 ``[label, text, url]``, ``ds``
 description, ``pa`` params (JSON text, redacted), ``op`` ``[output type, size, preview]``,
 ``w`` wait until, ``n`` a parallel task's item count, ``ic`` icon glyph and name, ``lg`` logs
-``[level, time of day, message, data JSON]``. All text is plain text: the page escapes it.
+``[level, time of day, message, data JSON]``, ``rp`` 1 when it is marked to run again on the
+next execution (a refresh pending). All text is plain text: the page escapes it. A task is
+named by its index in ``t`` (``task_order``): the page's requests to the kernel use it.
 """
 
 from __future__ import annotations
@@ -58,6 +60,17 @@ def first_failure(nodes: list[TaskNode], record: RunRecord) -> TaskNode | None:
             return node
         stack.extend(reversed(node.children))
     return None
+
+
+def task_order(nodes: list[TaskNode]) -> list[str]:
+    """The ids of the tasks in the page's order (``t``: tree pre-order)."""
+    order: list[str] = []
+    stack = list(reversed(nodes))
+    while stack:
+        node = stack.pop()
+        order.append(node.record.id)
+        stack.extend(reversed(node.children))
+    return order
 
 
 def run_doc_json(
@@ -208,6 +221,8 @@ def _rare(node: TaskNode, named: bool, logs: list[LogRecord] | None, ms: Any) ->
         out["w"] = ms(r.wait_until)
     if r.icon:
         out["ic"] = [icon_glyph(r.icon), r.icon]
+    if r.refresh_pending:
+        out["rp"] = 1
     if logs:
         out["lg"] = [
             [

@@ -7,7 +7,13 @@ It shows as two outputs of the cell: a widget, and a page of HTML.
 - Once it finished, the page (``_render.document``) shows the whole run: tree, status chips,
   search, sort, jump to the first failure, timeline. It needs no kernel: a notebook saved and
   reopened without one shows it (a widget's output would say "model not found" there). The
-  widget becomes one button (``TreeBar``) that makes the interactive tree on demand.
+  page is the one tree: the widget becomes its hidden link to the kernel (``PageBridge``),
+  through which a task's details on the page show its output and offer "Refresh" and "Re-run
+  from here" while this kernel lives.
+
+Once the page is made the view lets go of the run's task records (the bridge keeps the run's
+handle and the page's task ids): ipywidgets keeps every widget alive until the kernel ends,
+and views holding 1,000 records each made every garbage collection of a session slower.
 """
 
 from __future__ import annotations
@@ -26,6 +32,7 @@ from trigger_nb._core.model import LogRecord, RunRecord, RunStatus, TaskRecord
 from trigger_nb._render.captured import attach
 from trigger_nb._render.css import CSS, WIDGET_CSS
 from trigger_nb._render.data import RunData
+from trigger_nb._render.doc_data import task_order
 from trigger_nb._render.document import document_from
 from trigger_nb._render.format import format_duration, run_active_seconds
 from trigger_nb._render.html import NOTEBOOK_MAX_ROWS, header_html, tree_html
@@ -35,10 +42,10 @@ from trigger_nb._render.task_html import line_html
 from trigger_nb._render.text import summary_text, text_from
 from trigger_nb._render.timeline import TRACK_CSS, track_html
 from trigger_nb._render.tree import WAITING, TaskNode, build_tree, display_status, group_logs
+from trigger_nb._widgets.bridge import REPLY_CLASS, PageBridge
 from trigger_nb._widgets.output import WIDGET_VIEW_MIME, display, update_display
 from trigger_nb._widgets.row import Shared
 from trigger_nb._widgets.run_view import RunView, run_clock
-from trigger_nb._widgets.toolbar import TreeBar
 
 if TYPE_CHECKING:
     from trigger_nb._client.run import JobRun
@@ -75,7 +82,7 @@ class LiveRunView:
         self.title = title
         self._clock = clock
         self.redraws = 0
-        self.bar: TreeBar | None = None  # once finished
+        self.bar: PageBridge | None = None  # once finished
         self._lock = threading.Lock()
         self._draw_lock = threading.Lock()
         self._records: dict[str, TaskRecord] = {}
@@ -142,23 +149,29 @@ class LiveRunView:
 
     @property
     def run_view(self) -> RunView | None:
-        """The interactive tree, once made (``open_tree``)."""
+        """The ipywidgets tree, once made (``open_tree``)."""
         return self.bar.run_view if self.bar is not None else None
 
     def open_tree(self) -> RunView:
-        """Make (once) and show the finished run's interactive tree, as its button does."""
+        """Make (once) and show the finished run's ipywidgets tree (the explorer's), read from
+        the store, in place of the page (which hides itself: ``app_css.REOPEN_CSS``)."""
         if self.bar is None:
             raise RuntimeError("the run has not finished: there is no tree to open yet")
         return self.bar.open()
 
-    def _reopen(self) -> None:
-        self._finished, self._final, self.bar = False, None, None
-        self._started = time.monotonic()
+    def _forget(self) -> None:
+        """Let go of the run's tasks as this view saw them (a new execution, or the page made)."""
         self._records, self._replayed, self._logs, self._lines = {}, set(), [], {}
         self._stale = {}
         self._nodes, self._roots = {}, []
+
+    def _reopen(self) -> None:
+        self._finished, self._final, self.bar = False, None, None
+        self._started = time.monotonic()
+        self._forget()
         self._queue.clear()
         self._last_draw = 0.0
+        self._html.remove_class(REPLY_CLASS)
         self.widget.children = (self._html,)
         if self._display_id is not None:  # the last page is old news while the run goes on
             update_display(self._page_bundle(), raw=True, display_id=self._display_id + "-page")
@@ -292,9 +305,10 @@ class LiveRunView:
         return summary
 
     # -- the end ---------------------------------------------------------------------------
-    def finish(self, run: JobRun | None) -> None:
-        """Show the finished run as its page and the widget as the "interactive tree" button
-        (``None``: keep the last live state)."""
+    def finish(self, run: JobRun | None, data: RunData | None = None) -> None:
+        """Show the finished run as its page, the widget as the page's link to the kernel
+        (``None``: keep the last live state). ``data``: the run as already read (a run
+        displayed on its own), else from this view's events or the store."""
         with self._lock:
             self._finished = True
             if self._timer is not None:
@@ -307,22 +321,25 @@ class LiveRunView:
             self._drain()
             records, logs = list(self._records.values()), list(self._logs)
         record, now = run.record, run_clock(run).now()  # the run's client's, as RunView's
-        found = _SEEN.complete(record, records, logs)
+        found = None if data is not None else _SEEN.complete(record, records, logs)
         if found is None:  # another process executed it meanwhile, or a first view of it here
-            data = run.run_data(now)
-            record, records, logs = data.record, list(data.tasks), list(data.logs)
+            data = data or run.run_data(now)
+            record, records, logs, now = data.record, list(data.tasks), list(data.logs), data.now
+            captures = data.captures
         else:
             records, logs = found
+            captures = captured_outputs(run._store.load_captures(run.id))
         _SEEN.keep(record, records, logs)
-        captures = captured_outputs(run._store.load_captures(run.id))
         nodes = attach(build_tree(records, record.latest_execution), captures)
         self._final = (
             document_from(record, nodes, group_logs(logs), now=now),
             text_from(record, nodes, now=now, max_rows=NOTEBOOK_MAX_ROWS),
         )
-        self.bar = TreeBar(
-            run, RunData(record, records, logs, now), box=self.widget, rerunner=self.rerun_from
+        self.bar = PageBridge(
+            run, task_order(nodes), box=self.widget, reply=self._html, rerunner=self.rerun_from
         )
+        with self._lock:
+            self._forget()
         if self._display_id is not None:
             update_display(self._page_bundle(), raw=True, display_id=self._display_id + "-page")
 
@@ -414,22 +431,3 @@ class _Seen:
 
 
 _SEEN = _Seen()
-
-
-def follow_reruns(bar: TreeBar) -> None:
-    """Let a run displayed on its own (``display(run)``) follow its "Re-run from here": a live
-    view takes the bar's place for the execution, then shows the finished run."""
-    run = bar.run
-
-    def rerun_from(task_id: str) -> None:
-        live = LiveRunView(title=f"{run.record.job_name} · {run.id}", clock=run_clock(run))
-        live.bar, live._finished = bar, True  # as if it had shown this finished run
-        shown = bar.widget.children
-        bar.widget.children = (live.widget,)
-        try:
-            live.rerun_from(task_id)
-        finally:
-            if live.bar is bar:  # nothing ran (the job is not defined here): as it was
-                bar.widget.children = shown
-
-    bar.rerunner = rerun_from
