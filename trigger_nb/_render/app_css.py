@@ -32,7 +32,7 @@ color:var(--jp-ui-font-color1,#1f2328);border-radius:12px;padding:1px 9px;cursor
 var(--jp-border-color1,#d0d7de);background:var(--jp-layout-color1,#fff);
 color:var(--jp-ui-font-color1,#1f2328);border-radius:4px;padding:1px 9px;cursor:pointer}
 .tnb-doc .tnb-answer{margin:4px 0}
-.tnb-doc .tnb-pending{color:#9a6700}
+.tnb-doc .tnb-refresh-pending{background:#57606a}
 .tnb-doc .tnb-bar-row button:disabled{opacity:.45;cursor:default}
 .tnb-doc .tnb-bar-row .tnb-on{background:var(--jp-brand-color1,#1f6feb);color:#fff;
 border-color:var(--jp-brand-color1,#1f6feb)}

@@ -10,8 +10,8 @@ Shape (short keys: a 10,000-task run stays a few MB): ``{"base": epoch ms, "now"
 tree pre-order (the tree's own order: seq, a parallel task's children by item index), each a
 dict: ``p`` parent index (absent at the top), ``t`` title, ``k`` key shown, ``s`` display
 status, ``b`` start (only without attempts), ``d`` duration (µs), ``a`` attempts
-``[number, execution, start, end|null, status, error]``, and when present: ``er`` the
-row's error, ``tb`` the traceback, ``st`` stale reasons, ``pr`` properties
+``[number, execution, start, end|null, status, error(, superseded status text)]``, and when
+present: ``er`` the row's error, ``tb`` the traceback, ``st`` stale reasons, ``pr`` properties
 ``[label, text, url]``, ``ds``
 description, ``pa`` params (JSON text, redacted), ``op`` ``[output type, size, preview]``,
 ``w`` wait until, ``n`` a parallel task's item count, ``ic`` icon glyph and name, ``lg`` logs
@@ -29,12 +29,13 @@ from datetime import datetime
 from json.encoder import encode_basestring as _string  # a str as JSON, escaped (C code)
 from typing import Any
 
-from trigger_nb._core.model import LogRecord, RunRecord, TaskRecord, TaskStatus
+from trigger_nb._core.model import AttemptRecord, LogRecord, RunRecord, TaskRecord, TaskStatus
 from trigger_nb._core.preview import redact_value, to_plain
 from trigger_nb._render.captured import captured_html
 from trigger_nb._render.format import format_time_of_day
 from trigger_nb._render.icons import icon_glyph
 from trigger_nb._render.keys import _default_name, shown_key, task_key_text
+from trigger_nb._render.refresh import attempt_status_text
 from trigger_nb._render.tree import (
     FAILED,
     TaskNode,
@@ -173,7 +174,8 @@ def _task_json(node: TaskNode, logs: list[LogRecord] | None, ms: Any) -> str:
     attempts = ",".join(
         f"[{a.number},{a.execution},{_number(ms(a.started_at))},{_number(ms(a.finished_at))},"
         f'"{a.status.value.lower()}",'
-        f"{_string('' if a.error is None else attempt_error_text(a, node))}]"
+        f"{_string('' if a.error is None else attempt_error_text(a, node))}"
+        f"{_superseded(a)}]"
         for a in r.attempts
     )
     text = f'{{"t":{_string(title)},"s":"{node.status}","d":{d},"a":[{attempts}]'
@@ -186,6 +188,12 @@ def _task_json(node: TaskNode, logs: list[LogRecord] | None, ms: Any) -> str:
     if rare:
         text += "," + _dumps(rare)[1:-1]
     return text + "}"
+
+
+def _superseded(attempt: AttemptRecord) -> str:
+    """An attempt's 7th field, its status as the attempts table words it, when a later run
+    superseded its output (else nothing: the status field says it)."""
+    return f",{_string(attempt_status_text(attempt))}" if attempt.superseded else ""
 
 
 def _number(value: int | None) -> str:

@@ -104,7 +104,7 @@
       if (/^https?:\/\//.test(p[2])) text = '<a href="' + esc(p[2]) + '" target="_blank" rel="noopener">' + text + "</a>";
       bits.push('<span class="tnb-meta tnb-prop">' + (p[0] ? esc(p[0]) + ": " : "") + text + "</span>");
     });
-    if (t.rp) bits.push('<span class="tnb-meta tnb-pending">refresh pending</span>');
+    if (t.rp) bits.push('<span class="tnb-badge tnb-refresh-pending" title="marked to run again on the run\'s next execution">↻ refresh pending</span>');
     if (t.er) bits.push('<span class="tnb-err">' + esc(t.er) + "</span>");
     var head = t.ic ? '<span class="tnb-icon" title="' + esc(t.ic[1]) + '">' + esc(t.ic[0]) + "</span> " : "";
     if (t.st) head += '<span class="tnb-badge tnb-stale" title="' + esc(t.st.join("; ")) + '">⚠ stale</span> ';
@@ -133,7 +133,7 @@
     if (t.a.length) out.push("<div><b>Attempts</b><table>" + t.a.map(function (a) {
       var took = a[3] === null ? "—" : dur((a[3] - a[2]) / 1000);
       return '<tr class="tnb-attempt"><td>#' + a[0] + "</td><td>execution " + a[1] + "</td><td>" +
-        clock(a[2]) + "</td><td>" + took + "</td><td>" + esc(a[4]) + '</td><td class="tnb-err">' +
+        clock(a[2]) + "</td><td>" + took + "</td><td>" + esc(a[6] || a[4]) + '</td><td class="tnb-err">' +
         esc(a[5]) + "</td></tr>";
     }).join("") + "</table></div>");
     if (t.tb) out.push('<details class="tnb-err tnb-traceback"><summary>traceback</summary><pre>' +

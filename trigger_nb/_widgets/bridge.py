@@ -122,7 +122,10 @@ class PageBridge:
         value = view.output
         if view.record.redact:
             value = redact_value(to_plain(value), view.record.redact)
-        return f'<div class="tnb-display">{display_html(_mimebundle(value))}</div>'
+        return (
+            '<b>Output</b> <span class="tnb-muted">(loaded in the kernel)</span>'
+            f'<div class="tnb-display">{display_html(_mimebundle(value))}</div>'
+        )
 
     def refresh(self, task_id: str) -> tuple[str, list[int]]:
         """Mark the task (its subtasks, the parents reaching them) to run again; the page's
