@@ -100,8 +100,9 @@ def test_reopened_without_its_kernel_the_run_still_shows(
     open_and_run_notebook(page, jupyter_server, nb)
     first = _cell(page, 1).locator(".tnb-doc")
     expect(first.locator(".tnb-status")).to_have_text("FAILURE")
-    # with a live kernel: the page, and the button making the interactive tree on demand
-    expect(_cell(page, 1).locator(".tnb-open-tree")).to_be_visible()
+    # with a live kernel: the page offers the kernel's actions in a task's details
+    first.locator(".tnb-app .tnb-name", has_text="Save rows").click()
+    expect(first.locator(".tnb-app .tnb-actions-row .tnb-rerun-btn")).to_be_visible()
     expect(_cell(page, 2).locator(".tnb-doc .tnb-row", has_text="Render report")).to_be_visible()
     outputs = _save(page, jupyter_server, nb, "Render report")
     assert "Save rows" in outputs and "ZeroDivisionError" in outputs
@@ -134,6 +135,10 @@ def test_reopened_without_its_kernel_the_run_still_shows(
         )
         assert shown == "none"
     expect(notebook.get_by_text("Loading widget")).to_be_hidden()
+    # without the kernel that ran it, a task's details offer no action that could not work
+    doc.locator(".tnb-app .tnb-name", has_text="Save rows").click()
+    expect(doc.locator(".tnb-app .tnb-body")).to_contain_text("ZeroDivisionError")
+    expect(doc.locator(".tnb-actions-row")).to_have_count(0)
     # the page's own script runs in the reopened (trusted) notebook: chips and timeline work
     doc.locator(".tnb-chip-failed").click()
     expect(doc.locator(".tnb-pane-tree .tnb-row.tnb-st-completed")).to_have_count(0)
