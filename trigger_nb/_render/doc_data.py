@@ -171,13 +171,11 @@ def _task_json(node: TaskNode, logs: list[LogRecord] | None, ms: Any) -> str:
     duration = r.duration_seconds
     # whole microseconds: JSON writes an int several times faster than a float
     d = "null" if duration is None else str(int(duration * 1e6))
-    attempts = ",".join(
-        f"[{a.number},{a.execution},{_number(ms(a.started_at))},{_number(ms(a.finished_at))},"
-        f'"{a.status.value.lower()}",'
-        f"{_string('' if a.error is None else attempt_error_text(a, node))}"
-        f"{_superseded(a)}]"
-        for a in r.attempts
-    )
+    tried = r.attempts
+    if len(tried) == 1:  # most tasks: no generator and join for one
+        attempts = _attempt_json(tried[0], node, ms)
+    else:
+        attempts = ",".join([_attempt_json(a, node, ms) for a in tried])
     text = f'{{"t":{_string(title)},"s":"{node.status}","d":{d},"a":[{attempts}]'
     if not r.attempts:  # else the page reads the start from the first attempt
         text += f',"b":{_number(ms(r.started_at or r.created_at))}'
@@ -188,6 +186,18 @@ def _task_json(node: TaskNode, logs: list[LogRecord] | None, ms: Any) -> str:
     if rare:
         text += "," + _dumps(rare)[1:-1]
     return text + "}"
+
+
+def _attempt_json(a: AttemptRecord, node: TaskNode, ms: Any) -> str:
+    error = "" if a.error is None else attempt_error_text(a, node)
+    end = a.finished_at
+    return (
+        f"[{a.number},{a.execution},{ms(a.started_at)},{'null' if end is None else ms(end)},"
+        f"{_ATTEMPT_STATUS[a.status]},{_string(error)}{_superseded(a) if a.superseded else ''}]"
+    )
+
+
+_ATTEMPT_STATUS = {status: f'"{status.value.lower()}"' for status in TaskStatus}
 
 
 def _superseded(attempt: AttemptRecord) -> str:

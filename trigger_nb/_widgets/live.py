@@ -86,8 +86,9 @@ class LiveRunView:
         self._lock = threading.Lock()
         self._draw_lock = threading.Lock()
         self._records: dict[str, TaskRecord] = {}
-        self._nodes: dict[str, TaskNode] = {}  # the tree, grown as tasks appear
+        self._nodes: dict[str, TaskNode] = {}  # the live tree, grown when drawn
         self._roots: list[TaskNode] = []
+        self._fresh: list[TaskRecord] = []  # records not in the live tree yet
         self._replayed: set[str] = set()
         # tasks replayed although their code or inputs changed: why (from their replay events)
         self._stale: dict[str, tuple[str, ...]] = {}
@@ -98,7 +99,9 @@ class LiveRunView:
         self._draw_seconds = 0.0
         self._lines: dict[str, tuple[tuple[Any, ...], str]] = {}
         self._timer: threading.Timer | None = None
-        self._queue: collections.deque[tuple[str, Any]] = collections.deque()
+        # kind, payload, kind, payload, ...: two items per event (``extend`` of a pair is
+        # atomic, and the pair dies at once: no object per queued event for the GC to count)
+        self._queue: collections.deque[Any] = collections.deque()
         self._finished = False
         self._final: tuple[str, str] | None = None
         self._display_id: str | None = None  # the widget's output; the page's is this + "-page"
@@ -127,14 +130,14 @@ class LiveRunView:
         grows from the queue when it is drawn, at most 4 times a second.
         """
         if self._timer is not None and not self._finished:
-            self._queue.append((kind, payload))  # a redraw is already scheduled: it will show this
+            self._queue.extend((kind, payload))  # a redraw is already scheduled: it shows this
             return
         with self._lock:
             if self._finished:
                 if kind != "run_started":
                     return
                 self._reopen()  # the run resumes (a due wait): live again until finish()
-            self._queue.append((kind, payload))
+            self._queue.extend((kind, payload))
             if self._timer is not None:
                 return
             interval = max(REDRAW_INTERVAL_SECONDS, self._draw_seconds / REDRAW_TIME_SHARE)
@@ -163,7 +166,7 @@ class LiveRunView:
         """Let go of the run's tasks as this view saw them (a new execution, or the page made)."""
         self._records, self._replayed, self._logs, self._lines = {}, set(), [], {}
         self._stale = {}
-        self._nodes, self._roots = {}, []
+        self._nodes, self._roots, self._fresh = {}, [], []
 
     def _reopen(self) -> None:
         self._finished, self._final, self.bar = False, None, None
@@ -180,8 +183,9 @@ class LiveRunView:
         """Apply the queued events (under ``_lock``). ``popleft`` rather than swapping lists: a
         thread may be appending right now, and its event must not land in a list let go of."""
         queue = self._queue
-        for _ in range(len(queue)):
-            self._apply(*queue.popleft())
+        take = queue.popleft
+        for _ in range(len(queue) // 2):
+            self._apply(take(), take())
 
     def _apply(self, kind: str, payload: Any) -> None:
         counted = _COUNTED.get(kind)
@@ -189,7 +193,7 @@ class LiveRunView:
             if not isinstance(payload, TaskRecord):
                 return
             self._records[payload.id] = payload
-            self._grow(payload)
+            self._fresh.append(payload)
             if counted is not None:
                 self._counts[counted] += 1
                 if counted == "replayed":
@@ -204,7 +208,14 @@ class LiveRunView:
         elif kind == "log" and isinstance(payload, LogRecord):
             self._logs.append(payload)
 
-    def _grow(self, record: TaskRecord) -> None:
+    def _grow(self) -> None:
+        """Add the records that came since the last draw to the live tree (a run shown by
+        ``finish`` before any draw never builds it: the page builds its own)."""
+        fresh, self._fresh = self._fresh, []
+        for record in fresh:
+            self._grow_one(record)
+
+    def _grow_one(self, record: TaskRecord) -> None:
         node = self._nodes.get(record.id)
         if node is not None:
             node.record = record  # a replay hands over the stored record object
@@ -234,6 +245,7 @@ class LiveRunView:
             self._draw_seconds = time.perf_counter() - began
 
     def _live_html(self) -> str:
+        self._grow()
         run, now = self._run, self._clock.now()
         if run is None:
             head = f'<div class="tnb-head"><span class="tnb-job">{html.escape(self.title)}</span> '
