@@ -107,8 +107,9 @@ class JobRun(RunTasks):
 
     def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, Any]:
         """The run as static HTML and text (nbconvert, GitHub, a terminal). In a notebook the
-        interactive tree is shown instead: ``%load_ext trigger_nb``, or ``import trigger_nb``
-        in a running IPython, registers it as the display formatter for ``JobRun``."""
+        page with its kernel actions is shown instead: ``%load_ext trigger_nb``, or
+        ``import trigger_nb`` in a running IPython, registers it as the display formatter for
+        ``JobRun``."""
         from trigger_nb._render.bundle import static_mimebundle
 
         return static_mimebundle(self.run_data())

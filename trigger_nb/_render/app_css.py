@@ -7,13 +7,14 @@ Status colours come from ``tree.COLORS`` (one place for every view).
 from trigger_nb._render.css import STATUSES
 from trigger_nb._render.tree import COLORS
 
-# A finished run's cell has two outputs: the widget bar (interactive parts, made on demand while a
-# kernel lives) and this page. Reopened without a kernel, JupyterLab and Notebook 7 draw the
-# widget's output as "Error displaying widget: model not found" (or "Loading widget...": text,
-# no element); these rules hide that output when it sits just before a page (``:has``, which
-# cannot nest: hence the output, not its row, is hidden; Chromium
-# 105+, Firefox 121+, Safari 15.4+), and hide the page while the interactive tree is open
-# instead. The page's script does the same where these class names do not apply (``hideDead``).
+# A finished run's cell has two outputs: a hidden widget (the page's link to the kernel while it
+# lives, ``_widgets.bridge``) and this page. Reopened without a kernel, JupyterLab and Notebook 7
+# draw the widget's output as "Error displaying widget: model not found" (or "Loading
+# widget...": text, no element); these rules hide that output when it sits just before a page
+# (``:has``, which cannot nest: hence the output, not its row, is hidden; Chromium 105+, Firefox
+# 121+, Safari 15.4+), and hide the page while an ipywidgets tree is shown in its place
+# (``LiveRunView.open_tree``). The page's script does the same where these class names do not
+# apply (``hideDead``). The bridge's own two widgets never show.
 REOPEN_CSS = """
 .jp-OutputArea-child:has(+ .jp-OutputArea-child .tnb-doc)>
 .jp-OutputArea-output.jupyter-widgets:not(:has(*)){display:none}

@@ -70,7 +70,7 @@ class LiveRunView:
 
     Display the view (``display(view)``), pass ``view.listener`` to
     ``job.trigger(..., listeners=[view.listener])``, then call ``view.finish(run)``: the live HTML
-    is replaced by the interactive tree and the saved output gets the final static rendering.
+    is replaced by the run's page (the saved output), the widget by the page's link to the kernel.
     Redraws are batched: at most one per ``REDRAW_INTERVAL_SECONDS``, plus a trailing redraw so
     the screen never lags the run by more than that. ``clock``: the run's client's (what its
     countdowns count from).
