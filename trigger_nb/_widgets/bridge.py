@@ -74,8 +74,9 @@ class PageBridge:
         self.request.observe(self._on_request, "value")
         if reply is None:
             reply = ipywidgets.HTML(layout=shared.layout, style=shared.html_style)
-        reply.value = ""
-        reply.add_class(REPLY_CLASS)
+        with reply.hold_sync():  # one message for both
+            reply.value = ""
+            reply.add_class(REPLY_CLASS)
         self.reply = reply
         if box is None:
             box = ipywidgets.VBox(layout=shared.layout, _dom_classes=("tnb", "tnb-bridge"))
