@@ -116,7 +116,28 @@ def test_the_pages_show_output_renders_the_value_in_the_kernel(
     assert "&#x27;rows&#x27;: [1, 2, 3]" in reply and "&lt;b&gt;escaped" in reply
     live.bar.request.value = "not a request"  # anything else typed there is ignored
     live.bar.request.value = json.dumps({"n": "x", "do": "output", "i": 99})
+    live.bar.request.value = json.dumps({"n": "y", "do": "output", "i": -1})
     assert 'data-n="output-table"' in live.bar.reply.value
+
+
+def test_the_pages_show_output_says_when_the_values_display_fails(
+    client: TriggerClient, tmp_path: Path
+) -> None:
+    job = client.define_job("broken-repr")
+
+    @job.run
+    def work(payload: Any, io: Any, ctx: Any) -> None:
+        io.run_task("odd", lambda: BadRepr())
+
+    live = LiveRunView(title="broken")
+    live.finish(job.trigger(listeners=[live.listener]))
+    reply = _ask(live, "output", "odd")
+    assert "tnb-err" in reply and "output failed: ValueError: no repr today" in reply
+
+
+class BadRepr:
+    def __repr__(self) -> str:
+        raise ValueError("no repr today")
 
 
 def test_the_pages_rerun_from_here_follows_the_execution_in_the_same_view(

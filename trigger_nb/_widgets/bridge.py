@@ -88,10 +88,10 @@ class PageBridge:
         try:
             request = json.loads(change["new"] or "{}")
             nonce, action, index = str(request["n"]), request["do"], int(request["i"])
-            task_id = self.task_ids[index]
+            task_id = self.task_ids[index] if index >= 0 else ""
         except (ValueError, KeyError, IndexError, TypeError):
             return  # not a request of the page's script: nothing to answer
-        if action in ACTIONS:
+        if task_id and action in ACTIONS:
             self.answer(nonce, action, task_id)
 
     def answer(self, nonce: str, action: str, task_id: str) -> str:
@@ -106,6 +106,9 @@ class PageBridge:
                 body = self.rerun_from(task_id)
         except TriggerNbError as error:  # a click has no cell to raise into: the page says it
             body = f'<span class="tnb-err">{html.escape(str(error))}</span>'
+        except Exception as error:  # the value's own display code failed, say: the page says so
+            said = f"{action} failed: {type(error).__name__}: {error}"
+            body = f'<span class="tnb-err">{html.escape(said)}</span>'
         marks = " ".join(map(str, marked))
         self.reply.value = (
             f'<div class="tnb-reply" hidden data-n="{html.escape(nonce)}" '
