@@ -196,5 +196,7 @@ def _mimebundle(value: Any) -> dict[str, Any]:
     shell = get_ipython()
     if shell is not None:
         data, _metadata = shell.display_formatter.format(value)
-        return dict(data)
+        if "text/plain" in data:
+            return dict(data)
+        # IPython printed a failing repr's traceback and gave nothing: raise it for the page
     return {"text/plain": repr(value)}
