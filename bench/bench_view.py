@@ -13,8 +13,9 @@ view interleaved, and prints the medians and their ratio. The issue's limits (is
 - first run of 1,000 tasks of 5 ms each <= 1.05x.
 
 The view's time is all of it: the live widget, its redraws, and at the end the run's page
-(``_render.document``: JSON of every task, a static tree of 200 rows, a text outline) and the
-one-button widget. Where it goes is printed too (``page`` and ``text`` rows, in the kernel).
+(``_render.document``: JSON of every task, a static tree of 50 rows, a text outline) and the
+hidden widget linking it to the kernel. Where it goes is printed too (``page`` and ``text``
+rows, in the kernel).
 """
 
 from __future__ import annotations

@@ -137,6 +137,16 @@ def test_rerun_from_a_task_runs_it_and_every_later_one(first: JobRun, effect: Ef
     assert not any(t.refresh_pending for t in first.all_tasks)
 
 
+def test_rerun_from_the_same_task_twice_runs_every_later_task_both_times(
+    first: JobRun, effect: Effects
+) -> None:
+    """The second re-run counts as later the tasks the first one ran again (they were
+    reached by the latest execution, not left untouched by it)."""
+    first.rerun(from_task="p")
+    first.rerun(from_task="p")
+    assert effect.counts() == {"a": 1, "p": 3, "c1": 3, "c2": 3, "c3": 3, "d": 3}
+
+
 def test_rerun_from_a_top_level_key(first: JobRun, effect: Effects) -> None:
     first.rerun(from_task="p")
     assert effect.counts() == {"a": 1, "p": 2, "c1": 2, "c2": 2, "c3": 2, "d": 2}

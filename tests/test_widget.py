@@ -224,19 +224,21 @@ def test_live_view_batches_redraws_and_finish_draws_the_final_state() -> None:
     # 300 tasks send 600+ events; redraws stay at about one per interval.
     assert view.redraws <= elapsed / REDRAW_INTERVAL_SECONDS + 3
     view.finish(run)
-    # finished: the page is the saved view; the widget is one button, the tree made on demand
-    assert view.run_view is None and view.bar is not None
-    assert view.bar.widget is view.widget and view.widget.children == (view.bar.button,)
+    # finished: the page is the saved view and the one tree; the widget is its hidden link to
+    # the kernel (the live HTML emptied, a text box); the view lets the task records go
+    assert view.run_view is None and view.bar is not None and view.bar.widget is view.widget
+    assert view.widget.children == (view.bar.reply, view.bar.request)
+    assert view.bar.reply.value == "" and "tnb-bridge-out" in view.bar.reply._dom_classes
+    assert view._records == {} and view._roots == [] and len(view.bar.task_ids) == 300
     bundle = view._repr_mimebundle_()
     assert WIDGET_VIEW_MIME not in bundle  # the page: no widget model to lose with the kernel
     assert "300 executed" in bundle["text/html"] and "SUCCESS" in bundle["text/plain"]
     assert view._widget_bundle()[WIDGET_VIEW_MIME]["model_id"] == view.widget.model_id
-    tree = view.open_tree()
-    assert view.bar.widget.children == (view.bar.button, tree.widget)
+    tree = view.open_tree()  # the ipywidgets tree (the explorer's), on request
+    assert view.bar.widget.children == (view.bar.reply, view.bar.request, tree.widget)
     names = [row.node.record.name for row in tree.rows.values()]
     assert len(names) == PAGE_SIZE  # first page of siblings, the rest behind "show more"
-    view.bar.toggle()  # back to the page
-    assert view.bar.widget.children == (view.bar.button,) and view.run_view is tree
+    assert view.open_tree() is tree
 
 
 def test_live_view_draws_the_last_event_within_the_interval() -> None:
@@ -489,7 +491,7 @@ def test_live_view_follows_a_resumed_run(client: TriggerClient, clock: FakeClock
     done = job.trigger(listeners=[view.listener])  # what the magic's resumer does when due
     view.finish(done)
     assert done.status == "SUCCESS"
-    assert view.bar is not None and view.run_view is None  # a new page, a new button
+    assert view.bar is not None and view.run_view is None  # a new page, a new bridge
     view.open_tree()
     assert view.run_view is not None
     assert [r.node.status for r in view.run_view.rows.values()] == [

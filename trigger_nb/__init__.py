@@ -123,7 +123,7 @@ def load_ipython_extension(ipython: Any) -> None:
 
 
 def _show_runs_as_trees_in_ipython() -> None:
-    """In a running IPython (a notebook kernel), show every ``JobRun`` as the interactive tree
+    """In a running IPython (a notebook kernel), show every ``JobRun`` as its page with actions
     from the first ``import trigger_nb`` on, without ``%load_ext``. Nothing is imported for it:
     IPython is only used when it is loaded already, and the display module is light (it names
     ``JobRun`` by its module and class, and loads the tree's code when a run is first shown)."""

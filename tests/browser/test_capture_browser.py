@@ -35,7 +35,8 @@ io.run_task("chart", chart, name="Draw chart")
 def test_output_section_shows_the_captured_figure_and_replay_marks_it(
     page: Page, jupyter_server: JupyterServer
 ) -> None:
-    nb = write_notebook(jupyter_server, "capture/plot", ["%load_ext trigger_nb", PLOT_CELL])
+    cells = ["%load_ext trigger_nb", PLOT_CELL, "%trigger_runs"]
+    nb = write_notebook(jupyter_server, "capture/plot", cells)
     open_and_run_notebook(page, jupyter_server, nb)
     cell = page.locator(".jp-CodeCell").nth(1)
     # Live: the figure is in the cell, as inline matplotlib would show it.
@@ -47,9 +48,10 @@ def test_output_section_shows_the_captured_figure_and_replay_marks_it(
     expect(section).to_contain_text("rows plotted: 3")
     section.evaluate("element => element.scrollIntoView({block: 'center'})")
     save_screenshot(page, "capture-page-output-section")
-    # The interactive tree: the same, rendered by the front end.
-    cell.locator(".tnb-open-tree").click()
-    tree = cell.locator(".tnb-run-view")
+    # The explorer's ipywidgets tree: the same, rendered by the front end.
+    explorer = page.locator(".jp-OutputArea-output .tnb-explorer").first
+    explorer.locator(".tnb-runs-list select").select_option(index=0)
+    tree = explorer.locator(".tnb-run-view")
     tree.locator(".tnb-name-btn", has_text="Draw chart").click()
     output = tree.locator(".tnb-details .tnb-captured-output")
     expect(output.locator("img")).to_be_visible(timeout=30_000)  # rendered by the front end

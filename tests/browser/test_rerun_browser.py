@@ -1,11 +1,13 @@
-"""A task's "Refresh" and "Re-run from here" buttons in a real browser (SPEC 3.7, 4):
-JupyterLab + headless Chromium + a real kernel. Side effects are counted in a file the test
+"""A task's "Refresh", "show output" and "Re-run from here" on the run's page in a real
+browser (SPEC 3.7, 4): JupyterLab + headless Chromium + a real kernel, the page's requests
+reaching the kernel through its bridge widget. Side effects are counted in a file the test
 reads; screenshots go to tests/artifacts/.
 
 - Refresh marks the task (its row says "refresh pending"); executing the cell again runs
   exactly that task again.
+- show output renders the value the kernel unpickled, in the task's details.
 - Re-run from here executes the run in the kernel at once, that task and every later one
-  running again, and the cell's tree follows it to the new finished tree.
+  running again, and the cell follows it to the new page.
 """
 
 from __future__ import annotations
@@ -51,27 +53,29 @@ def _wait_counts(log: Path, expected: dict[str, int], timeout: float = 60.0) -> 
     assert _counts(log) == expected
 
 
-def _open_details(tree: Locator, name: str) -> Locator:
-    tree.locator(".tnb-name-btn", has_text=name).click()
-    actions = tree.locator(".tnb-details .tnb-actions")
+def _page(cell: Locator) -> Locator:
+    """The run's page in the cell, drawn by its script (the one tree)."""
+    doc = cell.locator(".tnb-doc")
+    expect(doc).to_have_count(1, timeout=60_000)
+    expect(doc).to_have_attribute("data-tnb-app", "on", timeout=30_000)
+    return doc
+
+
+def _open_details(doc: Locator, name: str) -> Locator:
+    """Click a task's name on the page; its details, with the kernel's actions."""
+    doc.locator(".tnb-row .tnb-name", has_text=name).click()
+    actions = doc.locator(".tnb-body .tnb-actions-row")
     expect(actions).to_be_visible(timeout=30_000)
     return actions
-
-
-def _open_tree(cell: Locator) -> Locator:
-    """Click the finished run's "interactive tree" button (the tree with the actions is made
-    on demand, beside the run's page); return the tree."""
-    cell.locator(".tnb-open-tree").click()
-    tree = cell.locator(".tnb-run-view")
-    expect(tree).to_be_visible(timeout=30_000)
-    return tree
 
 
 def _scroll_to(locator: Locator) -> None:
     locator.evaluate("element => element.scrollIntoView({block: 'start'})")
 
 
-def test_refresh_then_rerun_from_here(page: Page, jupyter_server: JupyterServer) -> None:
+def test_refresh_show_output_then_rerun_from_here(
+    page: Page, jupyter_server: JupyterServer
+) -> None:
     log = jupyter_server.root_dir / "rerun" / "effects.log"
     log.parent.mkdir(parents=True, exist_ok=True)
     log.unlink(missing_ok=True)
@@ -81,58 +85,59 @@ def test_refresh_then_rerun_from_here(page: Page, jupyter_server: JupyterServer)
     _wait_counts(log, {"extract": 1, "transform": 1, "load": 1})
 
     cell = page.locator(".jp-CodeCell").nth(2)
-    tree = _open_tree(cell)
-    expect(tree.locator(".tnb-header")).to_contain_text("3 executed · 0 replayed")
+    doc = _page(cell)
+    expect(doc).to_contain_text("3 executed · 0 replayed")
+    expect(cell.locator(".tnb-open-tree")).to_have_count(0)  # one tree: the page
 
     # Refresh: the row is marked, nothing runs yet.
-    actions = _open_details(tree, "Transform")
+    actions = _open_details(doc, "Transform")
     expect(actions.locator(".tnb-refresh-btn")).to_have_text("Refresh")
     expect(actions.locator(".tnb-rerun-btn")).to_have_text("Re-run from here")
     actions.locator(".tnb-refresh-btn").click()
-    expect(actions.locator(".tnb-action-note")).to_contain_text(
+    expect(doc.locator(".tnb-answer")).to_contain_text(
         "Transform runs again on the run's next execution", timeout=30_000
     )
-    pending = tree.locator(".tnb-meta-html .tnb-refresh-pending")
+    pending = doc.locator(".tnb-row .tnb-refresh-pending")
     expect(pending).to_have_count(1)
-    expect(pending).to_contain_text("refresh pending")
-    _scroll_to(tree)
+    expect(doc.locator(".tnb-row:has(.tnb-refresh-pending)")).to_contain_text("Transform")
+    _scroll_to(doc)
     save_screenshot(page, "rerun-refresh-marked")
     assert _counts(log) == {"extract": 1, "transform": 1, "load": 1}
 
     # Executing the cell again runs exactly the refreshed task.
     cell.locator(".jp-InputPrompt").click()
     page.keyboard.press("Shift+Enter")
-    expect(cell).to_contain_text("1 executed · 2 replayed", timeout=60_000)  # its page
-    tree = _open_tree(cell)
-    expect(tree.locator(".tnb-header")).to_contain_text("1 executed · 2 replayed")
+    expect(cell).to_contain_text("1 executed · 2 replayed", timeout=60_000)
+    doc = _page(cell)
     _wait_counts(log, {"extract": 1, "transform": 2, "load": 1})
-    expect(tree.locator(".tnb-refresh-pending")).to_have_count(0)
-    expect(tree.locator(".tnb-name-btn.tnb-st-completed", has_text="Transform")).to_be_visible()
-    expect(tree.locator(".tnb-name-btn.tnb-st-replayed", has_text="Load")).to_be_visible()
-    # Its history keeps the superseded attempt.
-    _open_details(tree, "Transform")
-    expect(tree.locator(".tnb-details .tnb-attempt")).to_have_count(2)
-    expect(tree.locator(".tnb-details .tnb-attempt").first).to_contain_text(
+    expect(doc.locator(".tnb-refresh-pending")).to_have_count(0)
+    expect(doc.locator(".tnb-row.tnb-st-completed", has_text="Transform")).to_be_visible()
+    expect(doc.locator(".tnb-row.tnb-st-replayed", has_text="Load")).to_be_visible()
+    # Its history keeps the superseded attempt; "show output" asks the kernel for the value.
+    actions = _open_details(doc, "Transform")
+    expect(doc.locator(".tnb-app .tnb-body .tnb-attempt")).to_have_count(2)
+    expect(doc.locator(".tnb-app .tnb-body .tnb-attempt").first).to_contain_text(
         "completed · superseded (was 'transform')"
     )
-    _scroll_to(tree)
+    actions.locator("[data-act='output']").click()
+    expect(doc.locator(".tnb-answer .tnb-display")).to_have_text("'transform'", timeout=30_000)
+    _scroll_to(doc)
     save_screenshot(page, "rerun-refreshed-ran")
 
-    # Re-run from here: executes now; the same cell's tree follows to the new finished tree.
-    tree.locator(".tnb-details .tnb-rerun-btn").click()
+    # Re-run from here: executes now; the same cell follows it to the new page.
+    doc.locator(".tnb-body .tnb-rerun-btn").click()
     _wait_counts(log, {"extract": 1, "transform": 3, "load": 2})
     expect(cell).to_contain_text("2 executed · 1 replayed", timeout=60_000)  # the page follows
-    tree = _open_tree(cell)
-    expect(tree.locator(".tnb-header")).to_contain_text("2 executed · 1 replayed")
-    expect(tree.locator(".tnb-header")).to_contain_text("over 3 executions")
-    expect(tree.locator(".tnb-name-btn.tnb-st-replayed", has_text="Extract")).to_be_visible()
-    expect(tree.locator(".tnb-name-btn.tnb-st-completed", has_text="Load")).to_be_visible()
-    expect(cell.locator(".tnb-run-view")).to_have_count(1)  # followed in place, not added
-    _scroll_to(tree)
+    doc = _page(cell)
+    expect(doc).to_contain_text("2 executed · 1 replayed")
+    expect(doc).to_contain_text("over 3 executions")
+    expect(doc.locator(".tnb-row.tnb-st-replayed", has_text="Extract")).to_be_visible()
+    expect(doc.locator(".tnb-row.tnb-st-completed", has_text="Load")).to_be_visible()
+    _scroll_to(doc)
     save_screenshot(page, "rerun-from-here")
     assert _counts(log) == {"extract": 1, "transform": 3, "load": 2}
 
-    # The saved notebook carries the re-run's tree as its static HTML too.
+    # The saved notebook carries the re-run's page.
     page.locator(".jp-NotebookPanel .jp-Notebook").first.click()
     page.keyboard.press("Control+s")
     saved = jupyter_server.root_dir / nb
@@ -160,8 +165,8 @@ job.trigger()
 
 
 def test_rerun_from_here_on_a_displayed_run(page: Page, jupyter_server: JupyterServer) -> None:
-    """A JobRun shown as a cell's value: its tree is replaced in place by the live view of the
-    re-run, then by the new finished tree."""
+    """A JobRun shown as a cell's value: its page follows the re-run in place (the live view,
+    then the new page)."""
     log = jupyter_server.root_dir / "rerun" / "api-effects.log"
     log.parent.mkdir(parents=True, exist_ok=True)
     log.unlink(missing_ok=True)
@@ -170,16 +175,14 @@ def test_rerun_from_here_on_a_displayed_run(page: Page, jupyter_server: JupyterS
     open_and_run_notebook(page, jupyter_server, nb)
     _wait_counts(log, {"extract": 1, "transform": 1, "load": 1})
     cell = page.locator(".jp-CodeCell").nth(2)
-    tree = _open_tree(cell)
-    expect(tree.locator(".tnb-header")).to_contain_text("3 executed · 0 replayed")
-    actions = _open_details(tree, "Load")
+    doc = _page(cell)
+    expect(doc).to_contain_text("3 executed · 0 replayed")
+    actions = _open_details(doc, "Load")
     actions.locator(".tnb-rerun-btn").click()
     _wait_counts(log, {"extract": 1, "transform": 1, "load": 2})
-    # The live view took the button's place, then shows the new finished run's button.
-    expect(cell.locator(".tnb-run-view")).to_have_count(0, timeout=60_000)  # the old tree went
-    fresh = _open_tree(cell)
-    expect(fresh.locator(".tnb-header")).to_contain_text("1 executed · 2 replayed", timeout=60_000)
-    expect(fresh.locator(".tnb-name-btn.tnb-st-completed", has_text="Load")).to_be_visible()
-    expect(cell.locator(".tnb-run-view")).to_have_count(1)
+    expect(cell).to_contain_text("1 executed · 2 replayed", timeout=60_000)
+    doc = _page(cell)
+    expect(doc.locator(".tnb-row.tnb-st-completed", has_text="Load")).to_be_visible()
+    expect(doc.locator(".tnb-row.tnb-st-replayed", has_text="Extract")).to_be_visible()
     _scroll_to(cell)
     save_screenshot(page, "rerun-displayed-run")

@@ -1,10 +1,11 @@
 """The run page in a real browser: JupyterLab + headless Chromium + a real kernel.
 
 A finished run shows as a page of HTML (tree, status chips, search, sort, jump to the first
-failure, timeline) drawn by its inline script, plus a one-button widget that makes the
-interactive tree on demand. These tests reopen a saved notebook after its kernel is gone, use
-the chips and the search, jump to a failure hidden deep in a 1,000-task run, and count the
-timeline's bars. Screenshots go to tests/artifacts/.
+failure, timeline) drawn by its inline script, beside a hidden widget through which a task's
+details reach the kernel while it lives. These tests reopen a saved notebook after its kernel
+is gone (in JupyterLab and in Notebook 7), use the chips and the search, jump to a failure
+hidden deep in a 1,000-task run, and count the timeline's bars. Screenshots go to
+tests/artifacts/.
 """
 
 from __future__ import annotations
@@ -100,8 +101,9 @@ def test_reopened_without_its_kernel_the_run_still_shows(
     open_and_run_notebook(page, jupyter_server, nb)
     first = _cell(page, 1).locator(".tnb-doc")
     expect(first.locator(".tnb-status")).to_have_text("FAILURE")
-    # with a live kernel: the page, and the button making the interactive tree on demand
-    expect(_cell(page, 1).locator(".tnb-open-tree")).to_be_visible()
+    # with a live kernel: the page offers the kernel's actions in a task's details
+    first.locator(".tnb-app .tnb-name", has_text="Save rows").click()
+    expect(first.locator(".tnb-app .tnb-actions-row .tnb-rerun-btn")).to_be_visible()
     expect(_cell(page, 2).locator(".tnb-doc .tnb-row", has_text="Render report")).to_be_visible()
     outputs = _save(page, jupyter_server, nb, "Render report")
     assert "Save rows" in outputs and "ZeroDivisionError" in outputs
@@ -134,6 +136,10 @@ def test_reopened_without_its_kernel_the_run_still_shows(
         )
         assert shown == "none"
     expect(notebook.get_by_text("Loading widget")).to_be_hidden()
+    # without the kernel that ran it, a task's details offer no action that could not work
+    doc.locator(".tnb-app .tnb-name", has_text="Save rows").click()
+    expect(doc.locator(".tnb-app .tnb-body")).to_contain_text("ZeroDivisionError")
+    expect(doc.locator(".tnb-actions-row")).to_have_count(0)
     # the page's own script runs in the reopened (trusted) notebook: chips and timeline work
     doc.locator(".tnb-chip-failed").click()
     expect(doc.locator(".tnb-pane-tree .tnb-row.tnb-st-completed")).to_have_count(0)
@@ -160,6 +166,48 @@ def test_reopened_without_its_kernel_the_run_still_shows(
         "untrusted copy: dead widget outputs visible:",
         [dead.nth(i).is_visible() for i in range(dead.count())],
     )
+
+
+def test_notebook7_reopened_without_its_kernel_shows_the_tree(
+    page: Page, jupyter_server: JupyterServer
+) -> None:
+    """Notebook 7 (the ``notebook`` package: JupyterLab's components, its own shell) shows a
+    saved run's page like JupyterLab: the tree with statuses, durations and errors, never the
+    dead widget's "model not found"."""
+    nb = write_notebook(jupyter_server, "page/nb7", _cells(FAILING_RUN, MAGIC_RUN))
+    open_and_run_notebook(page, jupyter_server, nb)
+    expect(_cell(page, 2).locator(".tnb-doc .tnb-row", has_text="Render report")).to_be_visible()
+    _save(page, jupyter_server, nb, "Render report")
+    jupyter_server.shutdown_all_kernels()
+
+    # Notebook 7's own page for the notebook; it starts a new, empty kernel
+    page.goto(f"{jupyter_server.url}/notebooks/{nb}?token={jupyter_server.token}")
+    expect(page.locator("#main-panel .jp-NotebookPanel")).to_be_visible(timeout=60_000)
+    assert "/lab" not in page.url  # Notebook 7, not JupyterLab
+    cells = page.locator(".jp-NotebookPanel .jp-CodeCell")
+    doc = cells.nth(1).locator(".tnb-doc")
+    expect(doc).to_be_visible(timeout=30_000)
+    expect(doc).to_have_attribute("data-tnb-app", "on")  # its script ran: trusted, drawn
+    expect(doc.locator(".tnb-status")).to_have_text("FAILURE")
+    expect(doc.locator(".tnb-run-error")).to_contain_text("error in task Save rows")
+    failed = _row(doc, "Save rows", ".tnb-row.tnb-st-failed")
+    expect(failed).to_contain_text("ZeroDivisionError: division by zero")
+    expect(_row(doc, "Fetch orders")).to_contain_text("3 attempts")
+    expect(_row(doc, "Log in")).to_contain_text(" ms")  # a duration
+    magic = cells.nth(2).locator(".tnb-doc")
+    expect(magic.locator(".tnb-status")).to_have_text("SUCCESS")
+    expect(_row(magic, "Query warehouse")).to_be_visible()
+    page.wait_for_timeout(2000)  # the widget manager has given up on the old models by now
+    dead = page.get_by_text("model not found")
+    for i in range(dead.count()):  # the widget outputs may be there, never shown
+        expect(dead.nth(i)).to_be_hidden()
+    loading = page.get_by_text("Loading widget")
+    for i in range(loading.count()):
+        expect(loading.nth(i)).to_be_hidden()
+    doc.locator(".tnb-chip-failed").click()  # the controls work without the kernel
+    expect(doc.locator(".tnb-pane-tree .tnb-row.tnb-st-completed")).to_have_count(0)
+    _scroll_to_top(cells.nth(1))
+    save_screenshot(page, "page-notebook7-reopened")
 
 
 WIDE_RUN = """\

@@ -1,8 +1,9 @@
-"""The task-tree widget in a real browser: JupyterLab + headless Chromium + a real kernel.
+"""A run's tree in a real browser: JupyterLab + headless Chromium + a real kernel.
 
 A notebook defines a nested job through the Python API, triggers it (one task fails), and
-displays the run; then ``%trigger_runs`` lists it. Clicks are real kernel round trips.
-Screenshots go to tests/artifacts/.
+displays the run: its page is the one tree (drawn by its script; "show output" is a real kernel
+round trip through its bridge widget). ``%trigger_runs`` lists the run and shows its ipywidgets
+tree, whose clicks are kernel round trips too. Screenshots go to tests/artifacts/.
 """
 
 from __future__ import annotations
@@ -69,14 +70,20 @@ def _cells(*cells: str) -> list[str]:
     return ["%load_ext trigger_nb", *cells]
 
 
-def _open_tree(page: Page, cell: int) -> Locator:
-    """Click a finished run's "interactive tree" button (the tree is made on demand) in code
-    cell ``cell``; return the tree."""
-    code_cell = page.locator(".jp-CodeCell").nth(cell)
-    code_cell.locator(".tnb-open-tree").click()
-    tree = code_cell.locator(".tnb-run-view")
-    expect(tree).to_be_visible(timeout=30_000)
-    return tree
+def _page(page: Page, cell: int) -> Locator:
+    """The run's page in code cell ``cell``, drawn by its script (the one tree)."""
+    doc = page.locator(".jp-CodeCell").nth(cell).locator(".tnb-doc")
+    expect(doc).to_have_count(1, timeout=60_000)
+    expect(doc).to_have_attribute("data-tnb-app", "on", timeout=30_000)
+    return doc
+
+
+def _details(doc: Locator, name: str) -> Locator:
+    """Click a task's name on the page; its details (the page's script draws them)."""
+    doc.locator(".tnb-app .tnb-row .tnb-name", has_text=name).click()
+    body = doc.locator(".tnb-app .tnb-row:has(.tnb-name:text-is('" + name + "')) + .tnb-body")
+    expect(body).to_be_visible(timeout=30_000)
+    return body
 
 
 def _scroll_to_top(locator: Locator) -> None:
@@ -91,42 +98,40 @@ def test_tree_logs_error_output_and_explorer(page: Page, jupyter_server: Jupyter
     nb = write_notebook(jupyter_server, "widget/quickstart", cells)
     open_and_run_notebook(page, jupyter_server, nb)
 
-    # the run's page shows at once; the interactive tree is made when asked for
-    expect(page.locator(".jp-CodeCell").nth(1).locator(".tnb-doc")).to_contain_text("FAILURE")
-    tree = _open_tree(page, 1)
-    # while it is open, the page beside it is hidden: one tree at a time
-    expect(page.locator(".jp-CodeCell").nth(1).locator(".tnb-doc")).to_be_hidden()
-    expect(tree.locator(".tnb-header")).to_contain_text("Welcome a new user")
-    expect(tree.locator(".tnb-header")).to_contain_text("FAILURE")
-    expect(tree.locator(".tnb-header")).to_contain_text("3 executed · 0 replayed · 1 failed")
+    # the run's page is the tree: no second one, no button to make one
+    tree = _page(page, 1)
+    expect(page.locator(".jp-CodeCell").nth(1).locator(".tnb-open-tree")).to_have_count(0)
+    expect(tree).to_contain_text("Welcome a new user")
+    expect(tree.locator(".tnb-status")).to_have_text("FAILURE")
+    expect(tree).to_contain_text("3 executed · 0 replayed · 1 failed")
     for name in ("Fetch user", "Load profile", "Load orders", "Send welcome email"):
-        expect(tree.locator(".tnb-name-btn", has_text=name)).to_be_visible()
-    expect(tree.locator(".tnb-meta-html.tnb-row-failed")).to_contain_text(
+        expect(tree.locator(".tnb-app .tnb-name", has_text=name)).to_be_visible()
+    expect(tree.locator(".tnb-app .tnb-row.tnb-st-failed")).to_contain_text(
         "ConnectionError: SMTP server refused the connection"
     )
     _scroll_to_top(tree)
     save_screenshot(page, "widget-tree")
 
-    # Expanding a task shows its log line (a real kernel round trip builds the details).
-    tree.locator(".tnb-name-btn", has_text="Fetch user").click()
-    log_line = tree.locator(".tnb-details .tnb-log", has_text="looking up user")
-    expect(log_line).to_be_visible(timeout=30_000)
+    # A task's details show its log line.
+    fetch = _details(tree, "Fetch user")
+    expect(fetch.locator(".tnb-log", has_text="looking up user")).to_be_visible()
 
     # The failed task's row shows its error; its details, the traceback, folded until asked.
-    tree.locator(".tnb-name-btn", has_text="Send welcome email").click()
-    traceback = tree.locator(".tnb-details .tnb-traceback")
-    expect(traceback).to_be_visible(timeout=30_000)
+    traceback = _details(tree, "Send welcome email").locator(".tnb-traceback")
+    expect(traceback).to_be_visible()
     traceback.locator("summary").click()
     expect(traceback).to_contain_text("Traceback")
     expect(traceback).to_contain_text("SMTP server refused the connection")
-    # The database icon is drawn (FontAwesome), not written as "[database]".
-    expect(tree.locator(".tnb-meta-html .fa-database")).to_be_visible()
+    # The database icon is drawn (a glyph, named on hover), not written as "[database]".
+    expect(tree.locator(".tnb-app .tnb-icon[title='database']").first).to_be_visible()
     expect(tree).not_to_contain_text("[database]")
 
-    # "show output" loads the stored value and renders it.
-    tree.locator(".tnb-name-btn", has_text="Load profile").click()
-    tree.locator(".tnb-show-output").first.click()
-    expect(tree.locator(".tnb-output").first).to_contain_text("ann@example.com", timeout=30_000)
+    # "show output" asks the kernel for the stored value and renders it in the details.
+    profile = _details(tree, "Load profile")
+    profile.locator("[data-act='output']").click()
+    answer = profile.locator(".tnb-answer")
+    expect(answer).to_contain_text("ann@example.com", timeout=30_000)
+    expect(answer).to_contain_text("loaded in the kernel")
     _scroll_to_top(tree)
     save_screenshot(page, "widget-tree-expanded")
 
@@ -144,13 +149,15 @@ def test_tree_logs_error_output_and_explorer(page: Page, jupyter_server: Jupyter
     save_screenshot(page, "widget-explorer")
 
     # Run again after the fix: completed tasks are replayed, only the failed one executes.
-    again = _open_tree(page, 3)
-    expect(again.locator(".tnb-header")).to_contain_text("SUCCESS")
-    expect(again.locator(".tnb-header")).to_contain_text("over 2 executions")
+    again = _page(page, 3)
+    expect(again.locator(".tnb-status")).to_have_text("SUCCESS")
+    expect(again).to_contain_text("over 2 executions")
     # "Fetch user" and the two tasks inside it
-    expect(again.locator(".tnb-header")).to_contain_text("1 executed · 3 replayed · 0 failed")
-    expect(again.locator(".tnb-name-btn.tnb-st-replayed", has_text="Fetch user")).to_be_visible()
-    expect(again.locator(".tnb-name-btn.tnb-st-completed", has_text="Send welcome")).to_be_visible()
+    expect(again).to_contain_text("1 executed · 3 replayed · 0 failed")
+    replayed = again.locator(".tnb-app .tnb-row.tnb-st-replayed", has_text="Fetch user")
+    expect(replayed).to_be_visible()
+    completed = again.locator(".tnb-app .tnb-row.tnb-st-completed", has_text="Send welcome")
+    expect(completed).to_be_visible()
     _scroll_to_top(again)
     save_screenshot(page, "widget-replayed")
 
@@ -177,19 +184,17 @@ job.trigger()
 def test_stale_task_is_badged_and_explained(page: Page, jupyter_server: JupyterServer) -> None:
     nb = write_notebook(jupyter_server, "widget/stale", _cells(STALE_RUN, STALE_AGAIN))
     open_and_run_notebook(page, jupyter_server, nb)
-    tree = _open_tree(page, 2)
-    expect(tree.locator(".tnb-header")).to_contain_text("0 executed · 2 replayed", timeout=60_000)
-    expect(tree.locator(".tnb-header")).to_contain_text(" · 1 stale")
-    stale = tree.locator(".tnb-name-btn.tnb-st-replayed.tnb-stale", has_text="Score")
-    expect(stale).to_be_visible()
-    expect(tree.locator(".tnb-name-btn.tnb-stale")).to_have_count(1)  # "Load rows" is not
-    # An amber badge with FontAwesome's warning icon, apart from replayed purple
-    badge = tree.locator(".tnb-meta-html .tnb-badge.tnb-stale")
-    expect(badge).to_have_count(1)
-    expect(badge.locator(".fa-exclamation-triangle")).to_be_visible()
+    tree = _page(page, 2)
+    expect(tree).to_contain_text("0 executed · 2 replayed", timeout=60_000)
+    expect(tree.locator(".tnb-counts")).to_contain_text(" · 1 stale")
+    stale = tree.locator(".tnb-app .tnb-row.tnb-st-replayed:has(.tnb-stale)")
+    expect(stale).to_have_count(1)  # "Load rows" is not
+    expect(stale.locator(".tnb-name")).to_have_text("Score")
+    # An amber badge with a warning sign, apart from replayed purple
+    badge = stale.locator(".tnb-badge.tnb-stale")
+    expect(badge).to_contain_text("⚠ stale")
     expect(badge).to_have_css("background-color", "rgb(180, 83, 9)")
-    stale.click()
-    note = tree.locator(".tnb-details .tnb-stale-note")
+    note = _details(tree, "Score").locator(".tnb-stale-note")
     expect(note).to_contain_text("stale: global 'threshold' changed", timeout=30_000)
     expect(note).to_contain_text("%%trigger_job ... --refresh-stale")
     _scroll_to_top(tree)
@@ -231,16 +236,13 @@ def test_thousand_task_run_renders_and_pages(page: Page, jupyter_server: Jupyter
     elapsed = time.monotonic() - started
     print(f"the 1,000-task page was visible after {elapsed:.1f} s")  # measured, not asserted
     wait_for_execution(page, 2)
-    view = _open_tree(page, 1)
-    expect(view.locator(".tnb-header")).to_contain_text("1010 executed")
+    view = _page(page, 1)
 
-    # Long sibling lists are paged: 50 rows, then "show more".
-    view.locator(".tnb-chevron").first.click()
-    more = view.locator(".tnb-more-btn").first
-    expect(more).to_have_text("show 50 more (50 not shown)", timeout=30_000)
-    expect(view.locator(".tnb-name-btn", has_text="[item, 0, 49]")).to_be_visible()
-    more.click()
-    expect(view.locator(".tnb-name-btn", has_text="[item, 0, 99]")).to_be_visible(timeout=30_000)
+    # Long sibling lists are paged by the page's script (100 rows, then "show more"); a
+    # group's 100 items fit one page.
+    view.locator(".tnb-app .tnb-chev[data-act='kids']").first.click()
+    expect(view.locator(".tnb-app .tnb-name", has_text="[item, 0, 99]")).to_be_visible()
+    expect(view.locator(".tnb-app .tnb-name", has_text="[item, 1, 0]")).to_have_count(0)
     _scroll_to_top(view)
     save_screenshot(page, "widget-thousand")
 
@@ -267,13 +269,13 @@ def test_magic_cell_is_live_then_saved_with_static_html(
     expect(live.locator(".tnb-status", has_text="RUNNING")).to_be_visible()
     save_screenshot(page, "widget-live")
     wait_for_execution(page, 2)
-    # Then the run's page replaces it, and a button making the interactive tree on demand.
+    # Then the run's page replaces it; the widget stays, hidden: the page's link to the kernel.
     doc = page.locator(".jp-OutputArea-output .tnb-doc").first
     expect(doc.locator(".tnb-counts")).to_contain_text("8 executed · 0 replayed · 0 failed")
     expect(doc.locator(".tnb-row", has_text="step 7")).to_be_visible()
     expect(live.locator(".tnb-task")).to_have_count(0)  # the live HTML is gone
-    view = _open_tree(page, 1)
-    expect(view.locator(".tnb-name-btn", has_text="step 7")).to_be_visible()
+    expect(live.locator(".tnb-bridge-in input")).to_be_hidden()
+    expect(page.locator(".jp-CodeCell").nth(1).locator(".tnb-open-tree")).to_have_count(0)
 
     # The saved notebook carries the final tree as static HTML, for viewers without a kernel.
     page.locator(".jp-NotebookPanel .jp-Notebook").first.click()

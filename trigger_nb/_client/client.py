@@ -16,7 +16,7 @@ from trigger_nb._client.comparison import (
     compare_runs,
 )
 from trigger_nb._client.job import DEFAULT_VERSION, Job, check_id
-from trigger_nb._client.run import JobRun
+from trigger_nb._client.run import JobRun, WaitingHook
 from trigger_nb._core.clock import SYSTEM_CLOCK, Clock
 from trigger_nb._core.model import RunRecord
 from trigger_nb._core.status import RunStatus, parse_run_status
@@ -61,6 +61,9 @@ class TriggerClient:
         self.clock: Clock = clock or SYSTEM_CLOCK
         self.jobs: dict[str, Job] = {}
         self.observers: list[RunObserver] = []
+        # Called when ``run.rerun()``/``run.resume()`` ended WAITING: a kernel sets its resume
+        # timer here (``_jupyter.resume``), as it does for a ``%%trigger_job`` cell's run.
+        self.on_waiting: WaitingHook | None = None
 
     def __repr__(self) -> str:
         return f"<TriggerClient {self.id!r} store={self.store.location}>"

@@ -6,7 +6,7 @@ Executing one is ``trigger_nb._engine.runner.execute_run``, which returns a ``Ru
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from datetime import datetime
 from typing import Any, Protocol
 
@@ -31,6 +31,11 @@ from trigger_nb._store.run_records import parse_run
 from trigger_nb._store.snapshot import RunSnapshot
 from trigger_nb._store.store import Store
 from trigger_nb.errors import CacheReadError, JobDefinitionError, NotFoundError
+
+# ``on_waiting(run, listeners)``: a run's re-execution by its handle ended WAITING; the
+# listeners are those that watched it (a kernel's resume timer sets one, so the execution due
+# later is watched by the same view).
+WaitingHook = Callable[["JobRun", tuple["Listener | RunObserver", ...]], None]
 
 
 class RunOwner(Protocol):
@@ -102,8 +107,9 @@ class JobRun(RunTasks):
 
     def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, Any]:
         """The run as static HTML and text (nbconvert, GitHub, a terminal). In a notebook the
-        interactive tree is shown instead: ``%load_ext trigger_nb``, or ``import trigger_nb``
-        in a running IPython, registers it as the display formatter for ``JobRun``."""
+        page with its kernel actions is shown instead: ``%load_ext trigger_nb``, or
+        ``import trigger_nb`` in a running IPython, registers it as the display formatter for
+        ``JobRun``."""
         from trigger_nb._render.bundle import static_mimebundle
 
         return static_mimebundle(self.run_data())
@@ -276,7 +282,8 @@ class JobRun(RunTasks):
         this handle (status, output, exception, ...) and returns it."""
         if self._client is None:
             raise JobDefinitionError(_NO_CLIENT.format(run=self.id, action="resume"))
-        return self._adopt(finished_run(self._client.execute_again(self._record), self._client))
+        self._adopt(finished_run(self._client.execute_again(self._record), self._client))
+        return self._waiting((), self._client)
 
     def refresh_task(self, task: object) -> JobRun:
         """Make ``task`` and its subtasks no longer cached: the run's next execution (the cell
@@ -319,7 +326,16 @@ class JobRun(RunTasks):
             self._mark(rerun_selection(records, target, record.latest_execution))
         observers = [as_observer(listener) for listener in listeners]
         outcome = client.execute_again(self._record, observers=observers, refresh=from_task is None)
-        return self._adopt(finished_run(outcome, client))
+        self._adopt(finished_run(outcome, client))
+        return self._waiting(tuple(listeners), client)
+
+    def _waiting(self, listeners: tuple[Listener | RunObserver, ...], client: RunOwner) -> JobRun:
+        """Tell the client's ``on_waiting`` (a kernel's resume timer) when the execution ended
+        WAITING, as a ``%%trigger_job`` cell's own execution does."""
+        hook: WaitingHook | None = getattr(client, "on_waiting", None)  # TriggerClient's
+        if hook is not None and self._record.status is RunStatus.WAITING:
+            hook(self, listeners)
+        return self
 
     def _fresh_records(self) -> list[TaskRecord]:
         self._snapshot = None  # marks and tasks as stored now

@@ -61,7 +61,7 @@ from trigger_nb.errors import NotFoundError, RunConflictError
 
 
 def load_ipython_extension(ipython: Any) -> None:
-    """``%load_ext trigger_nb``: the magics, and the interactive tree for displayed runs."""
+    """``%load_ext trigger_nb``: the magics, and the run page (with actions) for displayed runs."""
     from IPython.core.magic import no_var_expand, output_can_be_silenced
 
     magics = TriggerMagics(ipython)

@@ -24,6 +24,7 @@ import traceback
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
+from trigger_nb._client.client import TriggerClient, default_client
 from trigger_nb._client.run import finished_run
 from trigger_nb._core.model import RunStatus
 from trigger_nb._engine.events import as_observer
@@ -82,6 +83,9 @@ class Resumer:
         self._busy = 0
         self._last_cell: Any = None  # the request of the cell executed last (see Failure.alert)
         shell.events.register("pre_run_cell", self._cell_started)
+        # run.rerun()/run.resume() ending WAITING (in a cell, or "Re-run from here" in a tree)
+        # sets a timer too, as a %%trigger_job cell's own execution does
+        default_client().on_waiting = self.rerun_waiting
 
     def _cell_started(self, info: Any) -> None:
         kernel = getattr(self._shell, "kernel", None)
@@ -126,8 +130,26 @@ class Resumer:
         delay = max((due - job.client.clock.now()).total_seconds(), 0.0)
         self._set_timer(loop, delay, job, run.id, view, output)
 
+    def rerun_waiting(self, run: JobRun, listeners: tuple[Any, ...]) -> None:
+        """``TriggerClient.on_waiting``: a run re-executed by its handle ended WAITING. The
+        live view among ``listeners`` (the tree whose "Re-run from here" started it) follows
+        the resumed execution, as it followed this one."""
+        from trigger_nb._widgets.live import LiveRunView
+
+        client = run._client
+        if client is None or not isinstance(client, TriggerClient):
+            return
+        try:
+            job = client.get_job(run.record.job_id)
+        except NotFoundError:  # rerun() checked it; a job removed meanwhile cannot resume
+            return
+        owners = (getattr(listener, "__self__", None) for listener in listeners)
+        view = next((owner for owner in owners if isinstance(owner, LiveRunView)), None)
+        self.schedule(job, run, view)
+
     def _set_timer(self, loop: asyncio.AbstractEventLoop, delay: float, *args: Any) -> None:
         run_id = args[1]
+        self.cancel(run_id)  # one timer per run: a re-run while one waits replaces it
         self._timers[run_id] = loop.call_later(
             delay, self._resume, *args, context=contextvars.Context()
         )

@@ -7,17 +7,19 @@ Status colours come from ``tree.COLORS`` (one place for every view).
 from trigger_nb._render.css import STATUSES
 from trigger_nb._render.tree import COLORS
 
-# A finished run's cell has two outputs: the widget bar (interactive parts, made on demand while a
-# kernel lives) and this page. Reopened without a kernel, JupyterLab and Notebook 7 draw the
-# widget's output as "Error displaying widget: model not found" (or "Loading widget...": text,
-# no element); these rules hide that output when it sits just before a page (``:has``, which
-# cannot nest: hence the output, not its row, is hidden; Chromium
-# 105+, Firefox 121+, Safari 15.4+), and hide the page while the interactive tree is open
-# instead. The page's script does the same where these class names do not apply (``hideDead``).
+# A finished run's cell has two outputs: a hidden widget (the page's link to the kernel while it
+# lives, ``_widgets.bridge``) and this page. Reopened without a kernel, JupyterLab and Notebook 7
+# draw the widget's output as "Error displaying widget: model not found" (or "Loading
+# widget...": text, no element); these rules hide that output when it sits just before a page
+# (``:has``, which cannot nest: hence the output, not its row, is hidden; Chromium 105+, Firefox
+# 121+, Safari 15.4+), and hide the page while an ipywidgets tree is shown in its place
+# (``LiveRunView.open_tree``). The page's script does the same where these class names do not
+# apply (``hideDead``). The bridge's own two widgets never show.
 REOPEN_CSS = """
 .jp-OutputArea-child:has(+ .jp-OutputArea-child .tnb-doc)>
 .jp-OutputArea-output.jupyter-widgets:not(:has(*)){display:none}
 .jp-OutputArea-child:has(.tnb-run-view) + .jp-OutputArea-child:has(.tnb-doc){display:none}
+.tnb-bridge-in,.tnb-bridge-out{display:none!important}
 """
 
 APP_CSS = """
@@ -26,6 +28,12 @@ APP_CSS = """
 .tnb-doc .tnb-tl-head select{font:inherit;font-size:12px;border:1px solid
 var(--jp-border-color1,#d0d7de);background:var(--jp-layout-color1,#fff);
 color:var(--jp-ui-font-color1,#1f2328);border-radius:12px;padding:1px 9px;cursor:pointer}
+.tnb-doc .tnb-actions-row{margin:6px 0 2px}
+.tnb-doc .tnb-actions-row button{font:inherit;font-size:12px;border:1px solid
+var(--jp-border-color1,#d0d7de);background:var(--jp-layout-color1,#fff);
+color:var(--jp-ui-font-color1,#1f2328);border-radius:4px;padding:1px 9px;cursor:pointer}
+.tnb-doc .tnb-answer{margin:4px 0}
+.tnb-doc .tnb-refresh-pending{background:#57606a}
 .tnb-doc .tnb-bar-row button:disabled{opacity:.45;cursor:default}
 .tnb-doc .tnb-bar-row .tnb-on{background:var(--jp-brand-color1,#1f6feb);color:#fff;
 border-color:var(--jp-brand-color1,#1f6feb)}

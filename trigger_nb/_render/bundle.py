@@ -1,8 +1,8 @@
 """A run's static display: the ``text/html`` and ``text/plain`` every front end can show.
 
 ``JobRun._repr_mimebundle_`` returns it. In a kernel where trigger_nb registered its display
-function (``_widgets.display.register``), a run shows as this page plus a button making the
-interactive tree on demand.
+function (``_widgets.display.register``), a run shows as this page plus the hidden widget through
+which its task actions reach the kernel.
 """
 
 from __future__ import annotations

@@ -82,7 +82,7 @@ def _events_html(events: list[Event]) -> str:
             cut = " …" if len(shown) < len(text) else ""
             parts.append(f'<pre class="tnb-{kind}">{html.escape(shown)}{cut}</pre>')
             continue
-        piece = _display_html(payload.get("data", {}) if isinstance(payload, dict) else {})
+        piece = display_html(payload.get("data", {}) if isinstance(payload, dict) else {})
         if len(piece) > rich_left:
             left_out += 1
             continue
@@ -97,7 +97,7 @@ def _events_html(events: list[Event]) -> str:
     return "".join(parts)
 
 
-def _display_html(data: Mapping[str, Any]) -> str:
+def display_html(data: Mapping[str, Any]) -> str:
     """A mime bundle as HTML: an image inline, the display's own HTML (without scripts), else
     its text."""
     for mime in _IMAGES:

@@ -10,12 +10,14 @@ Shape (short keys: a 10,000-task run stays a few MB): ``{"base": epoch ms, "now"
 tree pre-order (the tree's own order: seq, a parallel task's children by item index), each a
 dict: ``p`` parent index (absent at the top), ``t`` title, ``k`` key shown, ``s`` display
 status, ``b`` start (only without attempts), ``d`` duration (µs), ``a`` attempts
-``[number, execution, start, end|null, status, error]``, and when present: ``er`` the
-row's error, ``tb`` the traceback, ``st`` stale reasons, ``pr`` properties
+``[number, execution, start, end|null, status, error(, superseded status text)]``, and when
+present: ``er`` the row's error, ``tb`` the traceback, ``st`` stale reasons, ``pr`` properties
 ``[label, text, url]``, ``ds``
 description, ``pa`` params (JSON text, redacted), ``op`` ``[output type, size, preview]``,
 ``w`` wait until, ``n`` a parallel task's item count, ``ic`` icon glyph and name, ``lg`` logs
-``[level, time of day, message, data JSON]``. All text is plain text: the page escapes it.
+``[level, time of day, message, data JSON]``, ``rp`` 1 when it is marked to run again on the
+next execution (a refresh pending). All text is plain text: the page escapes it. A task is
+named by its index in ``t`` (``task_order``): the page's requests to the kernel use it.
 """
 
 from __future__ import annotations
@@ -27,12 +29,13 @@ from datetime import datetime
 from json.encoder import encode_basestring as _string  # a str as JSON, escaped (C code)
 from typing import Any
 
-from trigger_nb._core.model import LogRecord, RunRecord, TaskRecord, TaskStatus
+from trigger_nb._core.model import AttemptRecord, LogRecord, RunRecord, TaskRecord, TaskStatus
 from trigger_nb._core.preview import redact_value, to_plain
 from trigger_nb._render.captured import captured_html
 from trigger_nb._render.format import format_time_of_day
 from trigger_nb._render.icons import icon_glyph
 from trigger_nb._render.keys import _default_name, shown_key, task_key_text
+from trigger_nb._render.refresh import attempt_status_text
 from trigger_nb._render.tree import (
     FAILED,
     TaskNode,
@@ -58,6 +61,17 @@ def first_failure(nodes: list[TaskNode], record: RunRecord) -> TaskNode | None:
             return node
         stack.extend(reversed(node.children))
     return None
+
+
+def task_order(nodes: list[TaskNode]) -> list[str]:
+    """The ids of the tasks in the page's order (``t``: tree pre-order)."""
+    order: list[str] = []
+    stack = list(reversed(nodes))
+    while stack:
+        node = stack.pop()
+        order.append(node.record.id)
+        stack.extend(reversed(node.children))
+    return order
 
 
 def run_doc_json(
@@ -157,12 +171,11 @@ def _task_json(node: TaskNode, logs: list[LogRecord] | None, ms: Any) -> str:
     duration = r.duration_seconds
     # whole microseconds: JSON writes an int several times faster than a float
     d = "null" if duration is None else str(int(duration * 1e6))
-    attempts = ",".join(
-        f"[{a.number},{a.execution},{_number(ms(a.started_at))},{_number(ms(a.finished_at))},"
-        f'"{a.status.value.lower()}",'
-        f"{_string('' if a.error is None else attempt_error_text(a, node))}]"
-        for a in r.attempts
-    )
+    tried = r.attempts
+    if len(tried) == 1:  # most tasks: no generator and join for one
+        attempts = _attempt_json(tried[0], node, ms)
+    else:
+        attempts = ",".join([_attempt_json(a, node, ms) for a in tried])
     text = f'{{"t":{_string(title)},"s":"{node.status}","d":{d},"a":[{attempts}]'
     if not r.attempts:  # else the page reads the start from the first attempt
         text += f',"b":{_number(ms(r.started_at or r.created_at))}'
@@ -173,6 +186,24 @@ def _task_json(node: TaskNode, logs: list[LogRecord] | None, ms: Any) -> str:
     if rare:
         text += "," + _dumps(rare)[1:-1]
     return text + "}"
+
+
+def _attempt_json(a: AttemptRecord, node: TaskNode, ms: Any) -> str:
+    error = "" if a.error is None else attempt_error_text(a, node)
+    end = a.finished_at
+    return (
+        f"[{a.number},{a.execution},{ms(a.started_at)},{'null' if end is None else ms(end)},"
+        f"{_ATTEMPT_STATUS[a.status]},{_string(error)}{_superseded(a) if a.superseded else ''}]"
+    )
+
+
+_ATTEMPT_STATUS = {status: f'"{status.value.lower()}"' for status in TaskStatus}
+
+
+def _superseded(attempt: AttemptRecord) -> str:
+    """An attempt's 7th field, its status as the attempts table words it, when a later run
+    superseded its output (else nothing: the status field says it)."""
+    return f",{_string(attempt_status_text(attempt))}" if attempt.superseded else ""
 
 
 def _number(value: int | None) -> str:
@@ -208,6 +239,8 @@ def _rare(node: TaskNode, named: bool, logs: list[LogRecord] | None, ms: Any) ->
         out["w"] = ms(r.wait_until)
     if r.icon:
         out["ic"] = [icon_glyph(r.icon), r.icon]
+    if r.refresh_pending:
+        out["rp"] = 1
     if logs:
         out["lg"] = [
             [

@@ -32,7 +32,7 @@
     else { kids[p].push(i); depth.push(depth[p] + 1); }
   }
   var st = { tab: "tree", filter: "all", q: "", sort: "seq", open: {}, info: {}, pages: {},
-    ex: "all", target: -1 };
+    ex: "all", target: -1, got: {} };
 
   // -- text --------------------------------------------------------------------------------
   function esc(s) {
@@ -104,6 +104,7 @@
       if (/^https?:\/\//.test(p[2])) text = '<a href="' + esc(p[2]) + '" target="_blank" rel="noopener">' + text + "</a>";
       bits.push('<span class="tnb-meta tnb-prop">' + (p[0] ? esc(p[0]) + ": " : "") + text + "</span>");
     });
+    if (t.rp) bits.push('<span class="tnb-badge tnb-refresh-pending" title="marked to run again on the run\'s next execution">↻ refresh pending</span>');
     if (t.er) bits.push('<span class="tnb-err">' + esc(t.er) + "</span>");
     var head = t.ic ? '<span class="tnb-icon" title="' + esc(t.ic[1]) + '">' + esc(t.ic[0]) + "</span> " : "";
     if (t.st) head += '<span class="tnb-badge tnb-stale" title="' + esc(t.st.join("; ")) + '">⚠ stale</span> ';
@@ -132,7 +133,7 @@
     if (t.a.length) out.push("<div><b>Attempts</b><table>" + t.a.map(function (a) {
       var took = a[3] === null ? "—" : dur((a[3] - a[2]) / 1000);
       return '<tr class="tnb-attempt"><td>#' + a[0] + "</td><td>execution " + a[1] + "</td><td>" +
-        clock(a[2]) + "</td><td>" + took + "</td><td>" + esc(a[4]) + '</td><td class="tnb-err">' +
+        clock(a[2]) + "</td><td>" + took + "</td><td>" + esc(a[6] || a[4]) + '</td><td class="tnb-err">' +
         esc(a[5]) + "</td></tr>";
     }).join("") + "</table></div>");
     if (t.tb) out.push('<details class="tnb-err tnb-traceback"><summary>traceback</summary><pre>' +
@@ -141,6 +142,13 @@
     if (t.op) out.push('<div><b>Output</b> <span class="tnb-muted">' + esc(t.op[0] || "") +
       (t.op[1] !== null ? ", " + Number(t.op[1]).toLocaleString("en") + " bytes" : "") +
       '</span><pre class="tnb-preview">' + esc(t.op[2]) + "</pre></div>");
+    if (findBridge()) {
+      out.push('<div class="tnb-actions-row">' + (t.s === "completed" || t.s === "replayed" ?
+        '<button data-act="output" title="load the output in the kernel and show it in its own rich display">show output</button> ' : "") +
+        '<button data-act="refresh" class="tnb-refresh-btn" title="run this task and its subtasks again on the run\'s next execution (its output stays in its history)">Refresh</button> ' +
+        '<button data-act="rerun" class="tnb-rerun-btn" title="execute the run again now: this task and every later one run again, earlier ones are replayed">Re-run from here</button></div>');
+    }
+    if (st.got[i] !== undefined) out.push('<div class="tnb-answer">' + st.got[i] + "</div>");
     return '<div class="tnb-body">' + (out.join("") || '<div class="tnb-muted">no details</div>') + "</div>";
   }
   function rowHtml(i, keep, out) {
@@ -357,6 +365,11 @@
     var el = e.target.closest("[data-act]");
     if (!el) return;
     var act = el.getAttribute("data-act");
+    if (act === "output" || act === "refresh" || act === "rerun") {
+      var row = el.closest(".tnb-body").previousElementSibling;
+      ask(act, Number(row.getAttribute("data-i")));
+      return;
+    }
     if (act === "more") {
       var p = Number(el.getAttribute("data-p"));
       st.pages[p] = (st.pages[p] || PAGE) + PAGE;
@@ -376,6 +389,43 @@
     if (n && n <= budget) { budget -= n; st.open[q] = 1; queue = queue.concat(kids[q].slice(0, n)); }
   }
   setTab("tree");
+
+  // -- the kernel, while the one that ran the run lives (_widgets/bridge.py) ------------------
+  // The bridge is a hidden widget in the output just before this page: a text box to write a
+  // request into (ipywidgets sends it to the kernel) and an HTML box the kernel answers in.
+  // No bridge (no kernel, another front end): no action is shown.
+  function findBridge() {
+    for (var el = root, up = 0; el && up < 8; el = el.parentElement, up++) {
+      for (var prev = el.previousElementSibling, k = 0; prev && k < 3; prev = prev.previousElementSibling, k++) {
+        if (!prev.querySelector) continue;
+        var input = prev.querySelector(".tnb-bridge-in input"), out = prev.querySelector(".tnb-bridge-out");
+        if (input && out) return { input: input, out: out };
+        if (prev.querySelector(".tnb-doc")) return null;  // another run's page: not ours
+      }
+    }
+    return null;
+  }
+  var asked = 0;
+  function ask(act, i) {
+    var b = findBridge();
+    if (!b) return;
+    var n = Date.now().toString(36) + "-" + (++asked);
+    st.got[i] = '<span class="tnb-muted">' + (act === "rerun" ? "re-running in the kernel…" : "asking the kernel…") + "</span>";
+    drawTree();
+    b.input.value = JSON.stringify({ n: n, do: act, i: i });
+    b.input.dispatchEvent(new Event("input", { bubbles: true }));
+    var tries = 0, timer = setInterval(function () {
+      var found = findBridge(), reply = found && found.out.querySelector('.tnb-reply[data-n="' + n + '"]');
+      if (!root.isConnected) { clearInterval(timer); return; }  // a re-run drew a new page
+      if (!reply && ++tries < 1200) return;
+      clearInterval(timer);
+      st.got[i] = reply ? reply.innerHTML : '<span class="tnb-err">the kernel did not answer (busy, or restarted)</span>';
+      ((reply && reply.getAttribute("data-marked")) || "").split(" ").forEach(function (j) {
+        if (j !== "" && T[Number(j)]) T[Number(j)].rp = 1;
+      });
+      drawTree();
+    }, 100);
+  }
 
   // The widget output just before this page, in a notebook reopened without its kernel, says
   // "Error displaying widget: model not found": hide it (app_css.REOPEN_CSS does it by CSS in

@@ -7,7 +7,13 @@ It shows as two outputs of the cell: a widget, and a page of HTML.
 - Once it finished, the page (``_render.document``) shows the whole run: tree, status chips,
   search, sort, jump to the first failure, timeline. It needs no kernel: a notebook saved and
   reopened without one shows it (a widget's output would say "model not found" there). The
-  widget becomes one button (``TreeBar``) that makes the interactive tree on demand.
+  page is the one tree: the widget becomes its hidden link to the kernel (``PageBridge``),
+  through which a task's details on the page show its output and offer "Refresh" and "Re-run
+  from here" while this kernel lives.
+
+Once the page is made the view lets go of the run's task records (the bridge keeps the run's
+handle and the page's task ids): ipywidgets keeps every widget alive until the kernel ends,
+and views holding 1,000 records each made every garbage collection of a session slower.
 """
 
 from __future__ import annotations
@@ -26,6 +32,7 @@ from trigger_nb._core.model import LogRecord, RunRecord, RunStatus, TaskRecord
 from trigger_nb._render.captured import attach
 from trigger_nb._render.css import CSS, WIDGET_CSS
 from trigger_nb._render.data import RunData
+from trigger_nb._render.doc_data import task_order
 from trigger_nb._render.document import document_from
 from trigger_nb._render.format import format_duration, run_active_seconds
 from trigger_nb._render.html import NOTEBOOK_MAX_ROWS, header_html, tree_html
@@ -35,10 +42,10 @@ from trigger_nb._render.task_html import line_html
 from trigger_nb._render.text import summary_text, text_from
 from trigger_nb._render.timeline import TRACK_CSS, track_html
 from trigger_nb._render.tree import WAITING, TaskNode, build_tree, display_status, group_logs
+from trigger_nb._widgets.bridge import REPLY_CLASS, PageBridge
 from trigger_nb._widgets.output import WIDGET_VIEW_MIME, display, update_display
 from trigger_nb._widgets.row import Shared
 from trigger_nb._widgets.run_view import RunView, run_clock
-from trigger_nb._widgets.toolbar import TreeBar
 
 if TYPE_CHECKING:
     from trigger_nb._client.run import JobRun
@@ -63,7 +70,7 @@ class LiveRunView:
 
     Display the view (``display(view)``), pass ``view.listener`` to
     ``job.trigger(..., listeners=[view.listener])``, then call ``view.finish(run)``: the live HTML
-    is replaced by the interactive tree and the saved output gets the final static rendering.
+    is replaced by the run's page (the saved output), the widget by the page's link to the kernel.
     Redraws are batched: at most one per ``REDRAW_INTERVAL_SECONDS``, plus a trailing redraw so
     the screen never lags the run by more than that. ``clock``: the run's client's (what its
     countdowns count from).
@@ -75,12 +82,13 @@ class LiveRunView:
         self.title = title
         self._clock = clock
         self.redraws = 0
-        self.bar: TreeBar | None = None  # once finished
+        self.bar: PageBridge | None = None  # once finished
         self._lock = threading.Lock()
         self._draw_lock = threading.Lock()
         self._records: dict[str, TaskRecord] = {}
-        self._nodes: dict[str, TaskNode] = {}  # the tree, grown as tasks appear
+        self._nodes: dict[str, TaskNode] = {}  # the live tree, grown when drawn
         self._roots: list[TaskNode] = []
+        self._fresh: list[TaskRecord] = []  # records not in the live tree yet
         self._replayed: set[str] = set()
         # tasks replayed although their code or inputs changed: why (from their replay events)
         self._stale: dict[str, tuple[str, ...]] = {}
@@ -91,7 +99,9 @@ class LiveRunView:
         self._draw_seconds = 0.0
         self._lines: dict[str, tuple[tuple[Any, ...], str]] = {}
         self._timer: threading.Timer | None = None
-        self._queue: collections.deque[tuple[str, Any]] = collections.deque()
+        # kind, payload, kind, payload, ...: two items per event (``extend`` of a pair is
+        # atomic, and the pair dies at once: no object per queued event for the GC to count)
+        self._queue: collections.deque[Any] = collections.deque()
         self._finished = False
         self._final: tuple[str, str] | None = None
         self._display_id: str | None = None  # the widget's output; the page's is this + "-page"
@@ -120,14 +130,14 @@ class LiveRunView:
         grows from the queue when it is drawn, at most 4 times a second.
         """
         if self._timer is not None and not self._finished:
-            self._queue.append((kind, payload))  # a redraw is already scheduled: it will show this
+            self._queue.extend((kind, payload))  # a redraw is already scheduled: it shows this
             return
         with self._lock:
             if self._finished:
                 if kind != "run_started":
                     return
                 self._reopen()  # the run resumes (a due wait): live again until finish()
-            self._queue.append((kind, payload))
+            self._queue.extend((kind, payload))
             if self._timer is not None:
                 return
             interval = max(REDRAW_INTERVAL_SECONDS, self._draw_seconds / REDRAW_TIME_SHARE)
@@ -142,23 +152,29 @@ class LiveRunView:
 
     @property
     def run_view(self) -> RunView | None:
-        """The interactive tree, once made (``open_tree``)."""
+        """The ipywidgets tree, once made (``open_tree``)."""
         return self.bar.run_view if self.bar is not None else None
 
     def open_tree(self) -> RunView:
-        """Make (once) and show the finished run's interactive tree, as its button does."""
+        """Make (once) and show the finished run's ipywidgets tree (the explorer's), read from
+        the store, in place of the page (which hides itself: ``app_css.REOPEN_CSS``)."""
         if self.bar is None:
             raise RuntimeError("the run has not finished: there is no tree to open yet")
         return self.bar.open()
 
+    def _forget(self) -> None:
+        """Let go of the run's tasks as this view saw them (a new execution, or the page made)."""
+        self._records, self._replayed, self._logs, self._lines = {}, set(), [], {}
+        self._stale = {}
+        self._nodes, self._roots, self._fresh = {}, [], []
+
     def _reopen(self) -> None:
         self._finished, self._final, self.bar = False, None, None
         self._started = time.monotonic()
-        self._records, self._replayed, self._logs, self._lines = {}, set(), [], {}
-        self._stale = {}
-        self._nodes, self._roots = {}, []
+        self._forget()
         self._queue.clear()
         self._last_draw = 0.0
+        self._html.remove_class(REPLY_CLASS)
         self.widget.children = (self._html,)
         if self._display_id is not None:  # the last page is old news while the run goes on
             update_display(self._page_bundle(), raw=True, display_id=self._display_id + "-page")
@@ -167,8 +183,9 @@ class LiveRunView:
         """Apply the queued events (under ``_lock``). ``popleft`` rather than swapping lists: a
         thread may be appending right now, and its event must not land in a list let go of."""
         queue = self._queue
-        for _ in range(len(queue)):
-            self._apply(*queue.popleft())
+        take = queue.popleft
+        for _ in range(len(queue) // 2):
+            self._apply(take(), take())
 
     def _apply(self, kind: str, payload: Any) -> None:
         counted = _COUNTED.get(kind)
@@ -176,7 +193,7 @@ class LiveRunView:
             if not isinstance(payload, TaskRecord):
                 return
             self._records[payload.id] = payload
-            self._grow(payload)
+            self._fresh.append(payload)
             if counted is not None:
                 self._counts[counted] += 1
                 if counted == "replayed":
@@ -191,7 +208,14 @@ class LiveRunView:
         elif kind == "log" and isinstance(payload, LogRecord):
             self._logs.append(payload)
 
-    def _grow(self, record: TaskRecord) -> None:
+    def _grow(self) -> None:
+        """Add the records that came since the last draw to the live tree (a run shown by
+        ``finish`` before any draw never builds it: the page builds its own)."""
+        fresh, self._fresh = self._fresh, []
+        for record in fresh:
+            self._grow_one(record)
+
+    def _grow_one(self, record: TaskRecord) -> None:
         node = self._nodes.get(record.id)
         if node is not None:
             node.record = record  # a replay hands over the stored record object
@@ -221,6 +245,7 @@ class LiveRunView:
             self._draw_seconds = time.perf_counter() - began
 
     def _live_html(self) -> str:
+        self._grow()
         run, now = self._run, self._clock.now()
         if run is None:
             head = f'<div class="tnb-head"><span class="tnb-job">{html.escape(self.title)}</span> '
@@ -292,9 +317,10 @@ class LiveRunView:
         return summary
 
     # -- the end ---------------------------------------------------------------------------
-    def finish(self, run: JobRun | None) -> None:
-        """Show the finished run as its page and the widget as the "interactive tree" button
-        (``None``: keep the last live state)."""
+    def finish(self, run: JobRun | None, data: RunData | None = None) -> None:
+        """Show the finished run as its page, the widget as the page's link to the kernel
+        (``None``: keep the last live state). ``data``: the run as already read (a run
+        displayed on its own), else from this view's events or the store."""
         with self._lock:
             self._finished = True
             if self._timer is not None:
@@ -307,22 +333,25 @@ class LiveRunView:
             self._drain()
             records, logs = list(self._records.values()), list(self._logs)
         record, now = run.record, run_clock(run).now()  # the run's client's, as RunView's
-        found = _SEEN.complete(record, records, logs)
+        found = None if data is not None else _SEEN.complete(record, records, logs)
         if found is None:  # another process executed it meanwhile, or a first view of it here
-            data = run.run_data(now)
-            record, records, logs = data.record, list(data.tasks), list(data.logs)
+            data = data or run.run_data(now)
+            record, records, logs, now = data.record, list(data.tasks), list(data.logs), data.now
+            captures = data.captures
         else:
             records, logs = found
+            captures = captured_outputs(run._store.load_captures(run.id))
         _SEEN.keep(record, records, logs)
-        captures = captured_outputs(run._store.load_captures(run.id))
         nodes = attach(build_tree(records, record.latest_execution), captures)
         self._final = (
             document_from(record, nodes, group_logs(logs), now=now),
             text_from(record, nodes, now=now, max_rows=NOTEBOOK_MAX_ROWS),
         )
-        self.bar = TreeBar(
-            run, RunData(record, records, logs, now), box=self.widget, rerunner=self.rerun_from
+        self.bar = PageBridge(
+            run, task_order(nodes), box=self.widget, reply=self._html, rerunner=self.rerun_from
         )
+        with self._lock:
+            self._forget()
         if self._display_id is not None:
             update_display(self._page_bundle(), raw=True, display_id=self._display_id + "-page")
 
@@ -414,22 +443,3 @@ class _Seen:
 
 
 _SEEN = _Seen()
-
-
-def follow_reruns(bar: TreeBar) -> None:
-    """Let a run displayed on its own (``display(run)``) follow its "Re-run from here": a live
-    view takes the bar's place for the execution, then shows the finished run."""
-    run = bar.run
-
-    def rerun_from(task_id: str) -> None:
-        live = LiveRunView(title=f"{run.record.job_name} · {run.id}", clock=run_clock(run))
-        live.bar, live._finished = bar, True  # as if it had shown this finished run
-        shown = bar.widget.children
-        bar.widget.children = (live.widget,)
-        try:
-            live.rerun_from(task_id)
-        finally:
-            if live.bar is bar:  # nothing ran (the job is not defined here): as it was
-                bar.widget.children = shown
-
-    bar.rerunner = rerun_from

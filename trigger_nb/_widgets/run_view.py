@@ -65,7 +65,7 @@ class RunView:
         self.now = now or run_clock(run).now
         self._now_fn = now
         # Runs "Re-run from here" for the view showing this tree, which then follows the
-        # execution (``LiveRunView.rerun_from``, ``live.follow_reruns``); None: re-run here.
+        # execution (``LiveRunView.rerun_from``); None: re-run here.
         self.rerunner: Callable[[str], None] | None = None
         if seen is None:
             records = [view.record for view in run.all_tasks]  # outputs stay pickled
