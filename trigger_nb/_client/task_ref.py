@@ -110,17 +110,8 @@ def rerun_selection(
 ) -> list[str]:
     """The ids a re-run from ``task`` marks: it and every task that started after it in the
     latest execution, their subtasks and ancestors, in run order."""
-    # ``untouched``: completed earlier, not reached by the latest execution (code that no longer
-    # calls them). The engine lists there too a completed task it ran again (a refresh mark):
-    # that one was reached, its attempt in the latest execution says so.
-    number = latest.number if latest is not None else 0
     untouched = set(latest.untouched) if latest is not None else set()
-    later = [
-        r.id
-        for r in records
-        if r.seq > task.seq
-        and (r.id not in untouched or any(a.execution == number for a in r.attempts))
-    ]
+    later = [r.id for r in records if r.seq > task.seq and r.id not in untouched]
     return _with_ancestors(records, _subtree(records, [task.id, *later]))
 
 

@@ -92,6 +92,9 @@ class Execution:
     stale: dict[str, list[str]] = field(default_factory=dict)
     # Tasks this execution ran to completion (appended, atomically: no lock per task).
     executed_ids: list[str] = field(default_factory=list)
+    # Tasks this execution runs again although they were found completed (refreshed, marked,
+    # or stale under "rerun"): reached, so never counted as untouched.
+    refreshed_ids: list[str] = field(default_factory=list)
     # Tasks returned from the store, in call order, with the seconds each took when it ran
     # (counted, with what they stand for, by ``replay.count_replayed`` when the execution
     # ends; their seconds are the time the execution saved). ``list.append`` is atomic: no

@@ -109,17 +109,18 @@ def count_replayed(x: Execution) -> tuple[int, list[str]]:
     this execution did not call are parsed to find their parents, so a flat replay parses none.
     """
     replayed = {task_id for task_id, _ in x.replayed}
+    run_again = set(x.refreshed_ids)
     untouched: list[str] = []
     reached: dict[str, bool] = {task_id: True for task_id in replayed}
     parents: dict[str, str | None] = {}
     for task_id in x.snapshot.entries:
-        if task_id in replayed:
+        if task_id in replayed or task_id in run_again:
             continue
         try:
             if x.snapshot.completed(task_id) is None:
                 continue  # not COMPLETED: never counted as replayed
             if task_id in x.used_task_ids:
-                untouched.append(task_id)  # called, yet not replayed (its replay failed)
+                untouched.append(task_id)  # called, neither replayed nor run (unreadable)
                 reached[task_id] = False
                 continue
             record = x.snapshot.task(task_id)

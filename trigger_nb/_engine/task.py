@@ -67,6 +67,7 @@ def _begin(call: TaskCall, number: int) -> AttemptRecord:
         # Now, not late: the stale output must be out of the task's slot (into its history)
         # before the side effect runs again, and its refresh mark gone with it.
         x.writer.write(rec, drop_output=True, superseded=call.superseded, unmark=call.unmark)
+        x.refreshed_ids.append(rec.id)
     else:
         x.writer.started(rec)  # a RUNNING entry only if it is still running a moment later
     x.events.task_started(rec)
