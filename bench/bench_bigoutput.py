@@ -4,7 +4,7 @@
 Run: ``.venv/bin/python bench/bench_bigoutput.py`` (``TRIGGER_NB_BENCH_BIG_MB`` sets the array's
 size, default 1024; ``TRIGGER_NB_BENCH_REPEATS`` the repeats, default 7). Every number is
 measured in a fresh process (``python -c``), the value built before the clock starts; the
-subject and its baseline alternate, medians of the repeats:
+subject and its baseline alternate (which goes first alternates too), medians of the repeats:
 
 - first run: one ``job.trigger()`` whose task returns the value (it is streamed to its file)
   vs ``pickle.dump(value, file, protocol=5)`` to a new file; peak extra memory
@@ -103,6 +103,9 @@ END = (
 )
 
 
+ORDERS = (("dump", "first", "load", "re", "mm"), ("first", "dump", "re", "mm", "load"))
+
+
 class Measure:
     """One fresh process's numbers: the timed section (wall and CPU time: user + system, all
     threads), peak extra memory, the ``run_task`` call (replays) and the warm-up trigger."""
@@ -127,11 +130,19 @@ def main() -> None:
             for repeat in range(REPEATS):
                 plain = Path(tmp, f"plain-{repeat}.pkl")  # a new file, as the store writes one
                 store = Path(tmp, f"store-{repeat}")
-                got["dump"].append(Measure("dump", make, str(plain)))
-                got["first"].append(Measure("first", make, str(store), "read"))
-                got["load"].append(Measure("load", make, str(plain)))
-                got["re"].append(Measure("replay", make, str(store), "read"))
-                got["mm"].append(Measure("replay", make, str(store), "mmap"))
+                runs = {
+                    "dump": ("dump", str(plain)),
+                    "first": ("first", str(store), "read"),
+                    "load": ("load", str(plain)),
+                    "re": ("replay", str(store), "read"),
+                    "mm": ("replay", str(store), "mmap"),
+                }
+                # Alternate which side goes first: a side must not always find the memory
+                # and the disk as the other left them.
+                order = ORDERS[repeat % 2]
+                for name in order:
+                    kind, *args = runs[name]
+                    got[name].append(Measure(kind, make, *args))
                 plain.unlink()
                 shutil.rmtree(store)
             warm_ups += [m.warm for m in got["first"] + got["re"] + got["mm"]]

@@ -19,7 +19,7 @@ import pytest
 
 from trigger_nb import CacheReadError, DiskStore, Store, TriggerClient
 from trigger_nb._cli.main import main as cli
-from trigger_nb._store.framed import _THREADED_MIN_BYTES, END, FRAMED_MIN_BYTES, MAGIC
+from trigger_nb._store.framed import CHUNK, END, FRAMED_MIN_BYTES, MAGIC
 
 N = 300_000  # rows: every value below holds more than FRAMED_MIN_BYTES of buffers
 
@@ -397,12 +397,12 @@ def test_mapped_datetimes_are_read_only_views_of_the_file(client: TriggerClient)
         assert table.equals(frame) and table["at"].dtype == frame["at"].dtype
 
 
-def test_damage_is_found_on_the_threaded_path_and_in_the_pickle_stream(
+def test_damage_is_found_past_the_first_chunk_and_in_the_pickle_stream(
     client: TriggerClient,
 ) -> None:
-    """Big outputs are hashed on a helper thread, small ones inline: damage is found on both
-    paths (the small one: the tests above), in a buffer and in the pickle stream alike."""
-    big = np.arange(_THREADED_MIN_BYTES // 8 * 2, dtype=np.float64)  # two threaded chunks+
+    """Parts are hashed a chunk at a time: a byte flipped in a later chunk of a buffer, or in
+    the pickle stream (checked on its own), is found as surely as one in the middle."""
+    big = np.arange(CHUNK // 8 * 9 + 3, dtype=np.float64)  # 9 chunks and a short one
     for where in ("buffer", "stream"):
         calls: list[int] = []
         job = client.define_job(f"damaged-{where}")
@@ -411,7 +411,7 @@ def test_damage_is_found_on_the_threaded_path_and_in_the_pickle_stream(
         path = _framed_file(client.store, run.id)
         data = bytearray(path.read_bytes())
         stream_at, stream_length = _trailer(bytes(data))["parts"][0][:2]
-        at = stream_at + stream_length // 2 if where == "stream" else len(data) * 3 // 4
+        at = stream_at + stream_length // 2 if where == "stream" else len(data) - 600
         data[at] ^= 0x01
         path.write_bytes(bytes(data))
         again = job.trigger()
@@ -429,7 +429,7 @@ def test_outputs_stored_by_the_previous_format_are_still_read_and_checked(
 ) -> None:
     """Framed format 1 (CRC-32 digests, before XXH3-64): stores written by earlier versions
     replay as before, damage included; verify checks them."""
-    array = np.arange(_THREADED_MIN_BYTES // 8 * 2, dtype=np.float64)
+    array = np.arange(CHUNK // 8 * 9 + 3, dtype=np.float64)
     job = client.define_job("format-1")
     calls: list[int] = []
     job.run(lambda payload, io, ctx: io.run_task("big", lambda: calls.append(1) or array))
