@@ -290,13 +290,20 @@ def test_writing_and_reading_a_big_array_needs_little_more_than_the_array(tmp_pa
         assert peak - base <= held + size * 3 // 4, (phase, base, peak)
 
 
-def test_arrow_tables_round_trip_when_installed(client: TriggerClient) -> None:
+def test_arrow_tables_are_framed_and_mapped(client: TriggerClient) -> None:
+    """pyarrow is in the ``test`` extra: this runs wherever the suite runs."""
     pyarrow = pytest.importorskip("pyarrow")
     table = pyarrow.table({"x": np.arange(N), "s": [str(i) for i in range(N)]})
     job = client.define_job("arrow")
-    job.run(lambda payload, io, ctx: io.run_task("t", lambda: table))
-    job.trigger()
-    assert job.trigger().output.equals(table)
+
+    @job.run
+    def body(payload: Any, io: Any, ctx: Any) -> Any:
+        return io.run_task("t", lambda: table), io.run_task("m", lambda: table, mmap=True)
+
+    first = job.trigger()
+    assert _big_store(client.store, first.id) == [MAGIC, MAGIC]  # buffers out of band
+    for read, mapped in (first.output, job.trigger().output):
+        assert read.equals(table) and mapped.equals(table)
 
 
 def test_mmap_on_every_store(any_store: Store) -> None:
