@@ -3,12 +3,14 @@ mapped read-only with ``mmap=True``, damage detected, crash-safe, memory bounded
 
 from __future__ import annotations
 
+import gc
 import json
 import os
 import signal
 import subprocess
 import sys
 import time
+import weakref
 import zlib
 from pathlib import Path
 from typing import Any
@@ -472,3 +474,38 @@ def test_an_output_in_a_newer_format_says_to_upgrade(client: TriggerClient) -> N
     assert again.status == "FAILURE" and again.error.type.endswith("CacheReadError")
     assert "framed format 3, newer than this trigger_nb reads (2)" in again.error.message
     assert "upgrade trigger_nb" in again.error.message
+
+
+class Holder:
+    """A small output whose lifetime the test watches."""
+
+    def __init__(self, stamps: Any) -> None:
+        self.stamps = stamps
+
+
+def test_outputs_pickled_on_many_threads_stay_apart_and_are_not_kept_alive(
+    client: TriggerClient,
+) -> None:
+    """Each thread reuses one pickler (making one costs more than pickling a small output):
+    outputs pickled at once on several threads come back whole, and a stored output is not
+    kept alive by the pickler's memo once stored."""
+    job = client.define_job("threads")
+    days = [np.arange(i, i + N).astype("M8[D]") for i in range(8)]
+    held: list[weakref.ref[Holder]] = []
+
+    def small(i: int) -> Holder:
+        holder = Holder(days[i][:3].copy())
+        held.append(weakref.ref(holder))
+        return holder
+
+    @job.run
+    def body(payload: Any, io: Any, ctx: Any) -> Any:
+        big = io.parallel("big", range(8), lambda i: days[i], max_workers=4)
+        io.run_task("one small", lambda: small(0))
+        return big
+
+    first = job.trigger()
+    for output in (first.output, job.trigger().output):
+        assert all(_equal(day, got) for day, got in zip(days, output, strict=True))
+    gc.collect()
+    assert held and all(ref() is None for ref in held)

@@ -81,8 +81,7 @@ def stored_size(data: bytes | Pickled) -> int:
 def pickle_out_of_band(value: object) -> Pickled | bytes:
     """``value`` pickled (protocol 5): a ``Pickled`` when it holds at least
     ``FRAMED_MIN_BYTES`` of buffers, else the ordinary bytes (with those buffers in band)."""
-    buffers: list[pickle.PickleBuffer] = []
-    stream = dumps_out_of_band(value, buffers.append)
+    stream, buffers = dumps_out_of_band(value)
     if not buffers:
         return stream
     if sum(memoryview(b).nbytes for b in buffers) < FRAMED_MIN_BYTES:
