@@ -21,7 +21,7 @@ from typing import Any
 
 
 def as_dtype(array: Any, dtype: Any) -> Any:
-    """``array`` (its items' bytes) seen as ``dtype``: the array pickled by ``_bytes_view``."""
+    """``array`` (its items' bytes) seen as ``dtype``: what ``ArrayPickler`` stored comes back."""
     return array.view(dtype)
 
 
