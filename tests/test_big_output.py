@@ -3,11 +3,15 @@ mapped read-only with ``mmap=True``, damage detected, crash-safe, memory bounded
 
 from __future__ import annotations
 
+import gc
+import json
 import os
 import signal
 import subprocess
 import sys
 import time
+import weakref
+import zlib
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +21,7 @@ import pytest
 
 from trigger_nb import CacheReadError, DiskStore, Store, TriggerClient
 from trigger_nb._cli.main import main as cli
-from trigger_nb._store.framed import FRAMED_MIN_BYTES, MAGIC
+from trigger_nb._store.framed import CHUNK, END, FRAMED_MIN_BYTES, MAGIC
 
 N = 300_000  # rows: every value below holds more than FRAMED_MIN_BYTES of buffers
 
@@ -53,6 +57,14 @@ def _arrays() -> dict[str, Any]:
         "0-d": np.array(3.5),
         "structured": np.array(
             [(i, float(i)) for i in range(N)], dtype=[("id", "i8"), ("score", "f8")]
+        ),
+        # numpy pickles datetimes in band (they export no buffer): stored out of band here
+        "datetime64": np.arange(N).astype("M8[s]"),
+        "timedelta64 F order": np.asfortranarray(np.arange(N * 2).astype("m8[ms]").reshape(N, 2)),
+        "datetime64 0-d": np.array(np.datetime64("2024-02-29T12:00", "ns")),
+        "datetime64 view": np.arange(N * 2).astype("M8[D]")[::2],
+        "structured with a datetime": np.array(
+            [(i, i) for i in range(N)], dtype=[("at", "M8[us]"), ("n", "i4")]
         ),
         "nested containers": {"a": base, "pair": (base[:, 0].copy(), [base * 2])},
     }
@@ -109,12 +121,12 @@ def test_arrays_and_frames_round_trip_exactly(any_store: Store) -> None:
     for name, value in values.items():
         assert _equal(value, first.output[name]), name
         assert _equal(value, replayed[name]), name
-    assert first.output["F order"].flags.f_contiguous
-    assert replayed["F order"].flags.f_contiguous
+    for name in ("F order", "timedelta64 F order"):
+        assert first.output[name].flags.f_contiguous and replayed[name].flags.f_contiguous
     heads = _big_store(store, first.id)
-    # Framed: those with buffers numpy and pandas hand out of band (not the non-contiguous
-    # view, the object array or the 0-d one: pickled in band, as pickle does).
-    assert heads.count(MAGIC) == 7
+    # Framed: those with buffers numpy and pandas hand out of band, datetimes too (not the
+    # non-contiguous views, the object array or the 0-d ones: pickled in band, as pickle does).
+    assert heads.count(MAGIC) == 10
 
 
 def test_a_numpy_array_is_handed_back_as_is_and_replayed_as_an_equal_writable_copy(
@@ -280,13 +292,20 @@ def test_writing_and_reading_a_big_array_needs_little_more_than_the_array(tmp_pa
         assert peak - base <= held + size * 3 // 4, (phase, base, peak)
 
 
-def test_arrow_tables_round_trip_when_installed(client: TriggerClient) -> None:
+def test_arrow_tables_are_framed_and_mapped(client: TriggerClient) -> None:
+    """pyarrow is in the ``test`` extra: this runs wherever the suite runs."""
     pyarrow = pytest.importorskip("pyarrow")
     table = pyarrow.table({"x": np.arange(N), "s": [str(i) for i in range(N)]})
     job = client.define_job("arrow")
-    job.run(lambda payload, io, ctx: io.run_task("t", lambda: table))
-    job.trigger()
-    assert job.trigger().output.equals(table)
+
+    @job.run
+    def body(payload: Any, io: Any, ctx: Any) -> Any:
+        return io.run_task("t", lambda: table), io.run_task("m", lambda: table, mmap=True)
+
+    first = job.trigger()
+    assert _big_store(client.store, first.id) == [MAGIC, MAGIC]  # buffers out of band
+    for read, mapped in (first.output, job.trigger().output):
+        assert read.equals(table) and mapped.equals(table)
 
 
 def test_mmap_on_every_store(any_store: Store) -> None:
@@ -330,3 +349,163 @@ def test_a_refreshed_big_output_stays_readable_in_the_tasks_history(any_store: S
     first, second = task.history
     assert first.superseded and _equal(first.output, np.arange(N * 2.0))
     assert _equal(second.output, np.arange(N * 2.0) + 1)
+
+
+def _framed_file(store: Store, run_id: str) -> Path:
+    (key,) = store.backend.scan(f"o:{run_id}:")
+    path = store.backend.file_of(f"o:{run_id}:{key}")
+    assert isinstance(path, Path)
+    return path
+
+
+def _trailer(data: bytes) -> dict[str, Any]:
+    length = int.from_bytes(data[-len(END) - 12 : -len(END) - 4], "little")
+    found: dict[str, Any] = json.loads(data[-len(END) - 12 - length : -len(END) - 12])
+    return found
+
+
+def _with_trailer(data: bytes, trailer: dict[str, Any]) -> bytes:
+    """``data`` (a framed file) with ``trailer`` in place of its own, checksummed."""
+    old = len(data) - len(END) - 12 - int.from_bytes(data[-len(END) - 12 : -len(END) - 4], "little")
+    text = json.dumps(trailer).encode()
+    tail = len(text).to_bytes(8, "little") + zlib.crc32(text).to_bytes(4, "little")
+    return data[:old] + text + tail + END
+
+
+def test_a_dataframe_with_datetimes_is_streamed_whole_out_of_band(client: TriggerClient) -> None:
+    frame = _frames()["every dtype"].drop(columns=["str", "category"])  # no Python objects
+    frame.index = pd.date_range("2020-01-01", periods=N, freq="min", name="at")
+    job = client.define_job("datetimes")
+    job.run(lambda payload, io, ctx: io.run_task("frame", lambda: frame))
+    run = job.trigger()
+    parts = _trailer(_framed_file(client.store, run.id).read_bytes())["parts"]
+    stream_length = parts[0][1]
+    # Every column and the index went to the file as buffers: the pickle stream holds their
+    # metadata only, not N datetimes (N * 8 bytes) copied in band.
+    assert stream_length < 8 * 1024 < N
+    assert _equal(frame, job.trigger().output)
+
+
+def test_mapped_datetimes_are_read_only_views_of_the_file(client: TriggerClient) -> None:
+    stamps = np.arange(N).astype("M8[ns]")
+    frame = pd.DataFrame({"at": pd.date_range("2024-01-01", periods=N, freq="s", tz="UTC")})
+    job = client.define_job("mapped-datetimes")
+
+    @job.run
+    def body(payload: Any, io: Any, ctx: Any) -> Any:
+        return (
+            io.run_task("stamps", lambda: stamps, mmap=True),
+            io.run_task("frame", lambda: frame, mmap=True),
+        )
+
+    for _ in range(2):
+        array, table = job.trigger().output
+        assert array.dtype == stamps.dtype and _equal(stamps, array)
+        with pytest.raises(ValueError, match="read-only"):
+            array[0] = stamps[1]
+        assert table.equals(frame) and table["at"].dtype == frame["at"].dtype
+
+
+def test_damage_is_found_past_the_first_chunk_and_in_the_pickle_stream(
+    client: TriggerClient,
+) -> None:
+    """Parts are hashed a chunk at a time: a byte flipped in a later chunk of a buffer, or in
+    the pickle stream (checked on its own), is found as surely as one in the middle."""
+    big = np.arange(CHUNK // 8 * 9 + 3, dtype=np.float64)  # 9 chunks and a short one
+    for where in ("buffer", "stream"):
+        calls: list[int] = []
+        job = client.define_job(f"damaged-{where}")
+        job.run(_returning(big, calls))
+        run = job.trigger()
+        path = _framed_file(client.store, run.id)
+        data = bytearray(path.read_bytes())
+        stream_at, stream_length = _trailer(bytes(data))["parts"][0][:2]
+        at = stream_at + stream_length // 2 if where == "stream" else len(data) - 600
+        data[at] ^= 0x01
+        path.write_bytes(bytes(data))
+        again = job.trigger()
+        assert again.status == "FAILURE" and calls == [1], where
+        assert "damaged (checksum mismatch)" in again.error.message, where
+
+
+def _returning(value: Any, calls: list[int]) -> Any:
+    """A run function with one task returning ``value``; each execution of it noted."""
+    return lambda payload, io, ctx: io.run_task("big", lambda: calls.append(1) or value)
+
+
+def test_outputs_stored_by_the_previous_format_are_still_read_and_checked(
+    client: TriggerClient, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Framed format 1 (CRC-32 digests, before XXH3-64): stores written by earlier versions
+    replay as before, damage included; verify checks them."""
+    array = np.arange(CHUNK // 8 * 9 + 3, dtype=np.float64)
+    job = client.define_job("format-1")
+    calls: list[int] = []
+    job.run(lambda payload, io, ctx: io.run_task("big", lambda: calls.append(1) or array))
+    run = job.trigger()
+    path = _framed_file(client.store, run.id)
+    data = path.read_bytes()
+    trailer = _trailer(data)
+    assert trailer["v"] == 2
+    parts = [[at, n, zlib.crc32(data[at : at + n]), ro] for at, n, _, ro in trailer["parts"]]
+    path.write_bytes(_with_trailer(data, {"v": 1, "parts": parts}))
+    assert _equal(array, job.trigger().output) and calls == [1]
+    assert _equal(array, job.trigger().output)  # twice: nothing rewritten the file
+    store = str(tmp_path / "store")
+    assert cli(["--dir", store, "verify", run.id]) == 0
+    capsys.readouterr()
+    flipped = bytearray(path.read_bytes())
+    flipped[len(flipped) // 2] ^= 0x01
+    path.write_bytes(bytes(flipped))
+    again = job.trigger()
+    assert again.status == "FAILURE" and "damaged (checksum mismatch)" in again.error.message
+    assert cli(["--dir", store, "verify", run.id]) == 1
+    assert "damaged" in capsys.readouterr().err
+
+
+def test_an_output_in_a_newer_format_says_to_upgrade(client: TriggerClient) -> None:
+    job = client.define_job("format-3")
+    job.run(lambda payload, io, ctx: io.run_task("big", lambda: np.arange(N * 2.0)))
+    run = job.trigger()
+    path = _framed_file(client.store, run.id)
+    data = path.read_bytes()
+    path.write_bytes(_with_trailer(data, {**_trailer(data), "v": 3}))
+    again = job.trigger()
+    assert again.status == "FAILURE" and again.error.type.endswith("CacheReadError")
+    assert "framed format 3, newer than this trigger_nb reads (2)" in again.error.message
+    assert "upgrade trigger_nb" in again.error.message
+
+
+class Holder:
+    """A small output whose lifetime the test watches."""
+
+    def __init__(self, stamps: Any) -> None:
+        self.stamps = stamps
+
+
+def test_outputs_pickled_on_many_threads_stay_apart_and_are_not_kept_alive(
+    client: TriggerClient,
+) -> None:
+    """Each thread reuses one pickler (making one costs more than pickling a small output):
+    outputs pickled at once on several threads come back whole, and a stored output is not
+    kept alive by the pickler's memo once stored."""
+    job = client.define_job("threads")
+    days = [np.arange(i, i + N).astype("M8[D]") for i in range(8)]
+    held: list[weakref.ref[Holder]] = []
+
+    def small(i: int) -> Holder:
+        holder = Holder(days[i][:3].copy())
+        held.append(weakref.ref(holder))
+        return holder
+
+    @job.run
+    def body(payload: Any, io: Any, ctx: Any) -> Any:
+        big = io.parallel("big", range(8), lambda i: days[i], max_workers=4)
+        io.run_task("one small", lambda: small(0))
+        return big
+
+    first = job.trigger()
+    for output in (first.output, job.trigger().output):
+        assert all(_equal(day, got) for day, got in zip(days, output, strict=True))
+    gc.collect()
+    assert held and all(ref() is None for ref in held)
