@@ -30,11 +30,16 @@ TASKS = int(os.environ.get("TRIGGER_NB_BENCH_MEMORY_TASKS", "100000"))
 
 # Each task's output: a small record, as a data pipeline keeps per item (~130 bytes pickled).
 _SETUP = """
-import os, resource, sys, json
+import os, sys, json
 def output(i):
     return {"id": i, "name": f"user-{i}", "email": f"user-{i}@example.com", "score": i * 0.5}
-def rss_mib():  # the peak resident set so far (Linux reports KiB)
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+# The kernel's high-water mark of this process, reset first (getrusage's maxrss would keep the
+# resident set of the process this one was forked from).
+open("/proc/self/clear_refs", "w").write("5")
+def rss_mib():
+    for line in open("/proc/self/status"):
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
 def current_mib():
     with open("/proc/self/statm") as f:
         return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
