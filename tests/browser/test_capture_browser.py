@@ -68,3 +68,48 @@ def test_output_section_shows_the_captured_figure_and_replay_marks_it(
     expect(cell.locator(".jp-OutputArea-output", has_text="rows plotted: 3").first).to_be_visible()
     caption.evaluate("element => element.scrollIntoView({block: 'start'})")
     save_screenshot(page, "capture-replayed")
+
+
+FAILING_CELL = """\
+%%trigger_job batches --name "Batches"
+def work(batch, item):
+    if batch == 1 and item == 60:
+        raise ValueError("bad row 60")
+    return item
+
+for batch in range(2):
+    def items(task, batch=batch):
+        for item in range(70):
+            io.run_task(["item", batch, item], lambda item=item, batch=batch: work(batch, item))
+    try:  # the run goes on (and the cell ends without an error, so the next cell runs)
+        io.run_task(["batch", batch], items, name=f"batch {batch}")
+    except Exception:
+        pass
+"""
+
+
+def test_the_explorer_tree_filters_searches_and_jumps_to_the_failure(
+    page: Page, jupyter_server: JupyterServer
+) -> None:
+    """The explorer's tree has the run page's finding bar: chips with counts, a search, and
+    "jump to first failure", which opens the failed task on the second page of its siblings."""
+    cells = ["%load_ext trigger_nb", FAILING_CELL, "%trigger_runs"]
+    nb = write_notebook(jupyter_server, "capture/finder", cells)
+    open_and_run_notebook(page, jupyter_server, nb)
+    explorer = page.locator(".jp-OutputArea-output .tnb-explorer").first
+    expect(explorer).to_be_visible(timeout=60_000)
+    explorer.locator(".tnb-runs-list select").select_option(index=0)
+    tree = explorer.locator(".tnb-run-view")
+    failed_row = tree.locator(".tnb-name-btn", has_text="[item, 1, 60]")
+    expect(failed_row).to_have_count(0)  # on the second page of a closed batch
+    chips = tree.locator(".tnb-chips")
+    expect(chips).to_contain_text("failed 2")
+    chips.locator("button", has_text="failed").click()
+    expect(failed_row).to_be_visible(timeout=30_000)
+    expect(tree.locator(".tnb-name-btn")).to_have_count(2)  # the item and its batch
+    save_screenshot(page, "explorer-finder-failed-chip")
+    tree.locator(".tnb-jump").click()
+    expect(tree.locator(".tnb-jumped")).to_be_visible(timeout=30_000)
+    expect(tree.locator(".tnb-details").first).to_contain_text("bad row 60")
+    tree.locator(".tnb-jumped").evaluate("element => element.scrollIntoView({block: 'center'})")
+    save_screenshot(page, "explorer-finder-jumped")

@@ -148,6 +148,7 @@ class Row:
         self.details: Any = None
         self.details_open = False
         self.children_box: Any = None
+        self.child_page: Page | None = None  # the subtasks' rows, made when first shown
         self.children_open = False
 
     def items(self) -> list[Any]:
@@ -174,7 +175,8 @@ class Row:
             self.children_box = ipywidgets.Box(
                 layout=self.view.shared.layout, _dom_classes=("tnb-children", "tnb-rows")
             )
-            created = Page(self.view, self.node.children, self.children_box).rows
+            self.child_page = Page(self.view, self.node.children, self.children_box)
+            created = self.child_page.rows
         self.children_open = not self.children_open
         self.chevron.icon = "caret-down" if self.children_open else "caret-right"
         self.page.layout()

@@ -27,10 +27,12 @@ from trigger_nb._render.keys import task_title
 from trigger_nb._render.summary import summarize_run
 from trigger_nb._render.task_html import details_html, logs_html, meta_html
 from trigger_nb._render.tree import WAITING, TaskNode, build_tree, group_logs
+from trigger_nb._widgets.finder import Finder
 from trigger_nb._widgets.row import PAGE_SIZE, Actions, Page, Row, Shared
 from trigger_nb.errors import TriggerNbError
 
 AUTO_EXPAND_ROWS = 40
+FOUND_ROWS = 200
 
 
 def run_clock(run: JobRun) -> Clock:
@@ -91,11 +93,12 @@ class RunView:
             )
             run_logs.add_class("tnb-run-logs")
             items.append(run_logs)
-        items.append(self.tree)
+        self.finder = Finder(self)
+        items += [self.finder.widget, self.tree]
         self.widget = ipywidgets.VBox(items)
         self.widget.add_class("tnb")
         self.widget.add_class("tnb-run-view")
-        self._expand_breadth_first(Page(self, self.nodes, self.tree).rows)
+        self.show_tree(self.nodes)
         if any(row.node.status == WAITING for row in self.rows.values()):
             _TICKER.watch(self)
 
@@ -104,8 +107,17 @@ class RunView:
         summary = summarize_run(self.record, now=now, nodes=self.nodes)
         return f"<style>{CSS}{WIDGET_CSS}</style>{header_html(summary, now=now)}"
 
-    def _expand_breadth_first(self, rows: list[Row]) -> None:
-        budget = AUTO_EXPAND_ROWS - len(rows)
+    def show_tree(self, nodes: list[TaskNode], *, expand_all: bool = False) -> None:
+        """Show ``nodes`` (the run's tree, or the part of it a chip or a search keeps) in the
+        tree's box, opened breadth-first within ``AUTO_EXPAND_ROWS`` (``FOUND_ROWS`` for what a
+        chip or search found: its rows are the point)."""
+        self.rows = {}
+        self.top_page = Page(self, nodes, self.tree)
+        budget = FOUND_ROWS if expand_all else AUTO_EXPAND_ROWS
+        self._expand_breadth_first(self.top_page.rows, budget)
+
+    def _expand_breadth_first(self, rows: list[Row], limit: int) -> None:
+        budget = limit - len(rows)
         queue = list(rows)
         while queue:
             row = queue.pop(0)
