@@ -15,9 +15,10 @@ transaction-level advisory lock, so two kernels opening a new store at once both
 
 ``SCHEMA_VERSION`` is the version of these tables; what is stored in them is versioned as every
 store's content is (``__format__``, ``trigger_nb._store.store``). Both are checked when a store
-is opened, and a mismatch is a ``StoreVersionError``. No migration exists because none is needed
-yet: every PostgreSQL store was written with schema version 1 and store format 2 (format 2
-predates this store); a change to either ships with the command that migrates to it.
+is opened, and a mismatch is a ``StoreVersionError``. No migration command exists because none
+is needed: every PostgreSQL store was written with schema version 1, and store format 2 is
+upgraded in place when opened (here only its marker changes: format 3 moved a diskcache store's
+entries, not their content); a change needing more ships with the command that migrates to it.
 """
 
 from __future__ import annotations
