@@ -25,7 +25,7 @@ from __future__ import annotations
 import collections
 import json
 import threading
-from datetime import datetime
+from datetime import datetime, timedelta
 from json.encoder import encode_basestring as _string  # a str as JSON, escaped (C code)
 from typing import Any
 
@@ -83,9 +83,11 @@ def run_doc_json(
 ) -> str:
     """The JSON text of the module docstring (compact; for ``json.loads``)."""
     base = record.created_at.timestamp()
+    origin = record.created_at
 
     def ms(moment: datetime | None) -> int | None:
-        return None if moment is None else int((moment.timestamp() - base) * 1000 + 0.5)
+        # a difference of datetimes: an aware datetime's timestamp() costs several times more
+        return None if moment is None else int((moment - origin) / _MILLISECOND + 0.5)
 
     parts: list[str] = []
     index: dict[str, int] = {}
@@ -182,22 +184,44 @@ def _task_json(node: TaskNode, logs: list[LogRecord] | None, ms: Any) -> str:
     if r.output_preview is not None:
         kind = "null" if r.output_type is None else _string(r.output_type)
         text += f',"op":[{kind},{_number(r.output_size)},{_string(r.output_preview)}]'
-    rare = _rare(node, named, logs, ms)
-    if rare:
-        text += "," + _dumps(rare)[1:-1]
+    if named or logs or r.status is _FAILED or not _plain_record(node):
+        rare = _rare(node, named, logs, ms)
+        if rare:
+            text += "," + _dumps(rare)[1:-1]
     return text + "}"
 
 
+def _plain_record(node: TaskNode) -> bool:
+    """Nothing for ``_rare`` to write (most tasks): its checks, without building anything."""
+    r = node.record
+    return not (
+        node.stale
+        or r.properties
+        or r.output_properties
+        or r.description
+        or r.params is not None
+        or node.captured
+        or r.wait_until is not None
+        or r.icon
+        or r.refresh_pending
+    )
+
+
 def _attempt_json(a: AttemptRecord, node: TaskNode, ms: Any) -> str:
-    error = "" if a.error is None else attempt_error_text(a, node)
+    error = '""' if a.error is None else _string(attempt_error_text(a, node))
     end = a.finished_at
+    # most attempts completed: an identity test, not an enum's hash (Python code) for the dict
+    status = _COMPLETED_TEXT if a.status is _COMPLETED else _ATTEMPT_STATUS[a.status]
     return (
         f"[{a.number},{a.execution},{ms(a.started_at)},{'null' if end is None else ms(end)},"
-        f"{_ATTEMPT_STATUS[a.status]},{_string(error)}{_superseded(a) if a.superseded else ''}]"
+        f"{status},{error}{_superseded(a) if a.superseded else ''}]"
     )
 
 
 _ATTEMPT_STATUS = {status: f'"{status.value.lower()}"' for status in TaskStatus}
+_COMPLETED = TaskStatus.COMPLETED
+_COMPLETED_TEXT = _ATTEMPT_STATUS[_COMPLETED]
+_MILLISECOND = timedelta(milliseconds=1)
 
 
 def _superseded(attempt: AttemptRecord) -> str:
