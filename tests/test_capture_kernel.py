@@ -135,3 +135,34 @@ def test_no_replay_output_leaves_the_cell_with_its_own_prints_only(tmp_path: Pat
     execute(tmp_path)
     quiet = shape(execute(tmp_path, "--no-replay-output"))
     assert quiet == [("stdout", "cell starts\nbetween\ncell ends\n")]
+
+
+ORDER = """%load_ext trigger_nb
+import sys
+from IPython.display import HTML, display
+for i in range(3):
+    print("out", i)
+    display(HTML(f"<i>shown {i}</i>"))
+    print("err", i, file=sys.stderr)
+    display(HTML(f"<b>again {i}</b>"))
+display(HTML("<u>nothing printed before</u>"))
+print("last")
+"""
+
+
+def test_what_was_printed_before_a_display_shows_before_it(tmp_path: Path) -> None:
+    """The extension flushes stdout and stderr before a display only when they hold
+    something (``capture._flush_pending_streams``): the order a reader sees stays the code's."""
+    notebook = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(ORDER)])
+    nbclient.NotebookClient(
+        notebook,
+        timeout=120,
+        kernel_name="python3",
+        resources={"metadata": {"path": str(tmp_path)}},
+    ).execute()
+    expected: list[tuple[str, str]] = []
+    for i in range(3):
+        expected += [("stdout", f"out {i}\n"), ("text/html", f"<i>shown {i}</i>")]
+        expected += [("stderr", f"err {i}\n"), ("text/html", f"<b>again {i}</b>")]
+    expected += [("text/html", "<u>nothing printed before</u>"), ("stdout", "last\n")]
+    assert shape(list(notebook.cells[0].outputs)) == expected

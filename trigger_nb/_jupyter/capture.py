@@ -4,7 +4,9 @@ replay under a small "replayed" caption.
 
 ``install(shell)`` wraps the shell's display publisher once: every display still goes out as
 before; one published while a task runs is also kept by that task's capture
-(``trigger_nb._engine.console``). Nothing here imports IPython: the shell is given.
+(``trigger_nb._engine.console``). It also flushes stdout and stderr before a display only when
+they hold something (``_flush_pending_streams``). Nothing here imports IPython: the shell is
+given.
 """
 
 from __future__ import annotations
@@ -38,7 +40,24 @@ def install(shell: Any) -> None:
 
         setattr(capturing_publish, _WRAPPED, True)
         publisher.publish = capturing_publish
+        if callable(getattr(publisher, "_flush_streams", None)):
+            publisher._flush_streams = _flush_pending_streams
     set_console(ShellConsole(shell))
+
+
+def _flush_pending_streams() -> None:
+    """ipykernel's display publisher flushes stdout and stderr before every display, so that
+    what was printed shows first; a flush from the main thread waits for the kernel's I/O
+    thread to answer even when nothing is waiting (~0.5-1.5 ms a stream, most of a display's
+    cost: a run's view makes three). A kernel stream with nothing written since its last flush
+    (``_flush_pending`` and ``_subprocess_flush_pending`` false: set by every write) is not
+    flushed; what was printed still goes out first: a flush under way is on the I/O thread,
+    which sends the display after it. Any other stream (a capture's, another kernel's) is."""
+    for stream in (sys.stdout, sys.stderr):
+        if getattr(stream, "_flush_pending", True) or getattr(
+            stream, "_subprocess_flush_pending", True
+        ):
+            stream.flush()
 
 
 class ShellConsole:
