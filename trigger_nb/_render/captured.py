@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import html
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from trigger_nb._core.model import TaskRecord
@@ -56,7 +56,7 @@ def captured_heading(number: int, record: TaskRecord) -> str:
     return f"Printed and displayed by attempt #{number}"
 
 
-def captured_html(outputs: list[tuple[int, list[Event]]], record: TaskRecord) -> str:
+def captured_html(outputs: Sequence[tuple[int, list[Event]]], record: TaskRecord) -> str:
     """The Output sections of a task's details, the last attempt's first."""
     sections = []
     for number, events in reversed(outputs):

@@ -17,7 +17,8 @@ description, ``pa`` params (JSON text, redacted), ``op`` ``[output type, size, p
 ``w`` wait until, ``n`` a parallel task's item count, ``ic`` icon glyph and name, ``lg`` logs
 ``[level, time of day, message, data JSON]``, ``rp`` 1 when it is marked to run again on the
 next execution (a refresh pending). All text is plain text: the page escapes it. A task is
-named by its index in ``t`` (``task_order``): the page's requests to the kernel use it.
+named by its index in ``t`` (``run_doc_json``'s ``task_ids``): the page's requests to the kernel
+use it.
 """
 
 from __future__ import annotations
@@ -63,25 +64,17 @@ def first_failure(nodes: list[TaskNode], record: RunRecord) -> TaskNode | None:
     return None
 
 
-def task_order(nodes: list[TaskNode]) -> list[str]:
-    """The ids of the tasks in the page's order (``t``: tree pre-order)."""
-    order: list[str] = []
-    stack = list(reversed(nodes))
-    while stack:
-        node = stack.pop()
-        order.append(node.record.id)
-        stack.extend(reversed(node.children))
-    return order
-
-
 def run_doc_json(
     record: RunRecord,
     nodes: list[TaskNode],
     logs: dict[str, list[LogRecord]] | dict[str | None, list[LogRecord]],
     *,
     now: datetime,
+    task_ids: list[str] | None = None,
 ) -> str:
-    """The JSON text of the module docstring (compact; for ``json.loads``)."""
+    """The JSON text of the module docstring (compact; for ``json.loads``). ``task_ids``: a
+    list to receive the ids of the tasks in the page's order (``t``), which the page's
+    requests to the kernel name by index (``PageBridge``)."""
     base = record.created_at.timestamp()
     origin = record.created_at
 
@@ -91,16 +84,22 @@ def run_doc_json(
 
     parts: list[str] = []
     index: dict[str, int] = {}
+    first_failed: TaskNode | None = None  # first_failure's second choice, found on the way
     texts = _texts_of(record.id)
     # pre-order, iteratively: a 10,000-deep chain must not hit the recursion limit
     stack: list[tuple[TaskNode, int]] = [(n, -1) for n in reversed(nodes)]
     while stack:
         node, parent = stack.pop()
         here = index[node.record.id] = len(parts)
+        if node.status == FAILED and first_failed is None and passed_up_from(node) is None:
+            first_failed = node
         text = _task_text(node, logs.get(node.record.id), ms, base, texts)
         parts.append(text if parent < 0 else f'{{"p":{parent},{text[1:]}')
         stack.extend((child, here) for child in reversed(node.children))
-    failure = first_failure(nodes, record)
+    if task_ids is not None:
+        task_ids.extend(index)  # a dict keeps its insertion order: the page's
+    # first_failure(nodes, record), without a second walk of the tree
+    failure = failure_origin(nodes, record.error) or first_failed
     head = {
         "base": round(base * 1000),
         # a finished run's page is the same whenever it is drawn: its "now" is its end

@@ -53,13 +53,15 @@ def document_from(
     *,
     now: datetime,
     fallback_rows: int = NOTEBOOK_MAX_ROWS,
+    task_ids: list[str] | None = None,
 ) -> str:
-    """The page of the module docstring, from an already built tree."""
+    """The page of the module docstring, from an already built tree. ``task_ids``: a list to
+    receive the ids of the page's tasks in its order (``doc_data.run_doc_json``)."""
     summary = summarize_run(record, now=now, nodes=nodes)
     static = tree_html(
         nodes, logs, line=lambda node: line_html(node, now=now), max_rows=fallback_rows
     )
-    payload = run_doc_json(record, nodes, logs, now=now)
+    payload = run_doc_json(record, nodes, logs, now=now, task_ids=task_ids)
     payload = payload.replace("<", "\\u003c")  # in JSON strings only: no tag can start
     return (
         f'<div class="tnb tnb-run {DOC_CLASS}"><style>{CSS}{APP_CSS}{REOPEN_CSS}</style>'

@@ -47,7 +47,7 @@ ACTIONS = ("output", "refresh", "rerun")
 class PageBridge:
     """The hidden widgets beside a finished run's page (``.widget``), answering its requests.
 
-    ``task_ids``: the page's tasks in its order (``doc_data.task_order``): a request names a
+    ``task_ids``: the page's tasks in its order (``doc_data.run_doc_json``): a request names a
     task by its index there. ``box``: a container to show the bridge in (the live view's, so
     finishing makes one widget, not two); ``reply``: an HTML widget to answer in (the live
     view's own, emptied); else new ones. ``rerunner``: what "Re-run from here" does with a

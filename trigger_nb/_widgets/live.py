@@ -32,7 +32,6 @@ from trigger_nb._core.model import LogRecord, RunRecord, RunStatus, TaskRecord
 from trigger_nb._render.captured import attach
 from trigger_nb._render.css import CSS, WIDGET_CSS
 from trigger_nb._render.data import RunData
-from trigger_nb._render.doc_data import task_order
 from trigger_nb._render.document import document_from
 from trigger_nb._render.format import format_duration, run_active_seconds
 from trigger_nb._render.html import NOTEBOOK_MAX_ROWS, header_html, tree_html
@@ -343,12 +342,13 @@ class LiveRunView:
             captures = captured_outputs(run._store.load_captures(run.id))
         _SEEN.keep(record, records, logs)
         nodes = attach(build_tree(records, record.latest_execution), captures)
+        task_ids: list[str] = []
         self._final = (
-            document_from(record, nodes, group_logs(logs), now=now),
+            document_from(record, nodes, group_logs(logs), now=now, task_ids=task_ids),
             text_from(record, nodes, now=now, max_rows=NOTEBOOK_MAX_ROWS),
         )
         self.bar = PageBridge(
-            run, task_order(nodes), box=self.widget, reply=self._html, rerunner=self.rerun_from
+            run, task_ids, box=self.widget, reply=self._html, rerunner=self.rerun_from
         )
         with self._lock:
             self._forget()
