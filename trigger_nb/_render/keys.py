@@ -112,7 +112,20 @@ def _encoded_key_text(encoded: str) -> str | None:
 def _default_name(record: TaskRecord) -> str:
     """The name a task gets when none is given (``task_options.new_record``)."""
     key = record.cache_key
-    return key if isinstance(key, str) else str(key)
+    if isinstance(key, str):
+        return key
+    # a list key's text, remembered by its typed encoding (one encoding, one value): a view
+    # of 1,000 tasks asks for every task's, each time it is drawn (~1 µs a list)
+    name = _LIST_KEY_NAMES.get(record.key)
+    if name is None:
+        if len(_LIST_KEY_NAMES) >= _LIST_KEY_NAMES_KEPT:
+            _LIST_KEY_NAMES.clear()
+        name = _LIST_KEY_NAMES[record.key] = str(key)
+    return name
+
+
+_LIST_KEY_NAMES: dict[str, str] = {}
+_LIST_KEY_NAMES_KEPT = 1 << 14
 
 
 def task_title(record: TaskRecord) -> str:
