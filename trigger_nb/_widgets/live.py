@@ -19,10 +19,13 @@ and views holding 1,000 records each made every garbage collection of a session 
 from __future__ import annotations
 
 import collections
+import heapq
 import html
+import itertools
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -97,7 +100,7 @@ class LiveRunView:
         self._last_draw = 0.0
         self._draw_seconds = 0.0
         self._lines: dict[str, tuple[tuple[Any, ...], str]] = {}
-        self._timer: threading.Timer | None = None
+        self._redraw_due = False  # a redraw is scheduled (``_REDRAWS``)
         # kind, payload, kind, payload, ...: two items per event (``extend`` of a pair is
         # atomic, and the pair dies at once: no object per queued event for the GC to count)
         self._queue: collections.deque[Any] = collections.deque()
@@ -128,7 +131,7 @@ class LiveRunView:
         Between redraws an event is only queued (the run pays a deque append for it); the tree
         grows from the queue when it is drawn, at most 4 times a second.
         """
-        if self._timer is not None and not self._finished:
+        if self._redraw_due and not self._finished:
             self._queue.extend((kind, payload))  # a redraw is already scheduled: it shows this
             return
         with self._lock:
@@ -137,14 +140,13 @@ class LiveRunView:
                     return
                 self._reopen()  # the run resumes (a due wait): live again until finish()
             self._queue.extend((kind, payload))
-            if self._timer is not None:
+            if self._redraw_due:
                 return
             interval = max(REDRAW_INTERVAL_SECONDS, self._draw_seconds / REDRAW_TIME_SHARE)
             wait = interval - (time.monotonic() - self._last_draw)
             if wait > 0:  # too soon: draw the latest state at the end of the interval
-                self._timer = threading.Timer(wait, self._flush)
-                self._timer.daemon = True
-                self._timer.start()
+                self._redraw_due = True
+                _REDRAWS.call_later(wait, self._flush)
                 return
             self._last_draw = time.monotonic()
         self._draw()
@@ -225,7 +227,7 @@ class LiveRunView:
 
     def _flush(self) -> None:
         with self._lock:
-            self._timer = None
+            self._redraw_due = False
             if self._finished:
                 return
             self._last_draw = time.monotonic()
@@ -321,10 +323,8 @@ class LiveRunView:
         (``None``: keep the last live state). ``data``: the run as already read (a run
         displayed on its own), else from this view's events or the store."""
         with self._lock:
-            self._finished = True
-            if self._timer is not None:
-                self._timer.cancel()
-                self._timer = None
+            self._finished = True  # a redraw still scheduled finds it so and draws nothing
+            self._redraw_due = False
         if run is None:
             self._draw()
             return
@@ -398,6 +398,43 @@ class LiveRunView:
         if self._final is not None:
             return self._page_bundle()
         return {**self._widget_bundle(), "text/html": self._html.value, "text/plain": self._text()}
+
+
+class _Redraws:
+    """One daemon thread running every live view's delayed redraws, in time order.
+
+    A ``threading.Timer`` per redraw started a thread each time, and the run's thread waited for
+    it to start (~0.1 ms, several on a busy machine: every first run of a cell paid it once).
+    """
+
+    def __init__(self) -> None:
+        self._due: list[tuple[float, int, Callable[[], None]]] = []
+        self._order = itertools.count()  # equal times run in the order asked
+        self._changed = threading.Condition()
+        self._thread: threading.Thread | None = None
+
+    def call_later(self, delay: float, action: Callable[[], None]) -> None:
+        with self._changed:
+            heapq.heappush(self._due, (time.monotonic() + delay, next(self._order), action))
+            # started again in a forked child, where the parent's thread does not exist
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(target=self._loop, name="tnb-redraws", daemon=True)
+                self._thread.start()
+            self._changed.notify()
+
+    def _loop(self) -> None:
+        while True:
+            with self._changed:
+                while not self._due or self._due[0][0] > time.monotonic():
+                    self._changed.wait(self._due[0][0] - time.monotonic() if self._due else None)
+                action = heapq.heappop(self._due)[2]
+            try:
+                action()
+            except Exception:  # a broken view must not stop the others' redraws
+                continue
+
+
+_REDRAWS = _Redraws()
 
 
 class _Seen:
