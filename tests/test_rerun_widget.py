@@ -144,7 +144,8 @@ def test_the_pages_rerun_from_here_follows_the_execution_in_the_same_view(
     client: TriggerClient, tmp_path: Path
 ) -> None:
     """What a %%trigger_job cell shows (and a run displayed on its own, ``display.show_run``):
-    the same view goes live again, then shows the new page with a new bridge."""
+    the same view goes live again, then shows the new page with a new bridge, which alone
+    answers the request box (the old one answering too would run "three" twice below)."""
     effect = Effects(tmp_path / "effects.log")
     job = steps(client, effect)
     live = LiveRunView(title="steps")
@@ -155,6 +156,7 @@ def test_the_pages_rerun_from_here_follows_the_execution_in_the_same_view(
     assert effect.all() == ["one", "two", "three", "two", "three"]
     assert live.bar is not None and live.bar is not first
     assert live.widget.children == (live.bar.reply, live.bar.request)
+    assert live.bar.request is first.request  # no new widget per execution (the kernel keeps all)
     assert live._final is not None and "1 replayed" in live._final[1]
     assert "2 executions" in live._final[1]
     # and again, from the new page; a view made for a finished run (display(run)) does the same

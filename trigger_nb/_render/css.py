@@ -47,6 +47,7 @@ _STATUS_ICONS = "".join(f".tnb .tnb-st-{s} .fa{{color:{COLORS[s]}}}\n" for s in 
 
 WIDGET_CSS = (
     """
+.tnb-bridge-in{display:none!important}
 .tnb .tnb-jumped{outline:2px solid #cf222e;outline-offset:1px}
 .tnb .tnb-finder{flex-wrap:wrap;gap:6px;align-items:center;margin:2px 0 6px}
 .tnb .tnb-rows{display:grid;grid-template-columns:20px fit-content(60%) minmax(0,1fr);

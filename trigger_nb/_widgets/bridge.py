@@ -50,7 +50,8 @@ class PageBridge:
     ``task_ids``: the page's tasks in its order (``doc_data.run_doc_json``): a request names a
     task by its index there. ``box``: a container to show the bridge in (the live view's, so
     finishing makes one widget, not two); ``reply``: an HTML widget to answer in (the live
-    view's own, emptied); else new ones. ``rerunner``: what "Re-run from here" does with a
+    view's own, emptied); ``request``: the request box (``request_widget``), else a new one;
+    ``release`` lets a later bridge take it over. ``rerunner``: what "Re-run from here" does with a
     task id (the live view that follows the execution).
     """
 
@@ -61,6 +62,7 @@ class PageBridge:
         *,
         box: Any = None,
         reply: Any = None,
+        request: Any = None,
         rerunner: Callable[[str], None] | None = None,
     ) -> None:
         import ipywidgets
@@ -68,9 +70,7 @@ class PageBridge:
         shared = Shared.get()
         self.run, self.task_ids, self.rerunner = run, task_ids, rerunner
         self.run_view: RunView | None = None
-        self.request = ipywidgets.Text(
-            layout=shared.layout, _dom_classes=(REQUEST_CLASS,), continuous_update=True
-        )
+        self.request = request if request is not None else request_widget()
         self.request.observe(self._on_request, "value")
         if reply is None:
             reply = ipywidgets.HTML(layout=shared.layout, style=shared.html_style)
@@ -82,6 +82,10 @@ class PageBridge:
             box = ipywidgets.VBox(layout=shared.layout, _dom_classes=("tnb", "tnb-bridge"))
         box.children = (self.reply, self.request)
         self.widget = box
+
+    def release(self) -> None:
+        """Stop answering: the request box is another bridge's now (a new execution's page)."""
+        self.request.unobserve(self._on_request, "value")
 
     # -- requests --------------------------------------------------------------------------
     def _on_request(self, change: dict[str, Any]) -> None:
@@ -169,6 +173,15 @@ class PageBridge:
             self.run_view.rerunner = self.rerunner
         self.widget.children = (self.reply, self.request, self.run_view.widget)
         return self.run_view
+
+
+def request_widget() -> Any:
+    """The hidden text box the page's script writes its requests into (``PageBridge``)."""
+    import ipywidgets
+
+    return ipywidgets.Text(
+        layout=Shared.get().layout, _dom_classes=(REQUEST_CLASS,), continuous_update=True
+    )
 
 
 def _task(run: JobRun, task_id: str) -> TaskView:

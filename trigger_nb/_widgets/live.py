@@ -44,7 +44,7 @@ from trigger_nb._render.task_html import line_html
 from trigger_nb._render.text import summary_text, text_from
 from trigger_nb._render.timeline import TRACK_CSS, track_html
 from trigger_nb._render.tree import WAITING, TaskNode, build_tree, display_status, group_logs
-from trigger_nb._widgets.bridge import REPLY_CLASS, PageBridge
+from trigger_nb._widgets.bridge import REPLY_CLASS, PageBridge, request_widget
 from trigger_nb._widgets.output import WIDGET_VIEW_MIME, display, update_display
 from trigger_nb._widgets.row import Shared
 from trigger_nb._widgets.run_view import RunView, run_clock
@@ -120,8 +120,12 @@ class LiveRunView:
             _dom_classes=("tnb-live-html",),
         )
         self._last_draw = time.monotonic()
+        # the bridge's request box (``PageBridge``), hidden, made now and kept for every
+        # execution this view shows: finishing then changes no child (no message), and a
+        # "Re-run from here" makes no new widget the kernel would keep forever
+        self._request = request_widget()
         self.widget = ipywidgets.VBox(
-            [self._html], layout=shared.layout, _dom_classes=("tnb", "tnb-live")
+            [self._html, self._request], layout=shared.layout, _dom_classes=("tnb", "tnb-live")
         )
 
     # -- events ----------------------------------------------------------------------------
@@ -170,13 +174,15 @@ class LiveRunView:
         self._nodes, self._roots, self._fresh = {}, [], []
 
     def _reopen(self) -> None:
+        if self.bar is not None:
+            self.bar.release()
         self._finished, self._final, self.bar = False, None, None
         self._started = time.monotonic()
         self._forget()
         self._queue.clear()
         self._last_draw = 0.0
         self._html.remove_class(REPLY_CLASS)
-        self.widget.children = (self._html,)
+        self.widget.children = (self._html, self._request)
         if self._display_id is not None:  # the last page is old news while the run goes on
             update_display(self._page_bundle(), raw=True, display_id=self._display_id + "-page")
 
@@ -348,7 +354,12 @@ class LiveRunView:
             text_from(record, nodes, now=now, max_rows=NOTEBOOK_MAX_ROWS),
         )
         self.bar = PageBridge(
-            run, task_ids, box=self.widget, reply=self._html, rerunner=self.rerun_from
+            run,
+            task_ids,
+            box=self.widget,
+            reply=self._html,
+            request=self._request,
+            rerunner=self.rerun_from,
         )
         with self._lock:
             self._forget()
