@@ -51,7 +51,10 @@ def polars_frame() -> Any:
             "array": pl.Series([[i, -i] for i in range(ROWS)], dtype=pl.Array(pl.Int32, 2)),
             "struct": [{"a": i, "b": f"x{i % 3}"} for i in range(ROWS)],
             "all null": pl.Series([None] * ROWS, dtype=pl.Null),
+            "descending": np.arange(ROWS)[::-1].copy(),
         }
+    ).with_columns(  # flags polars' own pickling keeps: so must ours
+        pl.col("float").set_sorted(), pl.col("descending").set_sorted(descending=True)
     )
 
 

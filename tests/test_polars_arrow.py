@@ -29,7 +29,8 @@ def _values() -> dict[str, Any]:
         "polars": frame,
         "polars mapped": frame,
         "series": frame["long str"],
-        "unnamed series": pl.Series("", np.arange(300_000)),  # polars would name it column_0
+        # polars would name it column_0; flagged sorted
+        "unnamed series": pl.Series("", np.arange(300_000)).set_sorted(),
         "arrow": table,
         "arrow mapped": table,
     }
@@ -37,13 +38,14 @@ def _values() -> dict[str, Any]:
 
 def _same(expected: Any, got: Any) -> bool:
     """Equal values of the same type; for polars, the same schema (dtypes, time zones,
-    categories) or the same name too."""
+    categories) or name and dtype, and the same "sorted" flags."""
     if type(got) is not type(expected) or not expected.equals(got):
         return False
     if isinstance(expected, pl.DataFrame):
-        return bool(got.schema == expected.schema)
+        return bool(got.schema == expected.schema and got.flags == expected.flags)
     if isinstance(expected, pl.Series):
-        return bool(got.name == expected.name and got.dtype == expected.dtype)
+        same = got.name == expected.name and got.dtype == expected.dtype
+        return bool(same and got.flags == expected.flags)
     return bool(got.schema == expected.schema)  # an Arrow table: field types and metadata
 
 

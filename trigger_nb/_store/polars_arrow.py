@@ -12,8 +12,8 @@ way).
 
 Not through Arrow (pickled by polars as before): frames with ``pl.Object`` columns (Arrow
 would carry the objects' addresses, not the objects), and any frame when pyarrow is not
-installed. Lost on the way, as by a Parquet round trip: a column's "sorted" flag (an
-optimisation hint; values and dtypes are equal).
+installed. A column's "sorted" flag (a hint polars' own pickling keeps, Arrow has no place
+for) is stored beside the table and set again.
 
 ``frame_from_arrow`` and ``series_from_arrow`` are named in stored pickles: keep their module
 and names.
@@ -27,20 +27,24 @@ from typing import Any
 _HAS_PYARROW: list[bool] = []  # found once, on the first polars value pickled
 
 
-def frame_from_arrow(table: Any) -> Any:
-    """The polars DataFrame stored as ``table`` (a ``pyarrow.Table``)."""
+def frame_from_arrow(table: Any, sorted_columns: tuple[tuple[str, bool], ...] = ()) -> Any:
+    """The polars DataFrame stored as ``table`` (a ``pyarrow.Table``); ``sorted_columns``:
+    ``(name, descending)`` of the columns flagged sorted."""
     import polars
 
     frame: Any = polars.from_arrow(table, rechunk=False)  # a Table gives a DataFrame
     names = table.column_names
     if frame.columns != names:  # an empty name comes back as "column_0": the stored one wins
         frame.columns = names
+    if sorted_columns:
+        flags = [polars.col(name).set_sorted(descending=down) for name, down in sorted_columns]
+        frame = frame.with_columns(flags)  # metadata only: the same buffers
     return frame
 
 
-def series_from_arrow(table: Any) -> Any:
+def series_from_arrow(table: Any, sorted_columns: tuple[tuple[str, bool], ...] = ()) -> Any:
     """The polars Series stored as the one column of ``table`` (its name kept there)."""
-    return frame_from_arrow(table).to_series()
+    return frame_from_arrow(table, sorted_columns).to_series()
 
 
 def reduce_polars(value: Any) -> Any:
@@ -57,7 +61,13 @@ def reduce_polars(value: Any) -> Any:
     if any(_holds_objects(dtype, polars) for dtype in frame.dtypes):
         return NotImplemented
     table = frame.to_arrow(compat_level=polars.CompatLevel.newest())
-    return (series_from_arrow if is_series else frame_from_arrow), (table,)
+    sorted_columns = tuple(
+        (name, flags["SORTED_DESC"])
+        for name, flags in frame.flags.items()
+        if flags["SORTED_ASC"] or flags["SORTED_DESC"]
+    )
+    arguments = (table, sorted_columns) if sorted_columns else (table,)
+    return (series_from_arrow if is_series else frame_from_arrow), arguments
 
 
 def _holds_objects(dtype: Any, polars: Any) -> bool:
