@@ -2,9 +2,11 @@
 ``pickle.dump`` / ``pickle.load`` (protocol 5) to a plain file.
 
 Run: ``.venv/bin/python bench/bench_bigoutput.py`` (``TRIGGER_NB_BENCH_BIG_MB`` sets the array's
-size, default 1024; ``TRIGGER_NB_BENCH_REPEATS`` the repeats, default 7). Every number is
-measured in a fresh process (``python -c``), the value built before the clock starts; the
-subject and its baseline alternate (which goes first alternates too), medians of the repeats:
+size, default 1024; ``TRIGGER_NB_BENCH_REPEATS`` the repeats, default 7;
+``TRIGGER_NB_BENCH_ONLY=DataFrame`` measures only the values whose label has that text).
+Every number is measured in a fresh process (``python -c``), the value built before the clock
+starts; the subject and its baseline alternate (which goes first alternates too), medians of
+the repeats:
 
 - first run: one ``job.trigger()`` whose task returns the value (it is streamed to its file)
   vs ``pickle.dump(value, file, protocol=5)`` to a new file; peak extra memory
@@ -20,9 +22,18 @@ Fair conditions, both sides alike:
   each side writes a new file (rewriting the same file drops its unflushed pages, which made
   the old baseline look twice as fast as any write that keeps its data).
 - the reads find their file in the page cache (written just before): memory speed, not disk.
-- the process has triggered one small job before the clock starts: a fresh process's first
-  trigger pays one-time costs (pydantic's schemas and plugin scan, lazy imports) that belong
-  to no output; that first trigger's time is printed apart.
+- the process has triggered a job with a 2 MiB array output (a framed file of its own)
+  before the clock starts: a fresh process's first trigger pays one-time costs (pydantic's
+  schemas and plugin scan, lazy imports) that belong to no output; that first trigger's time
+  is printed apart. Its output is big since the first big output written or replayed in a
+  process pays its own: importing ``xxhash`` (~0.5 ms) and, on replay, building
+  ``TaskRecord``'s deferred pydantic schema (~5 ms of CPU: the replay parses the task's record
+  to let the run's output refer to the big one); a small warm-up output left those in the
+  measure.
+- the value read back stays alive until the clock stops, on both sides (``pickle.load``'s is
+  assigned; the task's output is kept in a list): freeing ~100 MB of read memory (unmapping its
+  pages) costs ~5 ms that belongs to neither reading it nor the run's own work. (Before, the
+  replayed value was dropped as the run function returned, inside the timed section.)
 - the task reads the value from a global: with fingerprints on, the value would be hashed too
   (bench_fingerprint.py measures that: ~130 ms per GiB), so they are off here
   (``on_code_change="ignore"``) to measure the output's own path.
@@ -52,7 +63,20 @@ MAKE = {
         " 'g': np.arange(n) % 10, 't': pd.date_range('2024', periods=n, freq='s'),"
         " 'x': np.random.default_rng(1).random(n), 'y': np.random.default_rng(2).random(n)})"
     ),
+    # The same columns in polars (its own pickling serializes the frame into one in-band bytes
+    # object; trigger_nb hands its Arrow buffers out of band: see _store/polars_arrow.py).
+    "polars DataFrame ~100 MB": (
+        "n = 2_500_000\n"
+        "value = pl.DataFrame({'f': np.random.default_rng(0).random(n), 'i': np.arange(n),"
+        " 'g': np.arange(n) % 10, 't': pd.date_range('2024', periods=n, freq='s'),"
+        " 'x': np.random.default_rng(1).random(n), 'y': np.random.default_rng(2).random(n)})"
+    ),
 }
+# Imported before the clock starts in every process of that value, reads too: whoever replays a
+# polars frame has imported polars (~95 ms, which pickle.load and a replay would both pay).
+IMPORTS = {"polars DataFrame ~100 MB": "import polars as pl\n"}
+# TRIGGER_NB_BENCH_ONLY=DataFrame (a substring of the labels): measure only those values.
+ONLY = os.environ.get("TRIGGER_NB_BENCH_ONLY", "")
 
 PRELUDE = """
 import pickle, sys, time
@@ -72,16 +96,16 @@ OURS = """
 from trigger_nb import TriggerClient
 client = TriggerClient("bench", store=sys.argv[1], on_code_change="ignore")
 warm = client.define_job("warm-up")
-warm.run(lambda payload, io, ctx: io.run_task("small", lambda: 1))
+warm.run(lambda payload, io, ctx: io.run_task("small", lambda: np.zeros(2**18)))  # 2 MiB
 began = time.perf_counter()
 warm.trigger()
 WARM = time.perf_counter() - began
 job = client.define_job("big")
 MAP = sys.argv[2] == "mmap"
-CALL = [0.0]
+CALL, KEPT = [0.0], []
 def run(payload, io, ctx):
     began = time.perf_counter()
-    io.run_task("big", lambda: VALUE(), mmap=MAP)
+    KEPT.append(io.run_task("big", lambda: VALUE(), mmap=MAP))  # kept, as pickle.load's value
     CALL[0] = time.perf_counter() - began
 job.run(run)
 """
@@ -110,9 +134,9 @@ class Measure:
     """One fresh process's numbers: the timed section (wall and CPU time: user + system, all
     threads), peak extra memory, the ``run_task`` call (replays) and the warm-up trigger."""
 
-    def __init__(self, kind: str, make: str, *args: str) -> None:
+    def __init__(self, kind: str, make: str, imports: str, *args: str) -> None:
         os.sync()  # no earlier measure's dirty pages left to flush during this one
-        code = PRELUDE + SCRIPTS[kind].format(make=make) + END
+        code = PRELUDE + imports + SCRIPTS[kind].format(make=make) + END
         done = subprocess.run(
             [sys.executable, "-c", code, *args], capture_output=True, text=True, check=True
         )
@@ -124,8 +148,8 @@ class Measure:
 def main() -> None:
     rows, warm_ups = [], []
     with tempfile.TemporaryDirectory(prefix="trigger-nb-bench-") as tmp:
-        for label, make in MAKE.items():
-            size = measure_size(make)
+        for label, make in [(k, v) for k, v in MAKE.items() if ONLY in k]:
+            size = measure_size(make, IMPORTS.get(label, ""))
             got: dict[str, list[Measure]] = {k: [] for k in ("dump", "load", "first", "re", "mm")}
             for repeat in range(REPEATS):
                 plain = Path(tmp, f"plain-{repeat}.pkl")  # a new file, as the store writes one
@@ -142,7 +166,7 @@ def main() -> None:
                 order = ORDERS[repeat % 2]
                 for name in order:
                     kind, *args = runs[name]
-                    got[name].append(Measure(kind, make, *args))
+                    got[name].append(Measure(kind, make, IMPORTS.get(label, ""), *args))
                 plain.unlink()
                 shutil.rmtree(store)
             warm_ups += [m.warm for m in got["first"] + got["re"] + got["mm"]]
@@ -151,9 +175,9 @@ def main() -> None:
     print(table(["measure", "trigger_nb", "baseline", "baseline time", "ratio", "target"], rows))
     print(
         "\nFirst run and replay: the whole `job.trigger()` (run lock, run record, the output "
-        "written or read and checked), in a process that has triggered one small job already "
-        "(a fresh process's first trigger of any job took "
-        f"{human(median(warm_ups))} more, once: pydantic's schemas and imports). Writing and "
+        "written or read and checked), in a process that has triggered a job with a 2 MiB "
+        "output already (that first trigger, in a fresh process, took "
+        f"{human(median(warm_ups))}, once: pydantic's schemas and imports). Writing and "
         "reading hash every part with XXH3-64 a 256 KiB chunk at a time, in cache. A mapped "
         "replay checks the trailer, the sizes and the pickle stream, not the buffers "
         "(`trigger-nb verify RUN` does); `io.run_task` is the call that hands the mapped value "
@@ -191,8 +215,8 @@ def _rows(label: str, size: int, got: dict[str, list[Measure]]) -> list[list[str
     ]  # fmt: skip
 
 
-def measure_size(make: str) -> int:
-    code = PRELUDE + make + "\nimport pickle\nprint(len(pickle.dumps(value, protocol=5)))\n"
+def measure_size(make: str, imports: str) -> int:
+    code = PRELUDE + imports + make + "\nprint(len(pickle.dumps(value, protocol=5)))\n"
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     return int(done.stdout)
 

@@ -82,6 +82,7 @@ EXACT_ROUND_TRIP = frozenset(
         "pandas.core.indexes.base.Index",
         "pyarrow.lib.Table",
         "polars.dataframe.frame.DataFrame",
+        "polars.series.series.Series",
     }
 )
 

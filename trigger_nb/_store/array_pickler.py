@@ -1,4 +1,5 @@
-"""A pickler that hands the memory of every plain numpy array out of band, datetimes included.
+"""A pickler that hands the memory of every plain numpy array out of band, datetimes included,
+and the columns of polars frames (through Arrow: ``polars_arrow.py``).
 
 numpy pickles an array's memory out of band (pickle protocol 5) only when the array can export
 the buffer protocol, which ``datetime64``/``timedelta64`` arrays (and structured arrays with
@@ -17,7 +18,10 @@ import io
 import pickle
 import sys
 import threading
-from typing import Any
+from collections.abc import Callable
+from typing import Any, ClassVar
+
+from trigger_nb._store.polars_arrow import reduce_polars
 
 
 def as_dtype(array: Any, dtype: Any) -> Any:
@@ -43,15 +47,37 @@ def _needs_bytes_view(array: Any) -> bool:
 
 
 class ArrayPickler(pickle.Pickler):
-    """``pickle.Pickler`` (protocol 5) whose numpy arrays all go out of band when they can."""
+    """``pickle.Pickler`` (protocol 5) whose numpy arrays all go out of band when they can,
+    and polars frames and series as Arrow tables (whose buffers do)."""
 
     ndarray: Any = None  # numpy.ndarray, set once numpy is loaded
+    # Types pickled another way, and how: polars' DataFrame and Series once polars is loaded.
+    # (pickle calls reducer_override only for objects of other than the builtin types.)
+    reducers: ClassVar[dict[type, Callable[[Any], Any]]] = {}
 
     def reducer_override(self, obj: Any) -> Any:
-        if type(obj) is not self.ndarray or not _needs_bytes_view(obj):
+        kind = type(obj)
+        if kind is not self.ndarray:
+            reduce = self.reducers.get(kind)
+            return NotImplemented if reduce is None else reduce(obj)
+        if not _needs_bytes_view(obj):
             return NotImplemented
         dtype = obj.dtype
         return as_dtype, (obj.view(f"V{dtype.itemsize}"), dtype)
+
+
+def _notice_loaded_modules() -> bool:
+    """Register what has been imported since the last output: numpy's array type, polars'
+    frame types. False while neither is loaded (no value can hold one)."""
+    if ArrayPickler.ndarray is None:
+        numpy = sys.modules.get("numpy")
+        if numpy is not None:
+            ArrayPickler.ndarray = numpy.ndarray
+    if not ArrayPickler.reducers:
+        polars = sys.modules.get("polars")
+        if polars is not None and hasattr(polars, "Series"):  # not mid-import
+            ArrayPickler.reducers = {polars.DataFrame: reduce_polars, polars.Series: reduce_polars}
+    return ArrayPickler.ndarray is not None or bool(ArrayPickler.reducers)
 
 
 class _Reused(threading.local):
@@ -67,14 +93,13 @@ _KEEP_FILE_BELOW = 1024 * 1024  # a file that grew past this is dropped, not kep
 
 def dumps_out_of_band(value: object) -> tuple[bytes, list[pickle.PickleBuffer]]:
     """``pickle.dumps(value, protocol=5, buffer_callback=...)``: the stream and the buffers
-    left out of it, numpy datetime arrays among them. Without numpy loaded the value holds no
-    array: plain ``pickle.dumps`` (fastest)."""
-    if ArrayPickler.ndarray is None:
-        numpy = sys.modules.get("numpy")
-        if numpy is None:
-            buffers: list[pickle.PickleBuffer] = []
-            return pickle.dumps(value, protocol=5, buffer_callback=buffers.append), buffers
-        ArrayPickler.ndarray = numpy.ndarray
+    left out of it, numpy datetime arrays and polars columns among them. Without numpy or
+    polars loaded the value holds neither: plain ``pickle.dumps`` (fastest)."""
+    if (ArrayPickler.ndarray is None or not ArrayPickler.reducers) and (
+        not _notice_loaded_modules()
+    ):
+        buffers: list[pickle.PickleBuffer] = []
+        return pickle.dumps(value, protocol=5, buffer_callback=buffers.append), buffers
     state, _reused.state = _reused.state, None  # taken: a nested call makes its own
     if state is None:
         file, buffers = io.BytesIO(), []
