@@ -26,7 +26,7 @@ from trigger_nb._engine.parallel import fan_out
 from trigger_nb._engine.replay import Replay, replay
 from trigger_nb._engine.task import run_async, run_sync
 from trigger_nb._engine.task_options import DEFAULT_OPTIONS, TaskOptions, new_record
-from trigger_nb._store.sealed import completed_output, refresh_hint, stored_digest
+from trigger_nb._store.sealed import completed_output, refresh_hint
 from trigger_nb._store.snapshot import parse_task
 from trigger_nb._store.task_entries import Superseded
 from trigger_nb.errors import (
@@ -125,14 +125,20 @@ class IO:
         refresh = opts.refresh or x.refresh or marked
         if not refresh:
             blob = x.snapshot.entries.get(task_id)
-            found = completed_output(blob) if type(blob) is bytes else x.snapshot.completed(task_id)
+            found: tuple[bytes | None, float] | None
+            if type(blob) is tuple:  # a lean snapshot's COMPLETED entry (``sealed.Completed``)
+                found = blob[:2]
+            elif type(blob) is bytes:
+                found = completed_output(blob)
+            else:
+                found = x.snapshot.completed(task_id)
             if found is not None:
                 if not checked:
                     return (task_id, *found)
                 # The quick check, inline (it is on the path of every replay): the key stored
                 # at the end of the entry against the current one. Replayed as it is when none
                 # is stored, or when the current one cannot be made.
-                stored = stored_digest(x.snapshot.entries[task_id])
+                stored = blob[2] if type(blob) is tuple else x.snapshot.digest(task_id)
                 if stored is None:
                     return (task_id, *found)
                 try:

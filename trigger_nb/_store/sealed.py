@@ -21,7 +21,7 @@ from __future__ import annotations
 import struct
 import zlib
 from collections.abc import Callable
-from typing import NamedTuple
+from typing import NamedTuple, TypeVar, cast
 
 from trigger_nb.errors import CacheReadError
 
@@ -110,7 +110,41 @@ def completed_output(blob: object) -> tuple[bytes | None, float] | None:
     return None
 
 
+# A COMPLETED entry as a replay keeps it (``lean_entry``): its checked inline output (None: in
+# a blob of its own), the seconds it took, and its fingerprint key (None: none stored). A tuple
+# of the three, ~300 bytes for a small task where the entry is ~700: a run of 100,000 tasks
+# holds the replay's reading of the store, not the store itself (issue 16).
+Completed = tuple[bytes | None, float, bytes | None]
+_Blob = TypeVar("_Blob")
+
+
+def lean_entry(blob: _Blob) -> Completed | _Blob:
+    """What a replay needs of an entry: ``Completed`` if ``blob`` is an intact COMPLETED entry
+    (the output checked now, once), else ``blob`` itself (not completed, damaged, not an
+    entry: whoever asks reads the whole entry again and says which).
+
+    Made for every entry of a run when an execution starts, so it does in one pass what the
+    replay of each task did (``completed_output``, ``stored_digest``), and nothing more.
+    """
+    data = cast(bytes, blob)
+    if type(blob) is not bytes or len(data) < _ENTRY_SIZE:
+        return blob
+    _, output_crc, duration, record_length, placement = _unpack_header(data)
+    end = _ENTRY_SIZE + record_length
+    output: bytes | None = None
+    if placement == INLINE:
+        output = data[end:]
+        if end > len(data) or _crc32(output) != output_crc:
+            return blob
+    elif placement != SEPARATE or end != len(data) or output_crc:  # crc32(b"") == 0
+        return blob
+    at = data.rfind(_DIGEST_FIELD, _ENTRY_SIZE, end)
+    digest = None if at < 0 else data[at + _DIGEST_FIELD_SIZE : end - 2]
+    return output, duration, digest
+
+
 _DIGEST_FIELD = b'"fingerprint":"'
+_DIGEST_FIELD_SIZE = len(_DIGEST_FIELD)
 
 
 def stored_digest(blob: object) -> bytes | None:
