@@ -31,6 +31,7 @@ from trigger_nb._core.model import (
 )
 from trigger_nb._store.backend import MemoryBackend
 from trigger_nb._store.sealed import INLINE, INLINE_OUTPUT_BYTES, NO_OUTPUT, SEPARATE
+from trigger_nb._store.snapshot import MANY_REREADS
 from trigger_nb._store.store import FORMAT_VERSION
 
 NOW = datetime(2026, 1, 1, tzinfo=timezone.utc)
@@ -200,6 +201,18 @@ def test_a_lean_snapshot_answers_a_replay_as_the_whole_one_and_reads_records_aga
     # An entry deleted since the lean read has no record (``trigger-nb clear`` meanwhile).
     assert lean.task("running") is not None and lean.entry("plain") is None
     assert lean.task("checked") is not None  # parsed before: kept
+
+
+def test_a_lean_snapshot_asked_for_many_records_reads_the_rest_at_once(any_store: Store) -> None:
+    """Every task stale after a code change: each replay explains it from its record."""
+    ids = [f"t{i:03}" for i in range(MANY_REREADS + 10)]
+    for task_id in ids:
+        any_store.write_task(task("run_a", task_id, TaskStatus.COMPLETED), task_id.encode())
+    whole, lean = any_store.load_snapshot("run_a"), any_store.load_snapshot("run_a", lean=True)
+    for task_id in ids[:MANY_REREADS]:
+        assert lean.task(task_id) == whole.task(task_id)
+    any_store.delete_run("run_a")  # the rest were read with the last one asked for
+    assert [lean.task(t) for t in ids[MANY_REREADS:]] == [whole.task(t) for t in ids[MANY_REREADS:]]
 
 
 def test_lock_run_makes_a_second_holder_wait(any_store: Store) -> None:

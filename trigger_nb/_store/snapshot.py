@@ -27,6 +27,9 @@ from trigger_nb._store.sealed import (
     unreadable,
 )
 
+# A lean snapshot reads the records of this many tasks one by one, then the rest at once.
+MANY_REREADS = 32
+
 
 @dataclass
 class RunSnapshot:
@@ -51,6 +54,7 @@ class RunSnapshot:
     _parsed: dict[str, TaskRecord] = field(default_factory=dict)
     _captured_ids: set[str] | None = None
     _whole: dict[str, Value | Lazy] = field(default_factory=dict)
+    _rereads: int = 0
 
     def has_capture(self, task_id: str) -> bool:
         """Whether some attempt of the task stored what it printed or displayed."""
@@ -64,7 +68,14 @@ class RunSnapshot:
         if isinstance(blob, tuple):  # lean: the record is in the store
             blob = self._whole.pop(task_id, None)
             if blob is None and self.reread is not None:
-                blob = self.reread(task_id)
+                self._rereads += 1
+                if self._rereads == MANY_REREADS:
+                    # Records asked for one by one, many of them (every task stale after a
+                    # code change, say): the rest in one read, not a round trip each.
+                    self.prefetch(self.entries)
+                    blob = self._whole.pop(task_id, None)
+                else:
+                    blob = self.reread(task_id)
         if blob is None:
             return None
         label = f"task {task_id} of run {self.run_id}" if what is None else what
