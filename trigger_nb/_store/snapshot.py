@@ -21,6 +21,7 @@ from trigger_nb._store.sealed import (
     Completed,
     Entry,
     Label,
+    NotRead,
     completed_output,
     stored_digest,
     unpack_entry,
@@ -66,20 +67,24 @@ class RunSnapshot:
         """The unpacked entry of a task (None if it has none); CacheReadError if damaged."""
         blob = self.entries.get(task_id)
         if isinstance(blob, tuple):  # lean: the record is in the store
-            blob = self._whole.pop(task_id, None)
-            if blob is None and self.reread is not None:
-                self._rereads += 1
-                if self._rereads == MANY_REREADS:
-                    # Records asked for one by one, many of them (every task stale after a
-                    # code change, say): the rest in one read, not a round trip each.
-                    self.prefetch(self.entries)
-                    blob = self._whole.pop(task_id, None)
-                else:
-                    blob = self.reread(task_id)
+            blob = self._read_whole(task_id)
         if blob is None:
             return None
         label = f"task {task_id} of run {self.run_id}" if what is None else what
         return unpack_entry(load_value(blob, label), label)
+
+    def _read_whole(self, task_id: str) -> Value | Lazy | None:
+        """A lean entry's whole entry, from the store (None: deleted since)."""
+        blob = self._whole.pop(task_id, None)
+        if blob is not None or self.reread is None:
+            return blob
+        self._rereads += 1
+        if self._rereads == MANY_REREADS:
+            # Records asked for one by one, many of them (every task stale after a code
+            # change, say): the rest in one read, not a round trip each.
+            self.prefetch(self.entries)
+            return self._whole.pop(task_id, None)
+        return self.reread(task_id)
 
     def prefetch(self, task_ids: Iterable[str]) -> None:
         """Read the whole entries of ``task_ids`` at once, for ``entry``/``task`` to use (a
@@ -113,7 +118,11 @@ class RunSnapshot:
     def digest(self, task_id: str) -> bytes | None:
         """The fingerprint key stored with a task (None: none, or no entry)."""
         blob = self.entries.get(task_id)
-        return blob[2] if type(blob) is tuple else stored_digest(blob)
+        if isinstance(blob, tuple):
+            if not isinstance(blob[2], NotRead):
+                return blob[2]
+            return stored_digest(self._read_whole(task_id))  # read without: a task's option
+        return stored_digest(blob)
 
     def task(self, task_id: str) -> TaskRecord | None:
         """A task's record (None if it has none); CacheReadError if its entry is damaged."""
