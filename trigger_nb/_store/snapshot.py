@@ -74,8 +74,10 @@ class RunSnapshot:
         return unpack_entry(load_value(blob, label), label)
 
     def _read_whole(self, task_id: str) -> Value | Lazy | None:
-        """A lean entry's whole entry, from the store (None: deleted since)."""
-        blob = self._whole.pop(task_id, None)
+        """A lean entry's whole entry, from the store (None: deleted since). Kept once read
+        at once (``prefetch``): a task replayed although stale, whose output is shown again,
+        reads it twice."""
+        blob = self._whole.get(task_id)
         if blob is not None or self.reread is None:
             return blob
         self._rereads += 1
@@ -83,7 +85,7 @@ class RunSnapshot:
             # Records asked for one by one, many of them (every task stale after a code
             # change, say): the rest in one read, not a round trip each.
             self.prefetch(self.entries)
-            return self._whole.pop(task_id, None)
+            return self._whole.get(task_id)
         return self.reread(task_id)
 
     def prefetch(self, task_ids: Iterable[str]) -> None:
