@@ -205,6 +205,7 @@ def test_a_lean_snapshot_answers_a_replay_as_the_whole_one_and_reads_records_aga
     assert [many.entry(t) is not None for t in ("plain", "big")] == [True, True]
     # An entry deleted since the lean read has no record (``trigger-nb clear`` meanwhile).
     assert lean.task("running") is not None and lean.entry("plain") is None
+    assert blind.task("plain") is None
     assert lean.task("checked") is not None  # parsed before: kept
 
 
