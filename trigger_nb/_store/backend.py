@@ -328,14 +328,25 @@ class DiskBackend:
         if not prefix.startswith(ENTRY_PREFIX):
             return scan_as_dict(self.scan(prefix), convert, only)
         # A run's task entries, row by row from the cursor: the converted values are kept, the
-        # whole ones let go as the next row is read. SQLite's own cache is kept small for this
-        # read (see ``_small_page_cache``): a big run's entries would otherwise stay in the
-        # process twice more, in SQLite's page cache and in its memory map of the file.
-        with self._reading, _small_page_cache(self._cache._sql):
-            rows = self._cache._sql(_SCAN_ENTRIES, (len(prefix) + 1, prefix, _after_prefix(prefix)))
-            if only is None:
-                return {rest: convert(value) for rest, value in rows}
-            return {rest: convert(value) for rest, value in rows if rest in only}
+        # whole ones let go as the next row is read, through a small page cache (see
+        # ``_PAGE_CACHE_KIB``).
+        cache: Any = self._cache
+        sql = cache._sql
+        bounds = (len(prefix) + 1, prefix, _after_prefix(prefix))
+        with self._reading:
+            sql(f"PRAGMA cache_size = -{_PAGE_CACHE_KIB}")
+            try:
+                rows = sql(_SCAN_ENTRIES, bounds)
+                if only is None:
+                    found = {rest: convert(value) for rest, value in rows}
+                else:
+                    found = {rest: convert(value) for rest, value in rows if rest in only}
+            finally:
+                sql(f"PRAGMA cache_size = {cache.sqlite_cache_size}")
+            if len(found) >= _UNMAP_AFTER_ENTRIES and cache.sqlite_mmap_size:
+                sql("PRAGMA mmap_size = 0")  # unmaps the file: see _PAGE_CACHE_KIB
+                sql(f"PRAGMA mmap_size = {cache.sqlite_mmap_size}")
+        return found
 
     def delete(self, key: str) -> None:
         if key.startswith(ENTRY_PREFIX):
@@ -441,32 +452,18 @@ def scan_as_dict(
     return {rest: convert(v) for rest, v in found.items() if only is None or rest in only}
 
 
+# Reading a run's task entries (``DiskBackend.scan_as``): diskcache gives each connection a
+# 32 MiB page cache and a 64 MiB memory map of the database, and both keep what one read
+# touched: reading the entries of a run of 100,000 tasks left ~85 MiB of the file resident in
+# the process (issue 16), for rows read once and kept, converted, in Python. So the pages past
+# the map go through a 1 MiB cache, and after a read of many entries the map is dropped (SQLite
+# maps the file again at once, its pages resident only as later reads touch them; after a few
+# entries there is little to let go, and the remapping cost an execution ~10 µs). The read
+# itself still goes through the map: reading every page through the cache instead took 15-20%
+# longer (100,000 entries, a fresh process). The connection's settings are restored to what
+# diskcache set (its settings ``sqlite_cache_size`` and ``sqlite_mmap_size``).
 _PAGE_CACHE_KIB = 1024
-
-
-@contextlib.contextmanager
-def _small_page_cache(sql: Callable[..., Any]) -> Iterator[None]:
-    """Read a run's entries through a small SQLite page cache, and unmap the file after.
-
-    diskcache gives each connection a 32 MiB page cache and a 64 MiB memory map of the
-    database, and both keep what one read touched: reading the entries of a run of 100,000
-    tasks left ~85 MiB of the file resident in the process (issue 16), for rows read once and
-    kept, converted, in Python. Here the pages past the map go through a 1 MiB cache, and the
-    map is dropped after the read (SQLite maps the file again at once, its pages resident only
-    as later reads touch them). The read itself still goes through the map: reading every
-    page through the cache instead took 15-20% longer (100,000 entries, a fresh process).
-    The connection's settings are restored.
-    """
-    cache_size = int(sql("PRAGMA cache_size").fetchone()[0])
-    mmap_size = int(sql("PRAGMA mmap_size").fetchone()[0])
-    sql(f"PRAGMA cache_size = -{_PAGE_CACHE_KIB}")
-    try:
-        yield
-    finally:
-        sql(f"PRAGMA cache_size = {cache_size}")
-        if mmap_size:
-            sql("PRAGMA mmap_size = 0")  # unmaps the file
-            sql(f"PRAGMA mmap_size = {mmap_size}")
+_UNMAP_AFTER_ENTRIES = 1000
 
 
 def _as_value(stored: object) -> Value:
