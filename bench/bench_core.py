@@ -37,10 +37,11 @@ JOBLIB_MISSES = min(TASKS, 1000)
 
 NOTES = """
 Where the time goes (profiled with cProfile and py-spy; see the closing note of issue 6):
-- Replay reads the run's task entries in one range SELECT (SQLite cuts the key prefix, `dict()`
-  builds the index: ~1.6-2.3 µs per task), then per task: typed key encoding, a sha256 idempotency
-  key, the CRC-32 check of the inline output and an unpickle (~3 µs in all). A raw `get` is one
-  SQLite round trip per key.
+- Replay reads the run's task entries in one range SELECT, row by row, keeping of each completed
+  one what its replay needs: its output (CRC-32 checked there, once), duration and fingerprint
+  key (issue 16: a run's entries are not held whole); then per task: typed key encoding, a
+  sha256 idempotency key, a tuple read and an unpickle. A raw `get` is one SQLite round trip
+  per key.
 - Fingerprints (issue 13): every replayed task's function is fingerprinted again (its code's
   hash is cached per code object; closure values and defaults that are short scalars are their
   own text) and the key compared with the one at the end of the stored record, unparsed.

@@ -31,6 +31,7 @@ from trigger_nb._core.model import (
 )
 from trigger_nb._store.backend import MemoryBackend
 from trigger_nb._store.sealed import INLINE, INLINE_OUTPUT_BYTES, NO_OUTPUT, SEPARATE
+from trigger_nb._store.snapshot import MANY_REREADS
 from trigger_nb._store.store import FORMAT_VERSION
 
 NOW = datetime(2026, 1, 1, tzinfo=timezone.utc)
@@ -155,6 +156,69 @@ def test_damaged_bytes_are_detected_by_the_checksum(any_store: Store) -> None:
         any_store.read_output("run_a", "t1")
     with pytest.raises(CacheReadError, match="task t1 of run run_a"):
         any_store.load_snapshot("run_a").task("t1")
+
+
+def test_a_lean_snapshot_answers_a_replay_as_the_whole_one_and_reads_records_again(
+    any_store: Store,
+) -> None:
+    """What an execution nobody watches reads (issue 16): the replay's answers kept, the
+    records read again, one at a time or many at once, for whoever asks."""
+    checked = task("run_a", "checked", TaskStatus.COMPLETED)
+    # "fingerprint" also as a params key: the record's last field is the one that counts
+    checked.params = {"fingerprint": "not the key"}
+    checked.fingerprint_names, checked.fingerprint = "python|code", "3.11|0123456789ab"
+    any_store.write_task(checked, b"small output")
+    any_store.write_task(task("run_a", "plain", TaskStatus.COMPLETED), b"x")
+    any_store.write_task(task("run_a", "big", TaskStatus.COMPLETED), b"b" * 50_000)
+    any_store.write_task(task("run_a", "running"))
+    any_store.write_task(task("run_a", "damaged", TaskStatus.COMPLETED), b"payload")
+    blob = any_store.backend.get("t:run_a:damaged")
+    assert isinstance(blob, bytes)
+    any_store.backend.write([("t:run_a:damaged", blob[:-1] + b"X")])
+    ids = ["checked", "plain", "big", "running", "damaged"]
+
+    whole, lean = any_store.load_snapshot("run_a"), any_store.load_snapshot("run_a", lean=True)
+    assert sorted(lean.entries) == sorted(whole.entries) == sorted(ids)
+    assert lean.digest("checked") == whole.digest("checked") == b"3.11|0123456789ab"
+    assert lean.completed("checked") == (b"small output", 0.0)
+    assert lean.completed("big") == (None, 0.0)
+    for task_id in ids:
+        assert lean.completed(task_id) == whole.completed(task_id)
+        assert lean.digest(task_id) == whole.digest(task_id)
+    for task_id in ["checked", "plain", "big", "running"]:
+        assert lean.task(task_id) == whole.task(task_id)
+        assert lean.entry(task_id) == whole.entry(task_id)
+    assert lean.completed("damaged") is None  # not replayed: reading it says why
+    # Read without fingerprint keys (on_code_change="ignore"): a task whose own option
+    # compares gets its key from its record.
+    blind = any_store.load_snapshot("run_a", lean=True, digests=False)
+    assert [blind.digest(t) for t in ids] == [whole.digest(t) for t in ids]
+    assert [blind.completed(t) for t in ids] == [whole.completed(t) for t in ids]
+    with pytest.raises(CacheReadError, match=r"task damaged of run run_a.*checksum"):
+        lean.entry("damaged")
+
+    # Many records at once: one read, kept until asked for (the store may change after).
+    many = any_store.load_snapshot("run_a", lean=True)
+    many.prefetch(["checked", "plain", "big"])
+    any_store.delete_run("run_a")
+    assert many.task("checked") == checked
+    assert [many.entry(t) is not None for t in ("plain", "big")] == [True, True]
+    # An entry deleted since the lean read has no record (``trigger-nb clear`` meanwhile).
+    assert lean.task("running") is not None and lean.entry("plain") is None
+    assert blind.task("plain") is None
+    assert lean.task("checked") is not None  # parsed before: kept
+
+
+def test_a_lean_snapshot_asked_for_many_records_reads_the_rest_at_once(any_store: Store) -> None:
+    """Every task stale after a code change: each replay explains it from its record."""
+    ids = [f"t{i:03}" for i in range(MANY_REREADS + 10)]
+    for task_id in ids:
+        any_store.write_task(task("run_a", task_id, TaskStatus.COMPLETED), task_id.encode())
+    whole, lean = any_store.load_snapshot("run_a"), any_store.load_snapshot("run_a", lean=True)
+    for task_id in ids[:MANY_REREADS]:
+        assert lean.task(task_id) == whole.task(task_id)
+    any_store.delete_run("run_a")  # the rest were read with the last one asked for
+    assert [lean.task(t) for t in ids[MANY_REREADS:]] == [whole.task(t) for t in ids[MANY_REREADS:]]
 
 
 def test_lock_run_makes_a_second_holder_wait(any_store: Store) -> None:

@@ -26,7 +26,7 @@ from trigger_nb._engine.parallel import fan_out
 from trigger_nb._engine.replay import Replay, replay
 from trigger_nb._engine.task import run_async, run_sync
 from trigger_nb._engine.task_options import DEFAULT_OPTIONS, TaskOptions, new_record
-from trigger_nb._store.sealed import completed_output, refresh_hint, stored_digest
+from trigger_nb._store.sealed import Completed, completed_output, refresh_hint
 from trigger_nb._store.snapshot import parse_task
 from trigger_nb._store.task_entries import Superseded
 from trigger_nb.errors import (
@@ -125,25 +125,34 @@ class IO:
         refresh = opts.refresh or x.refresh or marked
         if not refresh:
             blob = x.snapshot.entries.get(task_id)
-            found = completed_output(blob) if type(blob) is bytes else x.snapshot.completed(task_id)
+            found: Completed | tuple[bytes | None, float] | None
+            if type(blob) is tuple:  # a lean snapshot's COMPLETED entry (``sealed.Completed``)
+                found = blob
+            elif type(blob) is bytes:
+                found = completed_output(blob)
+            else:
+                found = x.snapshot.completed(task_id)
             if found is not None:
+                replay = (task_id, found[0], found[1])
                 if not checked:
-                    return (task_id, *found)
+                    return replay
                 # The quick check, inline (it is on the path of every replay): the key stored
                 # at the end of the entry against the current one. Replayed as it is when none
                 # is stored, or when the current one cannot be made.
-                stored = stored_digest(x.snapshot.entries[task_id])
+                stored = found[2] if type(blob) is tuple else None  # type: ignore[misc]
+                if type(stored) is not bytes:  # not lean, or read without the keys
+                    stored = x.snapshot.digest(task_id)
                 if stored is None:
-                    return (task_id, *found)
+                    return replay
                 try:
                     declared = opts.fingerprint
                     current = x.fingerprints.key_of(fn) if declared is None else digest_of(declared)
                 except Exception:
-                    return (task_id, *found)
+                    return replay
                 if stored == current.encode("ascii"):
-                    return (task_id, *found)
+                    return replay
                 if not self._is_stale(task_id, cache_key, fn, opts, policy):
-                    return (task_id, *found)
+                    return replay
                 refresh = True  # stale, and to be run again: "rerun" or --refresh-stale
         names = key = None
         mutable = False

@@ -155,8 +155,9 @@ def _close_execution(
     history.stale = dict(x.stale)
     if x.stale:
         _warn_stale(x, record)
-    history.time_saved_seconds = sum(seconds for _, seconds in x.replayed)
-    record.task_count = len(x.snapshot.entries.keys() | x.used_task_ids.keys())
+    history.time_saved_seconds = sum(x.replayed_seconds)
+    used = x.used_task_ids  # counted without a set of every task (100,000 tasks: 8 MiB)
+    record.task_count = len(used) + sum(1 for t in x.snapshot.entries if t not in used)
 
 
 def _warn_stale(x: Execution, record: RunRecord) -> None:

@@ -56,7 +56,8 @@ def replay(
         assert data is not None
         what, hint = _replay_texts(x, cache_key, name)
         value = deserialize(data, what, hint)  # fails again, with the message that helps
-    x.replayed.append((task_id, duration))
+    x.replayed.append(task_id)
+    x.replayed_seconds.append(duration)
     if x.snapshot.captures and x.replay_output:
         record = _write_output_again(x, task_id, record, cache_key, name)
     if record is not None:
@@ -108,8 +109,14 @@ def count_replayed(x: Execution) -> tuple[int, list[str]]:
     its whole subtree). Untouched: completed by an earlier execution and neither. Only entries
     this execution did not call are parsed to find their parents, so a flat replay parses none.
     """
-    replayed = {task_id for task_id, _ in x.replayed}
+    replayed = set(x.replayed)
     run_again = set(x.refreshed_ids)
+    # The records looked at below, read at once (a lean snapshot has them in the store)
+    x.snapshot.prefetch(
+        t
+        for t in x.snapshot.entries
+        if t not in replayed and t not in run_again and t not in x.used_task_ids
+    )
     untouched: list[str] = []
     reached: dict[str, bool] = {task_id: True for task_id in replayed}
     parents: dict[str, str | None] = {}

@@ -98,15 +98,13 @@ def execute_run(
         x: Execution | None = None
         install_streams()  # tasks' prints are captured from here on (see console.py)
         try:
-            x = Execution(
-                run_id,
-                history.number,
-                store,
-                store.load_snapshot(run_id),
-                clock,
-                RunEvents(observers),
-                host.send_event,
+            events = RunEvents(observers)
+            # Watched (a live view shows every replayed record): whole entries, each parsed as
+            # it is replayed. Else lean: what replays need, the records left in the store.
+            snapshot = store.load_snapshot(
+                run_id, lean=not events.observers, digests=on_code_change != "ignore"
             )
+            x = Execution(run_id, history.number, store, snapshot, clock, events, host.send_event)
             x.refresh = refresh
             x.on_code_change, x.refresh_stale = on_code_change, refresh_stale
             x.replay_output = replay_output

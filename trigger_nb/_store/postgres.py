@@ -40,11 +40,11 @@ import tempfile
 import threading
 import time
 import weakref
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Container, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import IO, Any, TypeVar
 
-from trigger_nb._store.backend import Lazy, Value, _after_prefix
+from trigger_nb._store.backend import Lazy, T, Value, _after_prefix, scan_as_dict
 from trigger_nb._store.postgres_schema import (
     SCHEMA_VERSION,
     load_psycopg,
@@ -351,6 +351,12 @@ class PostgresBackend:
             else:
                 found[key[start:]] = data
         return found
+
+    def scan_as(
+        self, prefix: str, convert: Callable[[Value | Lazy], T], only: Container[str] | None = None
+    ) -> dict[str, T]:
+        # Read whole, then converted: the range arrives as one result set anyway.
+        return scan_as_dict(self.scan(prefix), convert, only)
 
     def _loader(self, key: str) -> Lazy:
         return lambda: self._retrying("read", lambda conn: self._get_big(conn, key))

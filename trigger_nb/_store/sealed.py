@@ -21,7 +21,7 @@ from __future__ import annotations
 import struct
 import zlib
 from collections.abc import Callable
-from typing import NamedTuple
+from typing import NamedTuple, TypeVar
 
 from trigger_nb.errors import CacheReadError
 
@@ -110,7 +110,56 @@ def completed_output(blob: object) -> tuple[bytes | None, float] | None:
     return None
 
 
+# A COMPLETED entry as a replay keeps it (``lean_reader``): its checked inline output (None:
+# in a blob of its own), the seconds it took, and its fingerprint key (None: none stored;
+# NOT_READ: not read, the execution compares none). ~300 bytes for a small task whose entry is
+# ~700: replaying a run of 100,000 tasks holds what the replay needs, not the store (issue 16).
+class NotRead:
+    """The fingerprint key of a ``Completed`` read without it (``lean_reader(False)``)."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "NOT_READ"
+
+
+NOT_READ = NotRead()
+Completed = tuple[bytes | None, float, bytes | NotRead | None]
+_Blob = TypeVar("_Blob")
+
+
+def lean_reader(digests: bool) -> Callable[[_Blob], Completed | _Blob]:
+    """What a replay needs of an entry, made for every entry of a run as an execution starts:
+    it does in one pass what each task's replay did (``completed_output``, and
+    ``stored_digest`` if ``digests``: the execution compares fingerprints), nothing more.
+
+    The reader returns ``Completed`` for an intact COMPLETED entry (its output checked now,
+    once), else the blob itself (not completed, damaged, not an entry: whoever asks reads the
+    whole entry again and says which).
+    """
+
+    def lean_entry(blob: _Blob) -> Completed | _Blob:
+        if not isinstance(blob, bytes) or len(blob) < _ENTRY_SIZE:
+            return blob
+        _, output_crc, duration, record_length, placement = _unpack_header(blob)
+        end = _ENTRY_SIZE + record_length
+        output: bytes | None = None
+        if placement == INLINE:
+            output = blob[end:]
+            if end > len(blob) or _crc32(output) != output_crc:
+                return blob
+        elif placement != SEPARATE or end != len(blob) or output_crc:  # crc32(b"") == 0
+            return blob
+        if not digests:
+            return output, duration, NOT_READ
+        at = blob.rfind(_DIGEST_FIELD, _ENTRY_SIZE, end)  # stored_digest, inline
+        return output, duration, None if at < 0 else blob[at + _DIGEST_FIELD_SIZE : end - 2]
+
+    return lean_entry
+
+
 _DIGEST_FIELD = b'"fingerprint":"'
+_DIGEST_FIELD_SIZE = len(_DIGEST_FIELD)
 
 
 def stored_digest(blob: object) -> bytes | None:
@@ -123,7 +172,7 @@ def stored_digest(blob: object) -> bytes | None:
     at = blob.rfind(_DIGEST_FIELD, _ENTRY_SIZE, end)
     if at < 0:
         return None
-    return blob[at + len(_DIGEST_FIELD) : end - 2]  # up to the closing '"}'
+    return blob[at + _DIGEST_FIELD_SIZE : end - 2]  # up to the closing '"}'
 
 
 def label_text(what: Label) -> str:
