@@ -8,6 +8,7 @@ import subprocess
 import sys
 import textwrap
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -139,6 +140,33 @@ def test_children_replayed_one_by_one_print_in_item_order(
     failing["on"] = False
     assert job.trigger().status == "SUCCESS"  # 0, 1, 3 replayed; 2 runs again
     assert capsys.readouterr().out == "item 0\nitem 1\nitem 2\nitem 3\n"
+
+
+def test_a_slow_child_run_again_prints_before_later_children_replayed(
+    client: TriggerClient, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A replayed child's output waits for every earlier child to finish (``ItemOrder``),
+    without holding the others back: the later children replay meanwhile."""
+    failing = {"on": True}
+    job = client.define_job("slow-first")
+
+    @job.run
+    def run(payload: Any, io: Any, ctx: Any) -> list[int]:
+        def child(n: int) -> int:
+            if n == 0:
+                if failing["on"]:
+                    raise RuntimeError("not yet")
+                time.sleep(0.3)  # the replays of 1 to 5 are done long before
+            print(f"item {n}")
+            return n
+
+        return list(io.parallel("children", range(6), child))
+
+    assert job.trigger().status == "FAILURE"
+    capsys.readouterr()
+    failing["on"] = False
+    assert job.trigger().status == "SUCCESS"
+    assert capsys.readouterr().out == "".join(f"item {n}\n" for n in range(6))
 
 
 def test_gathered_arun_tasks_each_capture_their_own_lines(client: TriggerClient) -> None:

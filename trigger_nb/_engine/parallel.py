@@ -9,8 +9,10 @@ import inspect
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from trigger_nb._engine.execution import current_frame
 from trigger_nb._engine.executor import ChildBatch, Executor, ThreadExecutor
 from trigger_nb._engine.invocation import run_coroutine
+from trigger_nb._engine.item_order import ItemOrder, output_turn
 from trigger_nb.errors import RunSuspended
 
 if TYPE_CHECKING:
@@ -49,9 +51,10 @@ def fan_out(
         import concurrent.futures
 
         workers = max(1, min(max_workers or DEFAULT_PARALLEL_WORKERS, len(values) or 1))
+        order = ItemOrder(len(values))
         with concurrent.futures.ThreadPoolExecutor(workers) as pool:
             futures = [
-                pool.submit(contextvars.copy_context().run, _child, io, i, child(v), options)
+                pool.submit(contextvars.copy_context().run, _child, io, i, child(v), options, order)
                 for i, v in enumerate(values)
             ]
             outcomes = [_outcome(f) for f in futures]
@@ -60,8 +63,19 @@ def fan_out(
     return run_children
 
 
-def _child(io: TaskRunner, index: int, fn: Callable[..., Any], options: dict[str, Any]) -> Any:
-    return io.run_task(index, fn, name=f"item {index}", **options)
+def _child(
+    io: TaskRunner,
+    index: int,
+    fn: Callable[..., Any],
+    options: dict[str, Any],
+    order: ItemOrder,
+) -> Any:
+    """One child, in a thread of the pool (in a copy of the parent's context)."""
+    output_turn.set((order, index, current_frame.get()))
+    try:
+        return io.run_task(index, fn, name=f"item {index}", **options)
+    finally:
+        order.finished(index)
 
 
 async def _gather(

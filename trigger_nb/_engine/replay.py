@@ -12,7 +12,8 @@ from trigger_nb._core.codec import Stored, Unpickled, deserialize, loads
 from trigger_nb._core.model import TaskRecord
 from trigger_nb._engine.capture import unpack
 from trigger_nb._engine.console import write_again
-from trigger_nb._engine.execution import Execution
+from trigger_nb._engine.execution import Execution, current_frame
+from trigger_nb._engine.item_order import output_turn
 from trigger_nb._store.sealed import refresh_hint
 from trigger_nb._store.snapshot import load_value, parse_task
 from trigger_nb.errors import CacheReadError
@@ -97,7 +98,12 @@ def _write_output_again(
             f"again: {error.reason}\n"
         )
         return record
-    write_again(events, label)
+    turn = output_turn.get()
+    if turn is not None and turn[2] is current_frame.get():  # a parallel task's own child
+        order, index, _parent = turn
+        order.write_in_turn(index, lambda: write_again(events, label))
+    else:
+        write_again(events, label)
     return record
 
 

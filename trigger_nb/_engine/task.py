@@ -24,6 +24,7 @@ from trigger_nb._engine.capture import pack
 from trigger_nb._engine.fingerprint import digest_of
 from trigger_nb._engine.handle import TaskCall
 from trigger_nb._engine.invocation import invoke_async, invoke_sync
+from trigger_nb._engine.item_order import wait_to_run
 from trigger_nb._engine.output import output_properties, stored_form
 from trigger_nb._store.framed import Pickled, stored_size
 from trigger_nb.errors import (
@@ -234,6 +235,7 @@ def _captured(call: TaskCall, attempt: AttemptRecord) -> tuple[int, bytes] | Non
 
 def run_sync(call: TaskCall) -> Any:
     number, spent = 0, 0.0
+    wait_to_run()  # a parallel task's child: after the earlier children's replayed output
     while True:
         number += 1
         attempt = _begin(call, number)
