@@ -12,9 +12,15 @@ from __future__ import annotations
 
 import json
 import time
+from pathlib import Path
+from typing import Any
 
 import pytest
 from playwright.sync_api import Locator, Page, expect
+
+from trigger_nb import DiskStore, TriggerClient
+from trigger_nb._widgets.live import LiveRunView
+from trigger_nb._widgets.run_view import run_data
 
 from .lab import (
     VISIBLE_NOTEBOOK,
@@ -302,3 +308,88 @@ def test_timeline_draws_a_bar_per_attempt(page: Page, jupyter_server: JupyterSer
     expect(nested).to_have_css("padding-left", "16px")  # indented under Load
     _scroll_to_top(doc)
     save_screenshot(page, "page-timeline")
+
+
+# VS Code's built-in notebook renderer (microsoft/vscode, extensions/notebook-renderers,
+# ``renderHTML`` and ``domEval``): an output's HTML goes into a new div by ``innerHTML`` (so its
+# scripts do not run), the div into the output's element, and then every script in it is run as
+# a copy appended to that div (its text, its ``type``) and removed at once. The copy's
+# ``document.currentScript`` is outside the page's root. A widget output whose model is gone
+# falls back to another mime type of the same output (vscode-jupyter #8635, #12611): the
+# view's widget output has an empty ``text/html``.
+VSCODE_RENDER = """
+(outputs) => {
+  const cell = document.createElement("div");
+  cell.className = "cell_container";
+  document.body.appendChild(cell);
+  for (const html of outputs) {
+    const container = document.createElement("div");
+    container.className = "output_container";
+    const output = document.createElement("div");
+    output.className = "output";
+    container.appendChild(output);
+    cell.appendChild(container);
+    const element = document.createElement("div");
+    element.innerHTML = html;
+    output.appendChild(element);
+    for (const node of Array.from(element.getElementsByTagName("script"))) {
+      const copy = document.createElement("script");
+      copy.text = node.innerText;
+      for (const key of ["type", "src", "nonce", "noModule", "async"]) {
+        const value = node[key] || node.getAttribute(key);
+        if (value) copy.setAttribute(key, value);
+      }
+      element.appendChild(copy).parentNode.removeChild(copy);
+    }
+  }
+}
+"""
+
+
+def test_a_vscode_style_renderer_draws_the_whole_page(
+    browser: Any, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    """A saved notebook's outputs rendered the way VS Code renders them without a kernel: the
+    page's script finds its page although it runs as a copy outside it, and draws the tree with
+    its chips, the failure and the timeline (no kernel, no JupyterLab), in VS Code's colours."""
+    client = TriggerClient("vscode", store=DiskStore(tmp_path / "store"))
+    job = client.define_job("orders", name="Import orders")
+
+    @job.run
+    def orders(payload: Any, io: Any, ctx: Any) -> None:
+        io.run_task("login", lambda: "token", name="Log in")
+        io.run_task("save", lambda: 1 / 0, name="Save rows")
+
+    run = job.trigger()
+    assert run.status == "FAILURE"
+    live = LiveRunView(title="orders")
+    live.finish(run, run_data(run))
+    widget_output, page_output = live._widget_bundle(), live._page_bundle()
+    context = browser.new_context(viewport={"width": 1200, "height": 800})
+    page = context.new_page()
+    try:
+        # VS Code's dark theme, as its webview sets it: the page's text follows it
+        dark = (
+            "--vscode-foreground:#cccccc;--vscode-descriptionForeground:#ccccccb3;"
+            "--vscode-editor-background:#1e1e1e;--vscode-editorWidget-background:#252526;"
+            "--vscode-panel-border:#80808059;--vscode-textLink-foreground:#3794ff;"
+            "background:#1e1e1e"
+        )
+        page.set_content(f'<!doctype html><html><body style="{dark}"></body></html>')
+        page.evaluate(VSCODE_RENDER, [widget_output["text/html"], page_output["text/html"]])
+        doc = page.locator(".tnb-doc")
+        expect(doc).to_have_attribute("data-tnb-app", "on")
+        assert doc.evaluate("e => getComputedStyle(e).color") == "rgb(204, 204, 204)"
+        expect(doc.locator(".tnb-static-tree")).to_be_hidden()
+        expect(doc.locator(".tnb-chip-failed")).to_be_visible()
+        failed = _row(doc, "Save rows")
+        expect(failed).to_be_visible()
+        expect(failed).to_contain_text("ZeroDivisionError: division by zero")
+        save_screenshot(page, "page-vscode-renderer")
+        doc.locator(".tnb-tab[data-tab='timeline']").click()
+        expect(doc.locator(".tnb-pane-timeline .tnb-bar.tnb-attempt")).to_have_count(2)
+    except Exception:
+        save_screenshot(page, f"FAILED-{request.node.name}")
+        raise
+    finally:
+        context.close()

@@ -26,17 +26,17 @@ APP_CSS = """
 .tnb-doc .tnb-bar-row{display:flex;flex-wrap:wrap;align-items:center;gap:4px;margin:4px 0 6px}
 .tnb-doc .tnb-bar-row button,.tnb-doc .tnb-bar-row select,.tnb-doc .tnb-bar-row input,
 .tnb-doc .tnb-tl-head select{font:inherit;font-size:12px;border:1px solid
-var(--jp-border-color1,#d0d7de);background:var(--jp-layout-color1,#fff);
-color:var(--jp-ui-font-color1,#1f2328);border-radius:12px;padding:1px 9px;cursor:pointer}
+var(--tnb-border);background:var(--tnb-bg);
+color:var(--tnb-fg);border-radius:12px;padding:1px 9px;cursor:pointer}
 .tnb-doc .tnb-actions-row{margin:6px 0 2px}
 .tnb-doc .tnb-actions-row button{font:inherit;font-size:12px;border:1px solid
-var(--jp-border-color1,#d0d7de);background:var(--jp-layout-color1,#fff);
-color:var(--jp-ui-font-color1,#1f2328);border-radius:4px;padding:1px 9px;cursor:pointer}
+var(--tnb-border);background:var(--tnb-bg);
+color:var(--tnb-fg);border-radius:4px;padding:1px 9px;cursor:pointer}
 .tnb-doc .tnb-answer{margin:4px 0}
 .tnb-doc .tnb-refresh-pending{background:#57606a}
 .tnb-doc .tnb-bar-row button:disabled{opacity:.45;cursor:default}
-.tnb-doc .tnb-bar-row .tnb-on{background:var(--jp-brand-color1,#1f6feb);color:#fff;
-border-color:var(--jp-brand-color1,#1f6feb)}
+.tnb-doc .tnb-bar-row .tnb-on{background:var(--tnb-brand);color:#fff;
+border-color:var(--tnb-brand)}
 .tnb-doc .tnb-tab{border-radius:4px!important;font-weight:600}
 .tnb-doc .tnb-search{border-radius:4px!important;cursor:text!important;width:14em}
 .tnb-doc .tnb-n{opacity:.8}
@@ -45,27 +45,27 @@ border-color:var(--jp-brand-color1,#1f6feb)}
 .tnb-doc .tnb-row.tnb-dim{opacity:.55}
 .tnb-doc .tnb-row.tnb-target{background:rgba(207,34,46,.12);outline:1px solid #cf222e}
 .tnb-doc .tnb-chev{display:inline-block;width:14px;cursor:pointer;color:
-var(--jp-ui-font-color2,#656d76)}
+var(--tnb-fg2)}
 .tnb-doc .tnb-name{font-weight:600;cursor:pointer}
 .tnb-doc .tnb-name:hover{text-decoration:underline}
-.tnb-doc .tnb-more-row{color:var(--jp-brand-color1,#1f6feb);font-style:italic;cursor:pointer;
+.tnb-doc .tnb-more-row{color:var(--tnb-brand);font-style:italic;cursor:pointer;
 margin-left:14px}
 .tnb-doc .tnb-badge.tnb-stale{background:#b45309}
 .tnb-doc .tnb-tl-head{margin:2px 0 4px}
 .tnb-doc .tnb-tl-axis,.tnb-doc .tnb-tl-row{display:flex;height:20px;align-items:center}
 .tnb-doc .tnb-tl-row{position:absolute;left:0;right:0}
-.tnb-doc .tnb-tl-row:hover{background:var(--jp-layout-color2,#eff1f3)}
+.tnb-doc .tnb-tl-row:hover{background:var(--tnb-bg2)}
 .tnb-doc .tnb-tl-label{flex:0 0 260px;overflow:hidden;white-space:nowrap;text-overflow:ellipsis;
 font-size:12px;box-sizing:border-box}
 .tnb-doc .tnb-tl-track{flex:1;position:relative;height:100%;margin-right:40px}
-.tnb-doc .tnb-tl-axis .tnb-tl-track{border-bottom:1px solid var(--jp-border-color2,#d0d7de)}
+.tnb-doc .tnb-tl-axis .tnb-tl-track{border-bottom:1px solid var(--tnb-border2)}
 .tnb-doc .tnb-tick{position:absolute;top:2px;font-size:11px;white-space:nowrap;
-color:var(--jp-ui-font-color2,#656d76);border-left:1px solid var(--jp-border-color2,#d0d7de);
+color:var(--tnb-fg2);border-left:1px solid var(--tnb-border2);
 padding-left:2px;height:16px}
 .tnb-doc .tnb-tick-end{transform:translateX(-100%);border-left:none;padding:0 2px 0 0;
-border-right:1px solid var(--jp-border-color2,#d0d7de)}
+border-right:1px solid var(--tnb-border2)}
 .tnb-doc .tnb-tl-scroll{overflow-y:auto;position:relative;border-bottom:1px solid
-var(--jp-border-color2,#d0d7de)}
+var(--tnb-border2)}
 .tnb-doc .tnb-tl-inner{position:relative}
 .tnb-doc .tnb-bar,.tnb-doc .tnb-gap{position:absolute;top:4px;height:12px;border-radius:2px;
 min-width:2px}

@@ -16,7 +16,7 @@ from trigger_nb._render.tree import COLORS
 
 TRACK_CSS = """
 .tnb .tnb-track{float:right;position:relative;width:240px;height:10px;margin:5px 8px 0 8px;
-background:var(--jp-layout-color2,#eff1f3);border-radius:2px}
+background:var(--tnb-bg2);border-radius:2px}
 .tnb .tnb-track>span{position:absolute;top:1px;height:8px;min-width:2px;border-radius:1px}
 """
 

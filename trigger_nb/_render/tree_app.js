@@ -6,6 +6,12 @@
 (function () {
   var me = document.currentScript;
   var root = me && me.closest ? me.closest(".tnb-doc") : null;
+  if (!root && me && me.parentNode && me.parentNode.querySelectorAll) {
+    // VS Code runs an output's scripts as copies appended to the output's own element (and
+    // removed at once): the page is the one in there not drawn yet
+    var pages = me.parentNode.querySelectorAll(".tnb-doc:not([data-tnb-app])");
+    root = pages.length ? pages[pages.length - 1] : null;
+  }
   if (!root || root.getAttribute("data-tnb-app") === "on") return;
   var holder = root.querySelector("script.tnb-data");
   if (!holder) return;
