@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 import pytest
 from columnar_values import arrow_table, polars_frame
+from test_big_output import _big_store
 
 from trigger_nb import CacheReadError, Store, TriggerClient
 from trigger_nb._store.framed import MAGIC
@@ -72,18 +73,6 @@ def _define(
     return job
 
 
-def _stored_heads(store: Store, run_id: str) -> list[bytes]:
-    heads = []
-    for key in store.backend.scan(f"o:{run_id}:"):
-        source = store.backend.file_of(f"o:{run_id}:{key}")
-        if isinstance(source, Path):
-            with open(source, "rb") as file:
-                heads.append(file.read(len(MAGIC)))
-        elif isinstance(source, bytes):
-            heads.append(source[: len(MAGIC)])
-    return heads
-
-
 def test_polars_and_arrow_values_round_trip_with_their_types(any_store: Store) -> None:
     values = _values()
     client = TriggerClient("columnar", store=any_store, on_code_change="ignore")
@@ -104,7 +93,7 @@ def test_polars_and_arrow_values_round_trip_with_their_types(any_store: Store) -
         assert _same(values[key], got_replayed), key
     # Every one is a framed file: the columns went out of band, polars' too (its own pickling
     # would have made one in-band blob).
-    assert _stored_heads(any_store, first.id) == [MAGIC] * len(KEYS)
+    assert _big_store(any_store, first.id) == [MAGIC] * len(KEYS)
 
 
 REPLAY = """
@@ -224,7 +213,7 @@ def test_small_polars_frames_and_object_columns_keep_polars_own_pickling(
     job = client.define_job("small-polars")
     job.run(lambda payload, io, ctx: io.run_task("small", lambda: small))
     first = job.trigger()
-    assert _stored_heads(client.store, first.id) == []  # in its task entry, not framed
+    assert _big_store(client.store, first.id) == []  # in its task entry, not framed
     assert _same(small, first.output) and _same(small, job.trigger().output)
     objects = pl.DataFrame({"o": pl.Series([object()] * 300_000, dtype=pl.Object)})
     failing = client.define_job("polars-objects")
