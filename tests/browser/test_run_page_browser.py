@@ -82,6 +82,17 @@ def _row(doc: Locator, name: str, css: str = ".tnb-row") -> Locator:
     return doc.locator(css).filter(has=doc.page.get_by_text(name, exact=True))
 
 
+def _expect_failing_run(doc: Locator) -> None:
+    """The page of ``FAILING_RUN`` drawn: its status, the failed task named in the header and
+    its row with the error, the retried task's attempts, a duration."""
+    expect(doc.locator(".tnb-status")).to_have_text("FAILURE")
+    expect(doc.locator(".tnb-run-error")).to_contain_text("error in task Save rows")
+    failed = _row(doc, "Save rows", ".tnb-row.tnb-st-failed")
+    expect(failed).to_contain_text("ZeroDivisionError: division by zero")
+    expect(_row(doc, "Fetch orders")).to_contain_text("3 attempts")
+    expect(_row(doc, "Log in")).to_contain_text(" ms")  # a duration
+
+
 def _scroll_to_top(locator: Locator) -> None:
     locator.evaluate("element => element.scrollIntoView({block: 'start'})")
 
@@ -122,12 +133,7 @@ def test_reopened_without_its_kernel_the_run_still_shows(
     notebook = page.locator(VISIBLE_NOTEBOOK)
     doc = _cell(page, 1).locator(".tnb-doc")
     expect(doc).to_be_visible(timeout=30_000)
-    expect(doc.locator(".tnb-status")).to_have_text("FAILURE")
-    expect(doc.locator(".tnb-run-error")).to_contain_text("error in task Save rows")
-    failed = _row(doc, "Save rows", ".tnb-row.tnb-st-failed")
-    expect(failed).to_contain_text("ZeroDivisionError: division by zero")
-    expect(_row(doc, "Fetch orders")).to_contain_text("3 attempts")
-    expect(_row(doc, "Log in")).to_contain_text(" ms")  # a duration
+    _expect_failing_run(doc)
     magic = _cell(page, 2).locator(".tnb-doc")
     expect(magic.locator(".tnb-status")).to_have_text("SUCCESS")
     expect(_row(magic, "Query warehouse")).to_be_visible()
@@ -194,12 +200,7 @@ def test_notebook7_reopened_without_its_kernel_shows_the_tree(
     doc = cells.nth(1).locator(".tnb-doc")
     expect(doc).to_be_visible(timeout=30_000)
     expect(doc).to_have_attribute("data-tnb-app", "on")  # its script ran: trusted, drawn
-    expect(doc.locator(".tnb-status")).to_have_text("FAILURE")
-    expect(doc.locator(".tnb-run-error")).to_contain_text("error in task Save rows")
-    failed = _row(doc, "Save rows", ".tnb-row.tnb-st-failed")
-    expect(failed).to_contain_text("ZeroDivisionError: division by zero")
-    expect(_row(doc, "Fetch orders")).to_contain_text("3 attempts")
-    expect(_row(doc, "Log in")).to_contain_text(" ms")  # a duration
+    _expect_failing_run(doc)
     magic = cells.nth(2).locator(".tnb-doc")
     expect(magic.locator(".tnb-status")).to_have_text("SUCCESS")
     expect(_row(magic, "Query warehouse")).to_be_visible()
